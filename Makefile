@@ -1,0 +1,50 @@
+# Every target bootstraps .venv on first use; later runs reuse it (the stamp tracks the lock file).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+QUICK ?= 0
+JOBS ?= 2
+export PYTHONHASHSEED := 0
+
+.PHONY: help install test test-fast lint format bench reproduce-nmf lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@echo "  QUICK=1 makes every reproduce-* target a minutes-long smoke run; JOBS=N sets parallel runs."
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with the pinned dependencies and the project (editable)
+
+test: $(STAMP)  ## run the whole test suite (slow tests included, as CI does)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile
+
+test-fast: $(STAMP)  ## run the tests not marked slow
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)  ## ruff checks
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(STAMP)  ## micro-benchmarks, printed as ratios against in-process references
+	$(PY) -m benchmarks
+
+reproduce-nmf: $(STAMP)  ## paper 1: NMF schedule comparison -> results/nmf/
+	$(PY) -m experiments.nmf $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS)
+
+lock:  ## re-pin requirements.lock from the current .venv
+	@echo "# Exact versions for reproducible installs (make install). Regenerate with: make lock" > requirements.lock
+	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' >> requirements.lock
+
+clean:  ## remove the virtual environment and caches (results are kept)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Pipelines behind the tables and figures; imports the libraries, never the reverse."""

@@ -1,0 +1,1 @@
+"""GreedyLR: a loss-feedback learning-rate scheduler for torch optimizers (paper 3)."""

@@ -1,0 +1,1 @@
+"""Stochastic non-negative matrix factorisation with a provable stability bound (paper 1)."""
