@@ -1,0 +1,265 @@
+"""Stability bounds: the largest learning rates for which a projected NMF step provably descends.
+
+All bounds come from one inequality, derived in ``docs/theory/nmf_stability.md``. Write
+``x = (W, H)``, ``R = W H - V``, ``g`` the gradient and ``d`` the step actually taken, i.e. the
+projection of ``x - lr * g`` onto the convex box ``C_x = {y : 0 <= y <= box, |y - x| <= clip}``.
+Along the segment ``x + t d`` the loss is a quartic whose curvature is at most ``M(s) ||d||^2`` with
+``s = ||d||``::
+
+    M(s) = (a + s)^2 + ||R||_F + a s + s^2 / 2,    a = sqrt(||W||_2^2 + ||H||_2^2),
+
+so ``f(x + d) <= f(x) - (1 / lr - M(s) / 2) ||d||^2``: the step cannot increase the loss as long as
+``lr * M(||d(lr)||) <= 2``. ``lr * M(||d(lr)||)`` increases with ``lr``, so the set of safe
+learning rates is an interval ``[0, bound]`` and the functions below find its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from numbers import Real
+
+import numpy as np
+from scipy.optimize import brentq
+
+from nmf.problem import Array, StochasticNMF, projected_step
+
+
+def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, Real) or not np.isfinite(value) or value <= 0:
+        allowed = "None or a finite float > 0" if allow_none else "a finite float > 0"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+
+
+def _check_iterate(W: Array, H: Array, box: float | None) -> None:
+    """The theory needs the current point inside the feasible set."""
+    upper = np.inf if box is None else box
+    for name, X in (("W", W), ("H", H)):
+        if X.size and not (X.min() >= 0 and X.max() <= upper):
+            raise ValueError(
+                f"{name} must have entries in [0, box] = [0, {upper}] (the feasible set)."
+            )
+
+
+def spectral_scale(W: Array, H: Array) -> float:
+    """``a = sqrt(||W||_2^2 + ||H||_2^2)``, from the r x r Gram matrices (cheap for small rank)."""
+    w2 = np.linalg.eigvalsh(W.T @ W)[-1]
+    h2 = np.linalg.eigvalsh(H @ H.T)[-1]
+    return float(np.sqrt(max(w2, 0.0) + max(h2, 0.0)))
+
+
+def curvature_bound(a: float, residual_norm: float, step_norm: float) -> float:
+    """``M(s)``: bound on the loss's curvature (per unit squared step) along a step of length s."""
+    s = step_norm
+    return (a + s) ** 2 + residual_norm + a * s + 0.5 * s * s
+
+
+def _largest_root(fails: Callable[[float], float], hi: float) -> float:
+    """Largest ``lr`` in ``[0, hi]`` with ``fails(lr) <= 0`` for an increasing ``fails``.
+
+    The answer is checked, so rounding in the root finder can only make the bound smaller.
+    """
+    if fails(hi) <= 0:
+        return hi
+    if fails(0.0) > 0:
+        return 0.0
+    root = brentq(fails, 0.0, hi, xtol=1e-15, rtol=1e-12)
+    for shrink in (1e-12, 1e-9, 1e-6, 1e-3):
+        candidate = root * (1.0 - shrink)
+        if fails(candidate) <= 0:
+            return candidate
+    lo = 0.0  # brentq wandered off: a plain bisection is slower but safe
+    for _ in range(100):
+        mid = 0.5 * (lo + root)
+        lo, root = (mid, root) if fails(mid) <= 0 else (lo, mid)
+    return lo
+
+
+def stability_bound(
+    problem: StochasticNMF,
+    W: Array,
+    H: Array,
+    *,
+    clip: float | None = None,
+    box: float | None = None,
+    residual: Array | None = None,
+    gradient: tuple[Array, Array] | None = None,
+) -> float:
+    """Largest learning rate for which one projected full-gradient step provably does not increase the loss.
+
+    Every ``lr`` in ``[0, bound]`` gives ``loss(step(lr)) <= loss(W, H)``, where ``step`` is
+    :func:`nmf.problem.projected_step` with the same ``clip`` and ``box``.
+
+    Parameters
+    ----------
+    problem : StochasticNMF
+    W, H : arrays
+        The current (non-negative) iterate.
+    clip : float or None
+        Element-wise update clipping: no entry moves by more than ``clip`` in one step.
+    box : float or None
+        Upper bound on every entry of W and H (values are projected onto ``[0, box]``).
+    residual, gradient : optional
+        ``W @ H - V`` and the exact gradient, if the caller already has them.
+
+    Returns
+    -------
+    float
+        The bound; ``inf`` only in the degenerate case ``W = H = 0 = V``.
+    """
+    _check_positive("clip", clip)
+    _check_positive("box", box)
+    _check_iterate(W, H, box)
+    R = problem.residual(W, H) if residual is None else residual
+    gW, gH = problem.gradient(W, H, R) if gradient is None else gradient
+    a = spectral_scale(W, H)
+    r_norm = float(np.linalg.norm(R))
+    base = curvature_bound(a, r_norm, 0.0)
+    if base == 0.0:
+        return float("inf")
+
+    def step_norm(lr: float) -> float:
+        W1, H1 = projected_step(W, H, gW, gH, lr, clip=clip, box=box)
+        return float(np.sqrt(np.linalg.norm(W1 - W) ** 2 + np.linalg.norm(H1 - H) ** 2))
+
+    return _largest_root(
+        lambda lr: lr * curvature_bound(a, r_norm, step_norm(lr)) - 2.0, 2.0 / base
+    )
+
+
+def noisy_stability_bound(
+    problem: StochasticNMF,
+    W: Array,
+    H: Array,
+    *,
+    clip: float | None = None,
+    box: float | None = None,
+    delta: float | None = 1e-3,
+    residual: Array | None = None,
+) -> float:
+    """Largest learning rate for which one projected *stochastic* step descends in expectation.
+
+    For every ``lr`` in ``[0, bound]``, ``E[loss(step(lr, g_hat))] <= loss(W, H)`` where ``g_hat``
+    is the problem's stochastic gradient (mini-batch and/or Gaussian noise) and the expectation is
+    over the oracle's randomness.
+
+    Parameters
+    ----------
+    problem, W, H, clip, box, residual
+        As in :func:`stability_bound`.
+    delta : float in (0, 1) or None, default 1e-3
+        Gaussian noise is unbounded, so without clipping the step length is only bounded with high
+        probability. With ``delta`` the statement holds conditionally on the event
+        ``||noise|| <= noise_std * (sqrt(N) + sqrt(2 log(1/delta)))``, of probability at least
+        ``1 - delta`` (conditioning keeps the noise centred and shrinks its variance). With
+        ``None`` the statement is unconditional, which needs ``clip`` or ``box``.
+
+    Returns
+    -------
+    float
+        The bound, ``0.0`` when the noise is too large for any guarantee (the noiseless gradient
+        mapping is smaller than twice the noise's standard deviation).
+    """
+    _check_positive("clip", clip)
+    _check_positive("box", box)
+    if delta is not None and (not isinstance(delta, Real) or not 0 < delta < 1):
+        raise ValueError(f"delta must be None or a float in (0, 1), got {delta!r}.")
+    if delta is None and clip is None and box is None and problem.noise_std > 0:
+        raise ValueError(
+            "delta=None (an unconditional guarantee) needs clip or box to bound the step."
+        )
+    _check_iterate(W, H, box)
+    R = problem.residual(W, H) if residual is None else residual
+    gW, gH = problem.gradient(W, H, R)
+    variance = problem.gradient_noise_variance(W, H, R)
+    if variance == 0.0:
+        return stability_bound(problem, W, H, clip=clip, box=box, residual=R, gradient=(gW, gH))
+    a = spectral_scale(W, H)
+    r_norm = float(np.linalg.norm(R))
+    base = curvature_bound(a, r_norm, 0.0)
+    noise_sd = np.sqrt(variance)  # E||xi|| <= sqrt(E||xi||^2)
+    N = problem.n_params
+    sure_step = np.inf
+    if clip is not None:
+        sure_step = min(sure_step, clip * np.sqrt(N))
+    if box is not None:
+        sure_step = min(sure_step, box * np.sqrt(N))
+    g_hat_max = problem.max_stochastic_gradient_norm(W, H, R)
+    if problem.noise_std > 0:
+        g_hat_max = g_hat_max + (
+            np.inf
+            if delta is None
+            else problem.noise_std * (np.sqrt(N) + np.sqrt(2 * np.log(1 / delta)))
+        )
+
+    def fails(lr: float) -> float:
+        lr = max(lr, 1e-12 / base)  # lr = 0 stands for the limit lr -> 0 of the gradient mapping
+        W1, H1 = projected_step(W, H, gW, gH, lr, clip=clip, box=box)
+        mapping = np.sqrt(np.linalg.norm(W1 - W) ** 2 + np.linalg.norm(H1 - H) ** 2) / lr
+        margin = mapping - noise_sd
+        if margin <= noise_sd:
+            return 1.0
+        step = min(lr * g_hat_max, sure_step)
+        return lr * curvature_bound(a, r_norm, step) / 2.0 + variance / margin**2 - 1.0
+
+    return _largest_root(fails, 2.0 / base)
+
+
+def global_stability_bound(problem: StochasticNMF, *, box: float) -> float:
+    """A learning rate that is safe for *every* iterate when all entries are kept in ``[0, box]``.
+
+    Over the box, ``||W||_2^2 + ||H||_2^2 <= box^2 r (m + n)`` and every residual entry is at most
+    ``max(v_ij, r box^2 - v_ij)`` in size, so ``M`` is bounded independently of the iterate and of
+    the step (which stays in the box). Update clipping does not change this bound.
+    """
+    _check_positive("box", box, allow_none=False)
+    m, n = problem.shape
+    r = problem.rank
+    a2 = box * box * r * (m + n)
+    r_max = float(np.linalg.norm(np.maximum(problem.V, r * box * box - problem.V)))
+    return 2.0 / (a2 + r_max)
+
+
+def empirical_max_stable_lr(
+    problem: StochasticNMF,
+    W: Array,
+    H: Array,
+    *,
+    clip: float | None = None,
+    box: float | None = None,
+    start: float | None = None,
+    max_factor: float = 1e6,
+    n_grid: int = 400,
+) -> float:
+    """The largest ``lr`` such that full-gradient steps at every grid point up to it do not increase the loss.
+
+    A geometric grid from ``start`` (default: the stability bound) to ``start * max_factor`` is
+    scanned until the first step that increases the loss, then the crossing is refined by
+    bisection. Used to report how tight :func:`stability_bound` is.
+    """
+    R = problem.residual(W, H)
+    f0 = 0.5 * float(np.linalg.norm(R) ** 2)
+    gW, gH = problem.gradient(W, H, R)
+    tol = 1e-12 * max(f0, 1.0)
+
+    def stable(lr: float) -> bool:
+        W1, H1 = projected_step(W, H, gW, gH, lr, clip=clip, box=box)
+        f1 = problem.loss(W1, H1)
+        return bool(np.isfinite(f1) and f1 <= f0 + tol)
+
+    if start is None:
+        start = stability_bound(problem, W, H, clip=clip, box=box, residual=R, gradient=(gW, gH))
+    if not np.isfinite(start):
+        return float(start)
+    grid = start * np.geomspace(1.0, max_factor, n_grid)
+    last_ok = 0.0
+    for lr in grid:
+        if not stable(lr):
+            lo, hi = last_ok, lr
+            for _ in range(60):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if stable(mid) else (lo, mid)
+            return lo
+        last_ok = lr
+    return last_ok

@@ -1,0 +1,83 @@
+"""Non-negative data matrices: synthetic low-rank, scikit-learn digits, scikit-image faces, user files.
+
+Every loader returns a float64 array ``V`` of shape ``(samples, features)`` with entries in a
+known range, ready for :class:`nmf.StochasticNMF`. Real data ships with the installed packages,
+so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nmf.problem import Array
+
+
+def synthetic(
+    m: int = 200,
+    n: int = 100,
+    rank: int = 10,
+    *,
+    noise: float = 0.1,
+    seed: int | None = None,
+) -> Array:
+    """A random non-negative rank-``rank`` matrix plus noise, clipped at zero.
+
+    ``V = max(0, W* H* + noise * std(W* H*) * N(0, 1))`` with ``W*``, ``H*`` uniform on ``[0, 1)``,
+    so ``noise`` is the noise-to-signal ratio of the entries.
+    """
+    for name, value in (("m", m), ("n", n), ("rank", rank)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    if not (noise >= 0 and np.isfinite(noise)):
+        raise ValueError(f"noise must be a finite float >= 0, got {noise!r}.")
+    rng = np.random.default_rng(seed)
+    clean = rng.random((m, rank)) @ rng.random((rank, n))
+    return np.maximum(clean + noise * clean.std() * rng.standard_normal((m, n)), 0.0)
+
+
+def digits() -> Array:
+    """scikit-learn's 1797 handwritten 8x8 digits as a (1797, 64) matrix scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    return load_digits().data.astype(np.float64) / 16.0
+
+
+def faces() -> Array:
+    """scikit-image's ``lfw_subset``: 200 face crops of 25x25 pixels as a (200, 625) matrix in [0, 1]."""
+    from skimage.data import lfw_subset
+
+    images = lfw_subset()
+    return images.reshape(len(images), -1).astype(np.float64)
+
+
+def load_matrix(path: str | Path) -> Array:
+    """A user's non-negative matrix from a ``.npy`` or ``.csv`` (comma-separated, no header) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path {str(path)!r} is not a file.")
+    if path.suffix == ".npy":
+        V = np.load(path, allow_pickle=False)
+    elif path.suffix == ".csv":
+        V = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    else:
+        raise ValueError(f"path must end in .npy or .csv, got {path.name!r}.")
+    V = np.asarray(V, dtype=np.float64)
+    if V.ndim != 2:
+        raise ValueError(f"the matrix in {path.name!r} must be 2-D, got shape {V.shape}.")
+    return V
+
+
+DATASETS = {"synthetic": synthetic, "digits": digits, "faces": faces}
+
+
+def load_dataset(name: str, **kwargs) -> Array:
+    """``"synthetic"`` (keyword arguments go to :func:`synthetic`), ``"digits"``, ``"faces"``, or a file path."""
+    if name in DATASETS:
+        return DATASETS[name](**kwargs)
+    if name.endswith((".npy", ".csv")):
+        return load_matrix(name)
+    raise ValueError(
+        f"dataset must be one of {sorted(DATASETS)} or a .npy/.csv path, got {name!r}."
+    )

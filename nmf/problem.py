@@ -1,0 +1,246 @@
+"""The stochastic NMF problem: data, Frobenius loss, exact and noisy gradients, initialisation."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Array = NDArray[np.float64]
+
+
+class StochasticNMF:
+    """Non-negative factorisation ``V ~ W @ H`` under the loss ``0.5 * ||V - W H||_F^2``.
+
+    Parameters
+    ----------
+    V : array-like of shape (m, n)
+        Non-negative, finite data. Stored as a read-only float64 copy.
+    rank : int
+        Inner dimension r of the factorisation, ``1 <= rank <= min(m, n)``.
+    noise_std : float, default 0.0
+        Standard deviation of the additive Gaussian noise that the stochastic oracle puts on every
+        entry of both gradients.
+    batch_size : int or None, default None
+        If given, the stochastic oracle uses a mini-batch of ``batch_size`` columns of V drawn
+        without replacement and rescales it by ``n / batch_size`` so that it stays unbiased:
+        ``gW`` sums the batch's contributions, ``gH`` is non-zero on the batch's columns only.
+        ``None`` uses all columns.
+    seed : int or None, default None
+        Default seed of :meth:`init`.
+
+    Notes
+    -----
+    The stochastic oracle applies both sources of noise when both are configured: first the
+    mini-batch, then the Gaussian noise on top. Both keep the estimate unbiased, and
+    :meth:`gradient_noise_variance` gives its exact total variance ``E||g_hat - g||^2``, which the
+    noisy stability bound needs.
+    """
+
+    def __init__(
+        self,
+        V: ArrayLike,
+        rank: int,
+        *,
+        noise_std: float = 0.0,
+        batch_size: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        V = np.array(V, dtype=np.float64)
+        if V.ndim != 2:
+            raise ValueError(f"V must be a 2-D matrix, got an array with shape {V.shape}.")
+        if V.size == 0:
+            raise ValueError(f"V must not be empty, got shape {V.shape}.")
+        if not np.all(np.isfinite(V)):
+            raise ValueError("V must contain only finite values (found NaN or inf).")
+        if np.any(V < 0):
+            raise ValueError(f"V must be non-negative (minimum entry is {V.min():g}).")
+        m, n = V.shape
+        if not isinstance(rank, Integral) or isinstance(rank, bool) or not 1 <= rank <= min(m, n):
+            raise ValueError(
+                f"rank must be an integer in [1, min(m, n)] = [1, {min(m, n)}], got {rank!r}."
+            )
+        if not isinstance(noise_std, Real) or not np.isfinite(noise_std) or noise_std < 0:
+            raise ValueError(f"noise_std must be a finite float >= 0, got {noise_std!r}.")
+        if batch_size is not None and (
+            not isinstance(batch_size, Integral)
+            or isinstance(batch_size, bool)
+            or not 1 <= batch_size <= n
+        ):
+            raise ValueError(
+                f"batch_size must be None or an integer in [1, n] = [1, {n}], got {batch_size!r}."
+            )
+        V.setflags(write=False)
+        self.V: Array = V
+        self.rank = int(rank)
+        self.noise_std = float(noise_std)
+        self.batch_size = None if batch_size is None or batch_size == n else int(batch_size)
+        self.seed = seed
+        self._norm_V = float(np.linalg.norm(V))
+
+    # ------------------------------------------------------------------ shapes and set-up
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(m, n)``, the shape of V."""
+        return self.V.shape  # type: ignore[return-value]
+
+    @property
+    def n_params(self) -> int:
+        """Number of entries of W and H together, ``rank * (m + n)``."""
+        m, n = self.shape
+        return self.rank * (m + n)
+
+    @property
+    def is_stochastic(self) -> bool:
+        """Whether :meth:`stochastic_gradient` differs from :meth:`gradient`."""
+        return self.noise_std > 0 or self.batch_size is not None
+
+    def init(self, seed: int | None = None) -> tuple[Array, Array]:
+        """Random non-negative factors scaled so that ``W @ H`` has the mean of V.
+
+        Entries are ``sqrt(mean(V) / rank) * |N(0, 1)|``, scikit-learn's ``init="random"`` rule.
+        """
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        m, n = self.shape
+        scale = np.sqrt(max(self.V.mean(), np.finfo(float).tiny) / self.rank)
+        W = scale * np.abs(rng.standard_normal((m, self.rank)))
+        H = scale * np.abs(rng.standard_normal((self.rank, n)))
+        return W, H
+
+    def _check_factors(self, W: Array, H: Array) -> None:
+        m, n = self.shape
+        if W.shape != (m, self.rank) or H.shape != (self.rank, n):
+            raise ValueError(
+                f"W and H must have shapes {(m, self.rank)} and {(self.rank, n)}, "
+                f"got {W.shape} and {H.shape}."
+            )
+
+    # ------------------------------------------------------------------ loss and gradients
+    def residual(self, W: Array, H: Array) -> Array:
+        """``R = W @ H - V`` (the sign makes ``gW = R @ H.T``)."""
+        self._check_factors(W, H)
+        return W @ H - self.V
+
+    def loss(self, W: Array, H: Array) -> float:
+        """Frobenius loss ``0.5 * ||V - W H||_F^2``."""
+        return 0.5 * float(np.linalg.norm(self.residual(W, H)) ** 2)
+
+    def relative_error(self, W: Array, H: Array) -> float:
+        """``||V - W H||_F / ||V||_F`` (scikit-learn's ``reconstruction_err_`` over ``||V||_F``)."""
+        return float(np.linalg.norm(self.residual(W, H))) / max(self._norm_V, np.finfo(float).tiny)
+
+    def relative_error_from_loss(self, loss: float) -> float:
+        """The relative error that corresponds to a loss value."""
+        return float(np.sqrt(2.0 * loss)) / max(self._norm_V, np.finfo(float).tiny)
+
+    def gradient(self, W: Array, H: Array, residual: Array | None = None) -> tuple[Array, Array]:
+        """Exact gradient ``(R H^T, W^T R)`` of the loss; pass ``residual`` to reuse ``W H - V``."""
+        R = self.residual(W, H) if residual is None else residual
+        return R @ H.T, W.T @ R
+
+    def stochastic_gradient(
+        self,
+        W: Array,
+        H: Array,
+        rng: np.random.Generator,
+        residual: Array | None = None,
+    ) -> tuple[Array, Array]:
+        """An unbiased noisy gradient: column mini-batch (if configured), then Gaussian noise.
+
+        Parameters
+        ----------
+        W, H : arrays
+            The current factors.
+        rng : numpy.random.Generator
+            Source of all randomness of the oracle.
+        residual : array, optional
+            ``W @ H - V`` if the caller already has it (saves one matrix product).
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}.")
+        R = self.residual(W, H) if residual is None else residual
+        if self.batch_size is None:
+            gW, gH = self.gradient(W, H, R)
+        else:
+            n = self.shape[1]
+            cols = rng.choice(n, size=self.batch_size, replace=False)
+            scale = n / self.batch_size
+            R_batch = R[:, cols]
+            gW = scale * (R_batch @ H[:, cols].T)
+            gH = np.zeros_like(H)
+            gH[:, cols] = scale * (W.T @ R_batch)
+        if self.noise_std > 0:
+            gW = gW + self.noise_std * rng.standard_normal(gW.shape)
+            gH = gH + self.noise_std * rng.standard_normal(gH.shape)
+        return gW, gH
+
+    def gradient_noise_variance(self, W: Array, H: Array, residual: Array | None = None) -> float:
+        """Exact ``E||g_hat - g||^2`` of :meth:`stochastic_gradient` at ``(W, H)``.
+
+        The mini-batch part follows from sampling ``b`` of ``n`` column contributions without
+        replacement; the Gaussian part adds ``noise_std^2 * n_params``.
+        """
+        variance = self.noise_std**2 * self.n_params
+        if self.batch_size is None:
+            return variance
+        R = self.residual(W, H) if residual is None else residual
+        n, b = self.shape[1], self.batch_size
+        r_norm2 = np.einsum("ij,ij->j", R, R)
+        # gW = sum_j c_j with c_j = r_j h_j^T, ||c_j||^2 = ||r_j||^2 ||h_j||^2.
+        c_norm2 = r_norm2 * np.einsum("ij,ij->j", H, H)
+        gW_norm2 = float(np.linalg.norm(R @ H.T) ** 2)
+        spread = (c_norm2.sum() - gW_norm2 / n) / (n - 1)  # sample variance of the c_j
+        variance += n * n * (1.0 - b / n) * spread / b
+        # Column j of gH is (n/b) u_j with probability b/n, else 0, where u_j = W^T r_j.
+        U = W.T @ R
+        variance += (n / b - 1.0) * float(np.einsum("ij,ij->", U, U))
+        return float(variance)
+
+    def max_stochastic_gradient_norm(
+        self, W: Array, H: Array, residual: Array | None = None
+    ) -> float:
+        """A sure upper bound on ``||g_hat||`` over every mini-batch, before Gaussian noise."""
+        R = self.residual(W, H) if residual is None else residual
+        if self.batch_size is None:
+            gW, gH = self.gradient(W, H, R)
+            return float(np.sqrt(np.linalg.norm(gW) ** 2 + np.linalg.norm(gH) ** 2))
+        n, b = self.shape[1], self.batch_size
+        r_norm = np.sqrt(np.einsum("ij,ij->j", R, R))
+        h_norm = np.sqrt(np.einsum("ij,ij->j", H, H))
+        U = W.T @ R
+        u_norm2 = np.einsum("ij,ij->j", U, U)
+        top_c = np.sort(r_norm * h_norm)[-b:].sum()
+        top_u = np.sort(u_norm2)[-b:].sum()
+        return float((n / b) * np.sqrt(top_c**2 + top_u))
+
+    def __repr__(self) -> str:
+        m, n = self.shape
+        return (
+            f"StochasticNMF(shape=({m}, {n}), rank={self.rank}, noise_std={self.noise_std}, "
+            f"batch_size={self.batch_size})"
+        )
+
+
+def projected_step(
+    W: Array,
+    H: Array,
+    gW: Array,
+    gH: Array,
+    lr: float,
+    *,
+    clip: float | None = None,
+    box: float | None = None,
+) -> tuple[Array, Array]:
+    """One projected gradient step with optional update clipping and a value box.
+
+    Each entry moves by ``clip(-lr * g, -clip, clip)`` and is then projected onto ``[0, box]``
+    (``[0, inf)`` without a box). This equals the Euclidean projection of ``x - lr * g`` onto the
+    convex box ``{y : 0 <= y <= box, |y - x| <= clip}``, which contains ``x``; the stability bound
+    rests on that fact (docs/theory/nmf_stability.md).
+    """
+    uW, uH = -lr * gW, -lr * gH
+    if clip is not None:
+        uW, uH = np.clip(uW, -clip, clip), np.clip(uH, -clip, clip)
+    upper = np.inf if box is None else box
+    return np.clip(W + uW, 0.0, upper), np.clip(H + uH, 0.0, upper)

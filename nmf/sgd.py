@@ -1,0 +1,218 @@
+"""Projected SGD with update clipping: a stepper that any schedule (or RL agent) can drive."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+
+from nmf.bounds import noisy_stability_bound, stability_bound
+from nmf.problem import Array, StochasticNMF, projected_step
+from nmf.schedules import Schedule
+
+DIVERGENCE_FACTOR = 1e6
+"""A run counts as diverged once its loss exceeds this multiple of the initial loss (or is not finite)."""
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What is known about the current iterate before its step is taken."""
+
+    step: int
+    loss: float
+    grad_norm: float
+    bound: float
+    """Deterministic stability bound (``nan`` when not computed)."""
+    noisy_bound: float
+    """Bound for descent in expectation under the problem's noise (``nan`` when not computed)."""
+
+
+@dataclass
+class Trajectory:
+    """Everything :func:`run_sgd` records; arrays stop early if the run diverged."""
+
+    losses: list[float] = field(default_factory=list)
+    """Loss before each step, plus the final loss: ``n_steps + 1`` values unless diverged."""
+    lrs: list[float] = field(default_factory=list)
+    bounds: list[float] = field(default_factory=list)
+    noisy_bounds: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    """Seconds since the start, after each step."""
+    diverged: bool = False
+    W: Array | None = None
+    H: Array | None = None
+
+    @property
+    def final_loss(self) -> float:
+        return math.inf if self.diverged else self.losses[-1]
+
+    @property
+    def wall_time(self) -> float:
+        return self.times[-1] if self.times else 0.0
+
+
+class ProjectedSGD:
+    """Projected stochastic gradient descent on a :class:`StochasticNMF`, one step at a time.
+
+    Parameters
+    ----------
+    problem : StochasticNMF
+    clip : float or None
+        Element-wise update clipping: no entry moves by more than ``clip`` per step.
+    box : float or None
+        Keep every entry of W and H in ``[0, box]``.
+    seed : int or None
+        Seeds both the initialisation and the gradient noise.
+    compute_bound : bool, default True
+        Compute the stability bounds of every iterate (needed by :class:`FollowBound` and the RL
+        shield; costs roughly one extra pass over the factors per root-finder iteration).
+    W0, H0 : arrays, optional
+        Starting point instead of ``problem.init(seed)``.
+    """
+
+    def __init__(
+        self,
+        problem: StochasticNMF,
+        *,
+        clip: float | None = None,
+        box: float | None = None,
+        seed: int | None = None,
+        compute_bound: bool = True,
+        W0: Array | None = None,
+        H0: Array | None = None,
+    ) -> None:
+        if not isinstance(problem, StochasticNMF):
+            raise TypeError(f"problem must be a StochasticNMF, got {type(problem).__name__}.")
+        for name, value in (("clip", clip), ("box", box)):
+            if value is not None and not (
+                isinstance(value, Real) and math.isfinite(value) and value > 0
+            ):
+                raise ValueError(f"{name} must be None or a finite float > 0, got {value!r}.")
+        self.problem = problem
+        self.clip = clip
+        self.box = box
+        self.compute_bound = compute_bound
+        self.rng = np.random.default_rng(seed)
+        if (W0 is None) != (H0 is None):
+            raise ValueError("W0 and H0 must be given together.")
+        W, H = problem.init(seed) if W0 is None else (np.array(W0, float), np.array(H0, float))
+        problem._check_factors(W, H)
+        if box is not None:
+            W, H = np.minimum(W, box), np.minimum(H, box)
+        self.W, self.H = W, H
+        self.step_count = 0
+        self._refresh()
+        self.initial_loss = self.stats.loss
+
+    def _refresh(self) -> None:
+        """Loss, gradient and bounds of the current iterate."""
+        p, W, H = self.problem, self.W, self.H
+        self._R = p.residual(W, H)
+        loss = 0.5 * float(np.einsum("ij,ij->", self._R, self._R))
+        self._grad = p.gradient(W, H, self._R) if math.isfinite(loss) else None
+        grad_norm = (
+            float(np.sqrt(np.linalg.norm(self._grad[0]) ** 2 + np.linalg.norm(self._grad[1]) ** 2))
+            if self._grad is not None
+            else math.inf
+        )
+        bound = noisy = math.nan
+        if self.compute_bound and self._grad is not None:
+            bound = stability_bound(
+                p, W, H, clip=self.clip, box=self.box, residual=self._R, gradient=self._grad
+            )
+            noisy = (
+                noisy_stability_bound(p, W, H, clip=self.clip, box=self.box, residual=self._R)
+                if p.is_stochastic
+                else bound
+            )
+        self.stats = StepStats(self.step_count, loss, grad_norm, bound, noisy)
+
+    @property
+    def diverged(self) -> bool:
+        loss = self.stats.loss
+        return not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(self.initial_loss, 1e-300)
+
+    def step(self, lr: float) -> StepStats:
+        """Take one step at learning rate ``lr`` and return the statistics of the new iterate."""
+        if not (isinstance(lr, Real) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr must be a finite float >= 0, got {lr!r}.")
+        p = self.problem
+        if p.is_stochastic:
+            gW, gH = p.stochastic_gradient(self.W, self.H, self.rng, residual=self._R)
+        else:
+            gW, gH = self._grad
+        self.W, self.H = projected_step(self.W, self.H, gW, gH, lr, clip=self.clip, box=self.box)
+        self.step_count += 1
+        self._refresh()
+        return self.stats
+
+
+def run_sgd(
+    problem: StochasticNMF,
+    schedule: Schedule,
+    n_steps: int,
+    *,
+    clip: float | None = None,
+    box: float | None = None,
+    seed: int | None = None,
+    compute_bound: bool = True,
+    W0: Array | None = None,
+    H0: Array | None = None,
+) -> Trajectory:
+    """Run projected SGD for ``n_steps`` with learning rates from ``schedule``.
+
+    Parameters
+    ----------
+    problem : StochasticNMF
+    schedule : callable ``step -> lr``
+        If it also has ``observe(stats)``, it is called with the :class:`StepStats` of the current
+        iterate before ``schedule(step)`` is asked for that step's learning rate.
+    n_steps : int
+        Number of steps (>= 0).
+    clip, box, seed, compute_bound, W0, H0
+        See :class:`ProjectedSGD`.
+
+    Returns
+    -------
+    Trajectory
+        Losses (``n_steps + 1``), learning rates, bounds, gradient norms and cumulative wall time
+        per step, the final factors, and whether the run diverged (it then stops early).
+    """
+    if not callable(schedule):
+        raise TypeError(
+            f"schedule must be callable as schedule(step) -> lr, got {type(schedule).__name__}."
+        )
+    if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 0:
+        raise ValueError(f"n_steps must be an integer >= 0, got {n_steps!r}.")
+    observe = getattr(schedule, "observe", None)
+    start = time.perf_counter()
+    sgd = ProjectedSGD(
+        problem, clip=clip, box=box, seed=seed, compute_bound=compute_bound, W0=W0, H0=H0
+    )
+    traj = Trajectory()
+    traj.losses.append(sgd.stats.loss)
+    for step in range(n_steps):
+        stats = sgd.stats
+        if observe is not None:
+            observe(stats)
+        lr = float(schedule(step))
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(
+                f"schedule returned lr={lr!r} at step {step}; it must be finite and >= 0."
+            )
+        traj.lrs.append(lr)
+        traj.bounds.append(stats.bound)
+        traj.noisy_bounds.append(stats.noisy_bound)
+        traj.grad_norms.append(stats.grad_norm)
+        sgd.step(lr)
+        traj.losses.append(sgd.stats.loss)
+        traj.times.append(time.perf_counter() - start)
+        if sgd.diverged:
+            traj.diverged = True
+            break
+    traj.W, traj.H = sgd.W, sgd.H
+    return traj

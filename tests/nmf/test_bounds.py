@@ -1,0 +1,163 @@
+"""The stability bounds are theorems: check them on random instances, including adversarial scales."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import nmf
+from nmf.bounds import curvature_bound, spectral_scale
+
+SLOW_OK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def instances(draw):
+    m = draw(st.integers(1, 7))
+    n = draw(st.integers(1, 7))
+    rank = draw(st.integers(1, min(m, n)))
+    seed = draw(st.integers(0, 2**31 - 1))
+    scale_v = 10.0 ** draw(st.floats(-2, 2))
+    scale_x = 10.0 ** draw(st.floats(-2, 1))
+    rng = np.random.default_rng(seed)
+    V = scale_v * rng.random((m, n)) * (rng.random((m, n)) < 0.8)  # some exact zeros
+    W = scale_x * rng.random((m, rank)) * (rng.random((m, rank)) < 0.8)
+    H = scale_x * rng.random((rank, n)) * (rng.random((rank, n)) < 0.8)
+    clip = draw(st.one_of(st.none(), st.floats(1e-3, 10.0)))
+    box = draw(st.one_of(st.none(), st.floats(1.0, 5.0)))
+    if box is not None:
+        box = box * max(scale_x, W.max(initial=0), H.max(initial=0))
+    return nmf.StochasticNMF(V, rank), W, H, clip, box, rng
+
+
+def _loss_after(problem, W, H, lr, clip, box):
+    W1, H1 = nmf.projected_step(W, H, *problem.gradient(W, H), lr, clip=clip, box=box)
+    return problem.loss(W1, H1), W1, H1
+
+
+@SLOW_OK
+@given(instances(), st.floats(0.0, 1.0))
+def test_no_step_up_to_the_bound_increases_the_loss(inst, fraction):
+    problem, W, H, clip, box, _ = inst
+    bound = nmf.stability_bound(problem, W, H, clip=clip, box=box)
+    assert bound > 0
+    assume(np.isfinite(bound))  # infinite only when W = H = V = 0, where nothing moves
+    f0 = problem.loss(W, H)
+    for lr in (bound, fraction * bound):
+        f1, _, _ = _loss_after(problem, W, H, lr, clip, box)
+        assert f1 <= f0 * (1 + 1e-10) + 1e-300
+
+
+@SLOW_OK
+@given(instances(), st.floats(0.01, 1.0))
+def test_sufficient_decrease_inequality_holds(inst, fraction):
+    """The lemma behind the bound: f(x + d) <= f(x) - (1/lr - M(||d||)/2) ||d||^2."""
+    problem, W, H, clip, box, _ = inst
+    lr = fraction * nmf.stability_bound(problem, W, H, clip=clip, box=box)
+    assume(np.isfinite(lr))
+    f1, W1, H1 = _loss_after(problem, W, H, lr, clip, box)
+    d2 = np.linalg.norm(W1 - W) ** 2 + np.linalg.norm(H1 - H) ** 2
+    M = curvature_bound(spectral_scale(W, H), np.linalg.norm(problem.residual(W, H)), np.sqrt(d2))
+    assert f1 <= problem.loss(W, H) - (1 / lr - M / 2) * d2 + 1e-9 * max(problem.loss(W, H), 1e-12)
+
+
+@SLOW_OK
+@given(instances())
+def test_bound_never_exceeds_the_empirical_stability_limit(inst):
+    problem, W, H, clip, box, _ = inst
+    bound = nmf.stability_bound(problem, W, H, clip=clip, box=box)
+    empirical = nmf.empirical_max_stable_lr(
+        problem, W, H, clip=clip, box=box, max_factor=1e3, n_grid=60
+    )
+    assert empirical >= bound * (1 - 1e-9)
+
+
+@SLOW_OK
+@given(instances(), st.floats(0.5, 3.0))
+def test_global_bound_holds_for_every_point_of_the_box(inst, box):
+    problem, _, _, clip, _, rng = inst
+    lr = nmf.global_stability_bound(problem, box=box)
+    m, n = problem.shape
+    W = box * rng.random((m, problem.rank))
+    H = box * rng.random((problem.rank, n))
+    f1, _, _ = _loss_after(problem, W, H, lr, clip, box)
+    assert f1 <= problem.loss(W, H) * (1 + 1e-10) + 1e-300
+
+
+def test_global_bound_is_below_every_local_bound_in_the_box():
+    rng = np.random.default_rng(0)
+    problem = nmf.StochasticNMF(rng.random((6, 5)), 2)
+    lr = nmf.global_stability_bound(problem, box=1.0)
+    for _ in range(50):
+        W, H = rng.random((6, 2)), rng.random((2, 5))
+        assert lr <= nmf.stability_bound(problem, W, H, box=1.0)
+
+
+@pytest.mark.parametrize(
+    ("noise_std", "batch_size", "clip", "delta"),
+    [(0.3, None, None, 1e-3), (0.0, 30, 0.2, None), (0.0, 36, None, None), (0.2, 36, 0.5, None)],
+)
+def test_noisy_bound_gives_descent_in_expectation(noise_std, batch_size, clip, delta):
+    rng = np.random.default_rng(0)
+    V = rng.random((8, 40)) * 3
+    problem = nmf.StochasticNMF(V, 2, noise_std=noise_std, batch_size=batch_size)
+    W, H = problem.init(0)
+    lr = nmf.noisy_stability_bound(problem, W, H, clip=clip, delta=delta)
+    assert 0 < lr < np.inf
+    f0 = problem.loss(W, H)
+    losses = []
+    for _ in range(4000):
+        gW, gH = problem.stochastic_gradient(W, H, rng)
+        losses.append(problem.loss(*nmf.projected_step(W, H, gW, gH, lr, clip=clip)))
+    losses = np.array(losses)
+    assert losses.mean() + 4 * losses.std() / np.sqrt(len(losses)) < f0
+
+
+def test_noisy_bound_is_zero_when_noise_swamps_the_gradient():
+    problem = nmf.StochasticNMF(np.ones((4, 4)), 1, noise_std=1e3)
+    assert nmf.noisy_stability_bound(problem, *problem.init(0)) == 0.0
+
+
+def test_noisy_bound_without_noise_is_the_deterministic_bound():
+    rng = np.random.default_rng(0)
+    problem = nmf.StochasticNMF(rng.random((5, 4)), 2)
+    W, H = problem.init(0)
+    assert nmf.noisy_stability_bound(problem, W, H) == nmf.stability_bound(problem, W, H)
+
+
+def test_unconditional_noisy_bound_needs_a_clip_or_box():
+    problem = nmf.StochasticNMF(np.ones((4, 4)), 1, noise_std=0.1)
+    with pytest.raises(ValueError, match="clip or box"):
+        nmf.noisy_stability_bound(problem, *problem.init(0), delta=None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"clip": 0.0}, "clip"), ({"clip": -1.0}, "clip"), ({"box": np.inf}, "box")],
+)
+def test_bad_bound_arguments(kwargs, match):
+    problem = nmf.StochasticNMF(np.ones((4, 4)), 1)
+    with pytest.raises(ValueError, match=match):
+        nmf.stability_bound(problem, *problem.init(0), **kwargs)
+
+
+def test_bound_needs_an_iterate_in_the_feasible_set():
+    problem = nmf.StochasticNMF(np.ones((4, 4)), 1)
+    W, H = problem.init(0)
+    with pytest.raises(ValueError, match="W must have entries"):
+        nmf.stability_bound(problem, -W, H)
+    with pytest.raises(ValueError, match="H must have entries"):
+        nmf.noisy_stability_bound(problem, W, H + 10, box=5.0)
+
+
+def test_bad_delta():
+    problem = nmf.StochasticNMF(np.ones((4, 4)), 1)
+    with pytest.raises(ValueError, match="delta"):
+        nmf.noisy_stability_bound(problem, *problem.init(0), delta=2.0)
+
+
+def test_clipping_raises_the_bound_when_gradients_are_large():
+    rng = np.random.default_rng(0)
+    problem = nmf.StochasticNMF(100 * rng.random((20, 15)), 3)
+    W, H = problem.init(0)
+    assert nmf.stability_bound(problem, W, H, clip=1e-3) > 1.4 * nmf.stability_bound(problem, W, H)

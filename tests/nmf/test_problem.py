@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+
+from nmf import StochasticNMF, projected_step
+
+
+@pytest.fixture
+def problem():
+    V = np.random.default_rng(0).random((7, 5))
+    return StochasticNMF(V, 3, noise_std=0.2, batch_size=2, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("V", "rank", "kwargs", "match"),
+    [
+        (-np.ones((3, 3)), 1, {}, "non-negative"),
+        (np.full((3, 3), np.nan), 1, {}, "finite"),
+        (np.full((3, 3), np.inf), 1, {}, "finite"),
+        (np.ones(3), 1, {}, "2-D"),
+        (np.ones((0, 3)), 1, {}, "empty"),
+        (np.ones((3, 4)), 0, {}, "rank"),
+        (np.ones((3, 4)), 4, {}, "rank"),
+        (np.ones((3, 4)), 1.5, {}, "rank"),
+        (np.ones((3, 4)), 1, {"noise_std": -1.0}, "noise_std"),
+        (np.ones((3, 4)), 1, {"batch_size": 5}, "batch_size"),
+        (np.ones((3, 4)), 1, {"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_bad_input_names_the_problem(V, rank, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        StochasticNMF(V, rank, **kwargs)
+
+
+def test_data_is_copied_and_read_only():
+    V = np.ones((3, 3))
+    p = StochasticNMF(V, 1)
+    V[0, 0] = 5.0
+    assert p.V[0, 0] == 1.0
+    with pytest.raises(ValueError):
+        p.V[0, 0] = 2.0
+
+
+def test_wrong_factor_shapes_are_rejected(problem):
+    W, H = problem.init(0)
+    with pytest.raises(ValueError, match="shapes"):
+        problem.loss(W.T, H)
+
+
+def test_init_is_seeded_and_non_negative(problem):
+    W1, H1 = problem.init(3)
+    W2, H2 = problem.init(3)
+    assert np.array_equal(W1, W2) and np.array_equal(H1, H2)
+    assert (W1 >= 0).all() and (H1 >= 0).all()
+    assert not np.array_equal(W1, problem.init(4)[0])
+
+
+def test_gradient_matches_finite_differences(problem):
+    W, H = problem.init(0)
+    gW, gH = problem.gradient(W, H)
+    rng = np.random.default_rng(0)
+    DW, DH = rng.standard_normal(W.shape), rng.standard_normal(H.shape)
+    eps = 1e-6
+    numeric = (
+        problem.loss(W + eps * DW, H + eps * DH) - problem.loss(W - eps * DW, H - eps * DH)
+    ) / (2 * eps)
+    assert numeric == pytest.approx(np.sum(gW * DW) + np.sum(gH * DH), rel=1e-6)
+
+
+def test_relative_error_matches_its_definition(problem):
+    W, H = problem.init(0)
+    expected = np.linalg.norm(problem.V - W @ H) / np.linalg.norm(problem.V)
+    assert problem.relative_error(W, H) == pytest.approx(expected)
+    assert problem.relative_error_from_loss(problem.loss(W, H)) == pytest.approx(expected)
+
+
+def test_stochastic_gradient_is_unbiased_with_the_stated_variance(problem):
+    W, H = problem.init(0)
+    g = np.concatenate([a.ravel() for a in problem.gradient(W, H)])
+    rng = np.random.default_rng(0)
+    samples = np.array(
+        [
+            np.concatenate([a.ravel() for a in problem.stochastic_gradient(W, H, rng)])
+            for _ in range(20000)
+        ]
+    )
+    err = samples.mean(0) - g
+    stderr = samples.std(0) / np.sqrt(len(samples))
+    assert np.all(np.abs(err) < 5 * stderr + 1e-12)
+    variance = np.mean(np.sum((samples - g) ** 2, axis=1))
+    assert variance == pytest.approx(problem.gradient_noise_variance(W, H), rel=0.05)
+
+
+def test_stochastic_gradient_is_deterministic_given_the_generator(problem):
+    W, H = problem.init(0)
+    a = problem.stochastic_gradient(W, H, np.random.default_rng(5))
+    b = problem.stochastic_gradient(W, H, np.random.default_rng(5))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    with pytest.raises(TypeError, match="rng"):
+        problem.stochastic_gradient(W, H, 5)
+
+
+def test_max_stochastic_gradient_norm_bounds_every_minibatch():
+    V = np.random.default_rng(1).random((6, 8))
+    p = StochasticNMF(V, 2, batch_size=3)
+    W, H = p.init(0)
+    rng = np.random.default_rng(0)
+    worst = max(
+        np.sqrt(sum(np.linalg.norm(a) ** 2 for a in p.stochastic_gradient(W, H, rng)))
+        for _ in range(500)
+    )
+    assert worst <= p.max_stochastic_gradient_norm(W, H) * (1 + 1e-12)
+
+
+def test_exact_oracle_without_noise():
+    V = np.random.default_rng(1).random((4, 4))
+    p = StochasticNMF(V, 2, batch_size=4)  # a full batch is no mini-batch
+    assert not p.is_stochastic and p.gradient_noise_variance(*p.init(0)) == 0.0
+
+
+def test_projected_step_is_projection_onto_the_clipped_box():
+    rng = np.random.default_rng(0)
+    W, H = 0.9 * rng.random((4, 3)), 0.9 * rng.random((3, 5))
+    gW, gH = rng.standard_normal(W.shape) * 10, rng.standard_normal(H.shape) * 10
+    W1, H1 = projected_step(W, H, gW, gH, 0.1, clip=0.05, box=0.9)
+    for x, x1, g in ((W, W1, gW), (H, H1, gH)):
+        lo, hi = np.maximum(0, x - 0.05), np.minimum(0.9, x + 0.05)
+        assert np.allclose(x1, np.clip(x - 0.1 * g, lo, hi))
+        assert (x1 >= 0).all() and (x1 <= 0.9).all() and (np.abs(x1 - x) <= 0.05 + 1e-15).all()
