@@ -7,11 +7,12 @@ so nothing is downloaded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nmf.problem import Array
+from nmf.problem import Array, StochasticNMF
 
 
 def synthetic(
@@ -81,3 +82,45 @@ def load_dataset(name: str, **kwargs) -> Array:
     raise ValueError(
         f"dataset must be one of {sorted(DATASETS)} or a .npy/.csv path, got {name!r}."
     )
+
+
+@dataclass(frozen=True)
+class NMFInstance:
+    """A JSON-able recipe for one problem: data source, rank and gradient noise.
+
+    ``seed`` seeds the synthetic data (if any), the initial factors and the gradient noise, so two
+    instances that differ only in ``seed`` are independent draws of the same kind of problem.
+    ``size`` is ``(m, n)`` for synthetic data and a row subsample for real data (``None``: all rows).
+    """
+
+    dataset: str = "synthetic"
+    rank: int = 10
+    noise_std: float = 0.0
+    batch_size: int | None = None
+    seed: int = 0
+    size: tuple[int, int] | int | None = None
+    data_noise: float = 0.1
+    data_rank: int | None = None
+
+    def data(self) -> Array:
+        """The matrix V of this instance."""
+        if self.dataset == "synthetic":
+            m, n = self.size if isinstance(self.size, tuple) else (200, 100)
+            return synthetic(
+                m, n, self.data_rank or self.rank, noise=self.data_noise, seed=self.seed
+            )
+        V = load_dataset(self.dataset)
+        if isinstance(self.size, int) and self.size < len(V):
+            rows = np.random.default_rng(self.seed).choice(len(V), self.size, replace=False)
+            V = V[np.sort(rows)]
+        return V
+
+    def build(self) -> StochasticNMF:
+        """The :class:`StochasticNMF` of this instance (``seed`` is also its default init seed)."""
+        return StochasticNMF(
+            self.data(),
+            self.rank,
+            noise_std=self.noise_std,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )

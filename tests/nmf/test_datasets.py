@@ -39,3 +39,15 @@ def test_bad_user_files(tmp_path):
         datasets.load_matrix(tmp_path / "v.npy")
     with pytest.raises(ValueError, match="dataset must be"):
         datasets.load_dataset("mnist")
+
+
+def test_instances_are_reproducible_recipes():
+    a = datasets.NMFInstance("synthetic", rank=3, noise_std=0.1, seed=4, size=(20, 10))
+    p, q = a.build(), a.build()
+    assert p.shape == (20, 10) and p.rank == 3 and p.noise_std == 0.1
+    assert np.array_equal(p.V, q.V) and np.array_equal(p.init()[0], q.init()[0])
+    b = datasets.NMFInstance("digits", rank=5, seed=1, size=300)
+    assert b.build().shape == (300, 64)
+    assert not np.array_equal(
+        b.data(), datasets.NMFInstance("digits", rank=5, seed=2, size=300).data()
+    )
