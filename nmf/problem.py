@@ -175,11 +175,18 @@ class StochasticNMF:
             gH = gH + self.noise_std * rng.standard_normal(gH.shape)
         return gW, gH
 
-    def gradient_noise_variance(self, W: Array, H: Array, residual: Array | None = None) -> float:
+    def gradient_noise_variance(
+        self,
+        W: Array,
+        H: Array,
+        residual: Array | None = None,
+        gradient: tuple[Array, Array] | None = None,
+    ) -> float:
         """Exact ``E||g_hat - g||^2`` of :meth:`stochastic_gradient` at ``(W, H)``.
 
         The mini-batch part follows from sampling ``b`` of ``n`` column contributions without
-        replacement; the Gaussian part adds ``noise_std^2 * n_params``.
+        replacement; the Gaussian part adds ``noise_std^2 * n_params``. Pass ``residual`` and the
+        exact ``gradient`` if already known.
         """
         variance = self.noise_std**2 * self.n_params
         if self.batch_size is None:
@@ -189,26 +196,29 @@ class StochasticNMF:
         r_norm2 = np.einsum("ij,ij->j", R, R)
         # gW = sum_j c_j with c_j = r_j h_j^T, ||c_j||^2 = ||r_j||^2 ||h_j||^2.
         c_norm2 = r_norm2 * np.einsum("ij,ij->j", H, H)
-        gW_norm2 = float(np.linalg.norm(R @ H.T) ** 2)
+        gW, U = self.gradient(W, H, R) if gradient is None else gradient
+        gW_norm2 = float(np.einsum("ij,ij->", gW, gW))
         spread = (c_norm2.sum() - gW_norm2 / n) / (n - 1)  # sample variance of the c_j
         variance += n * n * (1.0 - b / n) * spread / b
         # Column j of gH is (n/b) u_j with probability b/n, else 0, where u_j = W^T r_j.
-        U = W.T @ R
         variance += (n / b - 1.0) * float(np.einsum("ij,ij->", U, U))
         return float(variance)
 
     def max_stochastic_gradient_norm(
-        self, W: Array, H: Array, residual: Array | None = None
+        self,
+        W: Array,
+        H: Array,
+        residual: Array | None = None,
+        gradient: tuple[Array, Array] | None = None,
     ) -> float:
         """A sure upper bound on ``||g_hat||`` over every mini-batch, before Gaussian noise."""
         R = self.residual(W, H) if residual is None else residual
+        gW, U = self.gradient(W, H, R) if gradient is None else gradient
         if self.batch_size is None:
-            gW, gH = self.gradient(W, H, R)
-            return float(np.sqrt(np.linalg.norm(gW) ** 2 + np.linalg.norm(gH) ** 2))
+            return float(np.sqrt(np.linalg.norm(gW) ** 2 + np.linalg.norm(U) ** 2))
         n, b = self.shape[1], self.batch_size
         r_norm = np.sqrt(np.einsum("ij,ij->j", R, R))
         h_norm = np.sqrt(np.einsum("ij,ij->j", H, H))
-        U = W.T @ R
         u_norm2 = np.einsum("ij,ij->j", U, U)
         top_c = np.sort(r_norm * h_norm)[-b:].sum()
         top_u = np.sort(u_norm2)[-b:].sum()

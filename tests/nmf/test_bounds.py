@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import nmf
-from nmf.bounds import curvature_bound, spectral_scale
+from nmf.bounds import StepLength, curvature_bound, spectral_scale
 
 SLOW_OK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -161,3 +161,17 @@ def test_clipping_raises_the_bound_when_gradients_are_large():
     problem = nmf.StochasticNMF(100 * rng.random((20, 15)), 3)
     W, H = problem.init(0)
     assert nmf.stability_bound(problem, W, H, clip=1e-3) > 1.4 * nmf.stability_bound(problem, W, H)
+
+
+@SLOW_OK
+@given(instances(), st.floats(0.0, 1.0))
+def test_step_length_is_the_norm_of_the_projected_step(inst, fraction):
+    problem, W, H, clip, box, _ = inst
+    gW, gH = problem.gradient(W, H)
+    lr_max = 10.0 * nmf.stability_bound(problem, W, H, clip=clip, box=box)
+    assume(np.isfinite(lr_max))
+    length = StepLength((W, H), (gW, gH), clip=clip, box=box, lr_max=lr_max)
+    for lr in (0.0, fraction * lr_max, lr_max):
+        W1, H1 = nmf.projected_step(W, H, gW, gH, lr, clip=clip, box=box)
+        exact = np.sqrt(np.linalg.norm(W1 - W) ** 2 + np.linalg.norm(H1 - H) ** 2)
+        assert length(lr) == pytest.approx(exact, rel=1e-9, abs=1e-12)
