@@ -123,7 +123,7 @@ def _encode_float(x: float) -> float | str:
     return "Infinity" if x > 0 else "-Infinity"
 
 
-def _to_jsonable(obj: Any, where: str = "value") -> Any:
+def to_jsonable(obj: Any, where: str = "value") -> Any:
     """Return ``obj`` as plain JSON data (see "JSON encoding" in the module docstring).
 
     Raises
@@ -138,9 +138,9 @@ def _to_jsonable(obj: Any, where: str = "value") -> Any:
     if isinstance(obj, float):
         return _encode_float(float(obj))
     if isinstance(obj, np.generic):
-        return _to_jsonable(obj.item(), where)
+        return to_jsonable(obj.item(), where)
     if isinstance(obj, np.ndarray):
-        return _to_jsonable(obj.tolist(), where)
+        return to_jsonable(obj.tolist(), where)
     if isinstance(obj, Mapping):
         out = {}
         for key, value in obj.items():
@@ -150,20 +150,20 @@ def _to_jsonable(obj: Any, where: str = "value") -> Any:
                 raise TypeError(
                     f"{where}: dict keys must be str or int, got {type(key).__qualname__}"
                 )
-            out[str(key)] = _to_jsonable(value, f"{where}[{key!r}]")
+            out[str(key)] = to_jsonable(value, f"{where}[{key!r}]")
         return out
     if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {
-            f.name: _to_jsonable(getattr(obj, f.name), f"{where}.{f.name}")
+            f.name: to_jsonable(getattr(obj, f.name), f"{where}.{f.name}")
             for f in dataclasses.fields(obj)
         }
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     tolist = getattr(obj, "tolist", None)
     if callable(tolist):
-        return _to_jsonable(tolist(), where)
+        return to_jsonable(tolist(), where)
     raise TypeError(f"{where}: {type(obj).__qualname__} is not JSON-serialisable")
 
 
@@ -198,7 +198,7 @@ def spec_to_dict(spec: Any) -> dict[str, Any]:
     """
     _check_spec_instance(spec, "spec")
     return {
-        f.name: _to_jsonable(getattr(spec, f.name), f"{type(spec).__qualname__}.{f.name}")
+        f.name: to_jsonable(getattr(spec, f.name), f"{type(spec).__qualname__}.{f.name}")
         for f in dataclasses.fields(spec)
     }
 
@@ -334,7 +334,7 @@ def _execute(task: _Task) -> Record:
         out = task.run_fn(task.spec)
         if not isinstance(out, Mapping):
             raise TypeError(f"run_fn must return a dict, got {type(out).__qualname__}")
-        result = _to_jsonable(out, "result")
+        result = to_jsonable(out, "result")
         status = "ok"
     except Exception as exc:  # KeyboardInterrupt / SystemExit propagate and stop the sweep.
         status, result, error = "error", None, _describe_error(exc)
@@ -735,3 +735,19 @@ def run_sweep(
     if missing:
         raise RuntimeError(f"backend {backend!r} returned no result for {len(missing)} spec(s)")
     return [finished[sid] for sid in tasks]
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write a whole file so that readers see the old or the new content, never a part."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """:func:`to_jsonable` + :func:`write_text_atomic`: strict JSON, non-finite floats as strings."""
+    write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")

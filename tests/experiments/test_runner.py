@@ -25,12 +25,12 @@ from experiments.runner import (
     Backend,
     ProcessPoolBackend,
     SerialBackend,
-    _to_jsonable,
     grid,
     load_results,
     run_sweep,
     spec_id,
     spec_to_dict,
+    to_jsonable,
 )
 from tests.experiments import _runfns as fns
 from tests.experiments._runfns import MutableSpec, OtherSpec, ToySpec
@@ -127,7 +127,7 @@ def test_spec_to_dict_rejects_non_specs_and_non_json_fields():
 
 
 def test_to_jsonable_numpy_and_non_finite():
-    out = _to_jsonable(
+    out = to_jsonable(
         {
             "i": np.int32(3),
             "f": np.float32(0.5),
@@ -156,9 +156,9 @@ def test_to_jsonable_numpy_and_non_finite():
 
 def test_to_jsonable_rejects_unknown_types_with_location():
     with pytest.raises(TypeError, match=r"result\['a'\]\[1\].*complex"):
-        _to_jsonable({"a": [1, 2j]}, "result")
+        to_jsonable({"a": [1, 2j]}, "result")
     with pytest.raises(TypeError, match="dict keys"):
-        _to_jsonable({(1, 2): 3})
+        to_jsonable({(1, 2): 3})
 
 
 json_values = st.recursive(
@@ -171,7 +171,7 @@ json_values = st.recursive(
 @settings(max_examples=50, deadline=None)
 @given(json_values)
 def test_to_jsonable_always_gives_strict_json(value):
-    encoded = _to_jsonable(value)
+    encoded = to_jsonable(value)
     assert json.loads(json.dumps(encoded, allow_nan=False)) == encoded
 
 

@@ -1,0 +1,136 @@
+"""How tight is the stability bound? ``python -m experiments.nmf_bound`` (part of ``make reproduce-nmf``).
+
+For each dataset, at the initial point and along a run that follows the bound, compare
+:func:`nmf.stability_bound` with two empirical limits, with and without update clipping:
+
+* *one step*: the largest learning rate whose single step does not increase the loss
+  (:func:`nmf.empirical_max_stable_lr`), the exact counterpart of what the bound guarantees;
+* *sustained*: the largest constant learning rate for which ``SUSTAINED_STEPS`` steps from that
+  point never increase the loss, the limit a practitioner meets when tuning a constant LR.
+
+A ratio of 1 would mean the bound is exact; the bound is a guarantee, so the one-step ratio never
+exceeds 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from experiments.runner import write_json_atomic, write_text_atomic
+from nmf import ProjectedSGD, empirical_max_stable_lr, global_stability_bound, stability_bound
+from nmf.datasets import NMFInstance
+
+INSTANCES = {
+    "synthetic 200x100, r=10": NMFInstance("synthetic", rank=10, size=(200, 100)),
+    "digits 1797x64, r=10": NMFInstance("digits", rank=10),
+    "faces 200x625, r=10": NMFInstance("faces", rank=10),
+}
+CLIPS = (None, 0.1, 0.01)
+SUSTAINED_STEPS = 50
+MAX_FACTOR = 1e4
+
+
+def sustained_max_stable_lr(
+    problem, W, H, *, clip, start: float, n_steps: int = SUSTAINED_STEPS
+) -> float:
+    """Largest constant LR (scan then bisection from ``start``) whose run never increases the loss."""
+
+    def stable(lr: float) -> bool:
+        sgd = ProjectedSGD(problem, clip=clip, compute_bound=False, W0=W, H0=H)
+        previous = sgd.stats.loss
+        for _ in range(n_steps):
+            loss = sgd.step(lr).loss
+            if not loss <= previous * (1 + 1e-12):
+                return False
+            previous = loss
+        return True
+
+    last_ok = 0.0
+    for lr in start * np.geomspace(1.0, MAX_FACTOR, 25):
+        if not stable(lr):
+            lo, hi = last_ok, lr
+            for _ in range(12):
+                mid = np.sqrt(lo * hi) if lo > 0 else 0.5 * hi
+                lo, hi = (mid, hi) if stable(mid) else (lo, mid)
+            return lo
+        last_ok = lr
+    return last_ok
+
+
+def tightness(
+    instance: NMFInstance, checkpoints: tuple[int, ...], seeds: tuple[int, ...]
+) -> list[dict]:
+    rows = []
+    for seed in seeds:
+        problem = NMFInstance(**{**instance.__dict__, "seed": seed}).build()
+        sgd = ProjectedSGD(problem, seed=seed)
+        for step in range(max(checkpoints) + 1):
+            if step in checkpoints:
+                for clip in CLIPS:
+                    bound = stability_bound(problem, sgd.W, sgd.H, clip=clip)
+                    one_step = empirical_max_stable_lr(
+                        problem, sgd.W, sgd.H, clip=clip, start=bound, max_factor=MAX_FACTOR
+                    )
+                    sustained = sustained_max_stable_lr(
+                        problem, sgd.W, sgd.H, clip=clip, start=bound
+                    )
+                    rows.append(
+                        {
+                            "seed": seed,
+                            "step": step,
+                            "clip": clip,
+                            "bound": bound,
+                            "one_step": one_step,
+                            "sustained": sustained,
+                        }
+                    )
+            sgd.step(sgd.stats.bound)
+    return rows
+
+
+def _ratio_cell(rows: list[dict], key: str) -> str:
+    """Mean (min–max) over seeds of bound / limit; no limit found in the scan is shown as such."""
+    if all(r[key] >= 0.99 * MAX_FACTOR * r["bound"] for r in rows):
+        return f"< {1 / MAX_FACTOR:g} (no limit up to {MAX_FACTOR:g} x bound)"
+    ratio = np.array([r["bound"] / r[key] for r in rows])
+    return f"{ratio.mean():.3f} ({ratio.min():.3f}–{ratio.max():.3f})"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.nmf_bound", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="one seed, fewer checkpoints")
+    parser.add_argument("--out", type=Path, default=Path("results/nmf"))
+    args = parser.parse_args(argv)
+    checkpoints, seeds = ((0, 20), (0,)) if args.quick else ((0, 50, 200), (0, 1, 2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "| data | step | clip | bound / one-step limit | bound / sustained limit |",
+        "|---|---|---|---|---|",
+    ]
+    everything = {}
+    for name, instance in INSTANCES.items():
+        rows = tightness(instance, checkpoints, seeds)
+        everything[name] = rows
+        for step in checkpoints:
+            for clip in CLIPS:
+                sel = [r for r in rows if r["step"] == step and r["clip"] == clip]
+                lines.append(
+                    f"| {name} | {step} | {clip if clip is not None else '—'} | "
+                    f"{_ratio_cell(sel, 'one_step')} | {_ratio_cell(sel, 'sustained')} |"
+                )
+        problem = instance.build()
+        everything[name + " global(box=1)"] = global_stability_bound(problem, box=1.0)
+    table = "\n".join(lines) + "\n"
+    write_text_atomic(args.out / "bound_tightness.md", table)
+    write_json_atomic(args.out / "bound_tightness.json", everything)
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()
