@@ -10,7 +10,7 @@ export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: help install test test-fast lint format bench reproduce-nmf lock clean
+.PHONY: help install test test-fast lint format bench reproduce-nmf reproduce-greedylr lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ NMF_OUT := results/nmf$(if $(filter 1,$(QUICK)),-quick)
 reproduce-nmf: $(STAMP)  ## paper 1: schedules for stochastic NMF, bound tightness -> results/nmf/
 	$(PY) -m experiments.nmf $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(NMF_OUT)
 	$(PY) -m experiments.nmf_bound $(if $(filter 1,$(QUICK)),--quick) --out $(NMF_OUT)
+
+GREEDYLR_OUT := results/greedylr$(if $(filter 1,$(QUICK)),-quick)
+reproduce-greedylr: $(STAMP)  ## paper 3: GreedyLR vs schedulers and optimizers -> results/greedylr/
+	$(PY) -m experiments.greedylr $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(GREEDYLR_OUT)
 
 lock:  ## re-pin requirements.lock from the current .venv
 	@echo "# Exact versions for reproducible installs (make install). Regenerate with: make lock" > requirements.lock

@@ -1,0 +1,251 @@
+"""Small torch models for the deep-network tasks, sized to train on a CPU in seconds.
+
+* :class:`LogisticRegression` and :class:`MLP` take flat or image inputs (they flatten).
+* :class:`SmallCNN` works for any image size (8x8 digits, 28x28 Fashion-MNIST, 32x32 CIFAR-10):
+  two conv blocks and a global average pool before the classifier.
+* :class:`CharGRU` and :class:`TinyTransformerLM` are character-level language models mapping
+  ids ``(B, T)`` to next-character logits ``(B, T, vocab_size)``.
+
+:func:`build_model` builds any of them by name; every model is initialised from torch's global
+RNG, so seed it (``torch.manual_seed``) before building.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "MODELS",
+    "CharGRU",
+    "LogisticRegression",
+    "MLP",
+    "SmallCNN",
+    "TinyTransformerLM",
+    "build_model",
+    "count_parameters",
+]
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+class LogisticRegression(nn.Module):
+    """Multinomial logistic regression: one linear layer on the flattened input.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of the flattened input.
+    n_classes : int
+        Number of classes (logits out).
+    """
+
+    def __init__(self, in_features: int, n_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(
+            _positive("in_features", in_features), _positive("n_classes", n_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_classes)``."""
+        return self.linear(x.flatten(1))
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU network on the flattened input.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of the flattened input.
+    n_classes : int
+        Number of classes.
+    hidden : sequence of int, default (64,)
+        Widths of the hidden layers.
+    """
+
+    def __init__(self, in_features: int, n_classes: int, hidden: Sequence[int] = (64,)) -> None:
+        super().__init__()
+        widths = [_positive("in_features", in_features)]
+        widths += [_positive("hidden width", h) for h in hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], _positive("n_classes", n_classes)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_classes)``."""
+        return self.net(x.flatten(1))
+
+
+class SmallCNN(nn.Module):
+    """Two 3x3 conv blocks, a max-pool, a global average pool and a linear classifier.
+
+    The global pool makes it independent of the image size: the same class fits 8x8 digits
+    (``in_channels=1``), 28x28 Fashion-MNIST and 32x32 CIFAR-10 (``in_channels=3``). Larger
+    images get one extra max-pool per block (``pool_every_block=True``) to stay cheap.
+
+    Parameters
+    ----------
+    in_channels : int, default 1
+        Input channels.
+    n_classes : int, default 10
+        Number of classes.
+    width : int, default 16
+        Channels of the first block (the second has ``2 * width``).
+    pool_every_block : bool, default False
+        Max-pool after both blocks instead of only the second (use for 28x28/32x32 inputs).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 10,
+        width: int = 16,
+        pool_every_block: bool = False,
+    ) -> None:
+        super().__init__()
+        c = _positive("width", width)
+        self.features = nn.Sequential(
+            nn.Conv2d(_positive("in_channels", in_channels), c, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2) if pool_every_block else nn.Identity(),
+            nn.Conv2d(c, 2 * c, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(2),
+        )
+        self.classifier = nn.Linear(2 * c * 4, _positive("n_classes", n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_classes)`` for images ``(B, C, H, W)`` with ``H, W >= 2``."""
+        if x.ndim != 4:
+            raise ValueError(f"SmallCNN expects images (B, C, H, W), got shape {tuple(x.shape)}")
+        return self.classifier(self.features(x).flatten(1))
+
+
+class CharGRU(nn.Module):
+    """Character-level GRU language model: embedding, GRU, linear read-out.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Number of distinct characters.
+    embed_dim : int, default 32
+        Embedding size.
+    hidden_size : int, default 128
+        GRU state size.
+    num_layers : int, default 1
+        Stacked GRU layers.
+    """
+
+    def __init__(
+        self, vocab_size: int, embed_dim: int = 32, hidden_size: int = 128, num_layers: int = 1
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(
+            _positive("vocab_size", vocab_size), _positive("embed_dim", embed_dim)
+        )
+        self.gru = nn.GRU(
+            embed_dim,
+            _positive("hidden_size", hidden_size),
+            num_layers=_positive("num_layers", num_layers),
+            batch_first=True,
+        )
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Next-character logits ``(B, T, vocab_size)`` for ids ``(B, T)``."""
+        out, _ = self.gru(self.embed(ids))
+        return self.head(out)
+
+
+class TinyTransformerLM(nn.Module):
+    """A small causal (decoder-only) transformer language model with learned positions.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Number of distinct characters.
+    d_model : int, default 64
+        Model width (divisible by ``n_heads``).
+    n_heads : int, default 4
+        Attention heads.
+    n_layers : int, default 2
+        Transformer blocks (pre-norm).
+    max_len : int, default 256
+        Longest sequence it accepts.
+    dropout : float, default 0.0
+        Dropout inside the blocks (0 keeps training deterministic given the batch).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        max_len: int = 256,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if _positive("d_model", d_model) % _positive("n_heads", n_heads):
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.max_len = _positive("max_len", max_len)
+        self.embed = nn.Embedding(_positive("vocab_size", vocab_size), d_model)
+        self.pos = nn.Parameter(torch.zeros(max_len, d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            n_heads,
+            dim_feedforward=4 * d_model,
+            dropout=dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.blocks = nn.TransformerEncoder(
+            layer, _positive("n_layers", n_layers), enable_nested_tensor=False
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Next-character logits ``(B, T, vocab_size)`` for ids ``(B, T)``, ``T <= max_len``."""
+        t = ids.shape[1]
+        if t > self.max_len:
+            raise ValueError(f"sequence length {t} exceeds max_len={self.max_len}")
+        mask = torch.triu(torch.full((t, t), -math.inf, device=ids.device), diagonal=1)
+        h = self.embed(ids) + self.pos[:t]
+        h = self.blocks(h, mask=mask, is_causal=True)
+        return self.head(self.norm(h))
+
+
+MODELS: dict[str, type[nn.Module]] = {
+    "logreg": LogisticRegression,
+    "mlp": MLP,
+    "cnn": SmallCNN,
+    "gru": CharGRU,
+    "transformer": TinyTransformerLM,
+}
+"""Names accepted by :func:`build_model`."""
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a model of :data:`MODELS` by name with its keyword arguments."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,289 @@
+import json
+import math
+
+import pytest
+import torch
+
+from experiments import greedylr as study
+from experiments.runner import load_results
+
+# ---------------------------------------------------------------------------------- scoring
+
+
+def test_delta_is_the_log_ratio_and_antisymmetric():
+    assert study.pair_delta(1.0, math.exp(0.05)) == pytest.approx(0.05)
+    assert study.pair_delta(2.0, 1.0) == pytest.approx(-math.log(2))
+    assert study.pair_delta(0.3, 0.7) == pytest.approx(-study.pair_delta(0.7, 0.3))
+    # scale-free: the same ratio gives the same delta at any loss scale
+    assert study.pair_delta(1e-3, 1.2e-3) == pytest.approx(study.pair_delta(10.0, 12.0))
+    assert study.pair_delta(0.5, 0.5) == 0.0
+
+
+def test_delta_of_diverged_runs():
+    assert study.pair_delta(1.0, math.inf) == math.inf
+    assert study.pair_delta(math.nan, 1.0) == -math.inf
+    assert study.pair_delta(math.inf, math.nan) == 0.0
+    assert study.pair_delta(0.0, 0.0) == 0.0 and study.pair_delta(0.0, 1e-3) > 0
+
+
+@pytest.mark.parametrize(
+    ("delta", "label"),
+    [
+        (math.inf, "clearly better"),
+        (0.1, "clearly better"),
+        (0.0999, "slightly better"),
+        (0.0, "slightly better"),
+        (-1e-9, "slightly worse"),
+        (-0.0999, "slightly worse"),
+        (-0.1, "clearly worse"),
+        (-math.inf, "clearly worse"),
+    ],
+)
+def test_labels_follow_the_paper_threshold(delta, label):
+    assert study.label_delta(delta) == label
+
+
+def test_label_rejects_nan():
+    with pytest.raises(ValueError, match="NaN"):
+        study.label_delta(math.nan)
+
+
+def _result(losses, budget=10):
+    """A fake run result whose evaluated loss at every 10% step is ``losses[k]``."""
+    steps = study.eval_steps(budget, 10)
+    assert steps == list(range(0, budget + 1, budget // 10))
+    return {"eval_steps": steps, "train_eval_loss": losses, "val_loss": losses}
+
+
+def _record(scheduler, losses, seed=0, optimizer="sgd", workload="mlp", **spec):
+    return {
+        "spec_id": f"{workload}-{optimizer}-{scheduler}-{seed}",
+        "status": "ok",
+        "spec": {
+            "workload": workload,
+            "optimizer": optimizer,
+            "scheduler": scheduler,
+            "seed": seed,
+            "greedy": [],
+            "grad_noise": 0.0,
+            "loss_noise": 0.0,
+        }
+        | spec,
+        "result": _result(losses),
+    }
+
+
+def test_scoring_of_hand_made_runs():
+    # evaluated losses at steps 0..10; stages read index 1 (10%), 5 (50%), 10 (100%)
+    greedy = [2.0, 1.0, 0.9, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, 0.2, 0.1]
+    cosine = [2.0, 1.05, 0.9, 0.8, 0.7, 0.4, 0.4, 0.3, 0.2, 0.2, 0.1]
+    constant = [2.0, 0.98, 0.9, 0.8, 0.7, 0.7, 0.4, 0.3, 0.2, 0.2, math.inf]
+    records = [
+        _record("greedy", greedy),
+        _record("cosine", cosine),
+        _record("constant", constant),
+        _record("constant", greedy, seed=1),  # no GreedyLR run for seed 1: no pairs
+        _record("greedy", cosine, **{"greedy": [["factor", 0.5]]}),  # factor sweep: ignored
+        {"spec_id": "x", "status": "error", "spec": {}, "result": None},
+    ]
+    pairs = study.score_pairs(records)
+    assert len(pairs) == 2 * len(study.STAGES)
+    by = {(p["baseline"], p["stage"]): p for p in pairs}
+    assert by[("cosine", "10%")]["delta"] == pytest.approx(math.log(1.05))
+    assert by[("cosine", "10%")]["label"] == "slightly better"
+    assert by[("cosine", "50%")]["label"] == "clearly worse"  # ln(0.4/0.5) = -0.22
+    assert by[("cosine", "100%")]["label"] == "slightly better"  # a tie counts as good
+    assert by[("constant", "10%")]["label"] == "slightly worse"
+    assert by[("constant", "50%")]["label"] == "clearly better"
+    assert by[("constant", "100%")]["delta"] == math.inf
+    assert by[("constant", "50%")]["delta_initial"] == pytest.approx((0.7 - 0.5) / 2.0)
+
+    agg = study.aggregate(pairs)
+    overall = agg["overall"]
+    assert overall["n"] == 6 and overall["as_good_or_better"] == 4
+    assert overall["share"] == pytest.approx(100 * 4 / 6)
+    assert overall["counts"] == {
+        "clearly better": 2,
+        "slightly better": 2,
+        "slightly worse": 1,
+        "clearly worse": 1,
+    }
+    assert overall["share_not_clearly_worse"] == pytest.approx(100 * 5 / 6)
+    # normalised by the initial loss (2.0), cosine's -0.1 at 50% is only "slightly" worse
+    assert overall["initial_counts"]["clearly worse"] == 0
+    assert agg["by_stage"]["50%"]["share"] == pytest.approx(50.0)
+    assert agg["by_baseline"]["cosine"]["as_good_or_better"] == 2
+    assert set(agg["by_workload"]) == {"mlp"}
+
+
+def test_tally_of_nothing_is_nan():
+    t = study.tally([])
+    assert t["n"] == 0 and math.isnan(t["share"])
+
+
+def test_loss_at_reads_the_stage_step():
+    result = {"eval_steps": study.eval_steps(30, 4), "train_eval_loss": None}
+    steps = result["eval_steps"]
+    assert {3, 15, 30} <= set(steps)  # 10%, 50%, 100% are always evaluated
+    result["train_eval_loss"] = [float(s) for s in steps]
+    assert [study.loss_at(result, f) for f in study.STAGES] == [3.0, 15.0, 30.0]
+
+
+# ---------------------------------------------------------------------------------- specs and runs
+
+
+def _spec(scheduler="greedy", optimizer="sgd", workload="quadratic", **kw):
+    kw.setdefault("budget", 30)
+    return study.GreedyRunSpec(
+        workload,
+        optimizer,
+        scheduler,
+        kw.pop("seed", 0),
+        lr=study.INITIAL_LR[workload][optimizer],
+        **kw,
+    )
+
+
+def test_specs_are_validated():
+    with pytest.raises(ValueError, match="scheduler"):
+        study.check_spec(_spec("sls", "adam"))
+    with pytest.raises(ValueError, match="workload"):
+        study.check_spec(study.GreedyRunSpec("imagenet", "sgd", "cosine", 0, 10, 0.1))
+    with pytest.raises(ValueError, match="GreedyLR option"):
+        study.check_spec(_spec(greedy=(("speed", 2),)))
+    with pytest.raises(ValueError, match="grad_noise"):
+        study.check_spec(_spec("sls", grad_noise=1.0))
+
+
+def test_every_comparison_shares_lr_and_seeds():
+    specs = study.main_specs(study.FULL)
+    groups = {}
+    for s in specs:
+        groups.setdefault((s.workload, s.optimizer), set()).add((s.lr, s.budget))
+    assert all(len(v) == 1 for v in groups.values())
+    assert len(study.FULL.seeds) >= 3
+    per_opt = {o: len(study.SCHEDULES) + len(study.ADAPTIVE.get(o, ())) for o in study.OPTIMIZERS}
+    assert len(specs) == len(study.WORKLOADS) * len(study.FULL.seeds) * sum(per_opt.values())
+    quick = study.main_specs(study.QUICK)
+    assert {s.scheduler for s in quick} == set(study.SCHEDULES) | {
+        "hd_parameter",
+        "hd_group",
+        "sls",
+    }
+    assert {s.workload for s in quick} == set(study.WORKLOADS)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "expected"),
+    [
+        ("constant", lambda k: 1.0),
+        ("warmup", lambda k: min(1.0, (k + 1) / 2)),  # warmup over budget / 10 = 2 steps
+        ("linear", lambda k: 1 - k / 20),
+        ("polynomial", lambda k: (1 - k / 20) ** 2),
+        ("step", lambda k: 0.1 ** (k // 7)),  # every ceil(20 / 3) = 7 steps
+        ("exponential", lambda k: 0.01 ** (k / 20)),
+        ("cosine", lambda k: 0.5 * (1 + math.cos(math.pi * k / 20))),
+    ],
+)
+def test_classic_schedules_follow_their_closed_forms(scheduler, expected):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    stepper = study.make_stepper(scheduler, opt, budget=20)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        stepper.step(1.0)
+    assert lrs == pytest.approx([expected(k) for k in range(20)], abs=1e-12)
+
+
+def test_greedy_raises_the_rate_while_the_loss_falls():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    stepper = study.make_stepper("greedy", opt, budget=100, greedy={"smooth": False})
+    for k in range(11):
+        stepper.step(10.0 - k)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1 / study.GREEDY_CONFIG["factor"])
+
+
+def test_a_run_is_deterministic_and_complete():
+    spec = _spec("greedy", budget=40)
+    a, b = study.run_greedy(spec), study.run_greedy(spec)
+    for key in ("train_loss", "lr", "train_eval_loss", "val_loss"):
+        assert a[key] == b[key]
+    assert len(a["train_loss"]) == len(a["lr"]) == 40
+    assert len(a["train_eval_loss"]) == len(a["eval_steps"]) and a["eval_steps"][-1] == 40
+    assert not a["diverged"] and a["train_eval_loss"][-1] < a["train_eval_loss"][0]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "scheduler"),
+    [("sgd", "hd_parameter"), ("momentum", "hd_group"), ("adam", "hd_parameter"), ("sgd", "sls")],
+)
+def test_adaptive_optimizers_run_and_move_their_rate(optimizer, scheduler):
+    r = study.run_greedy(_spec(scheduler, optimizer, budget=30))
+    assert len(r["lr"]) == 30 and all(math.isfinite(v) for v in r["train_eval_loss"])
+    assert max(r["lr"]) != min(r["lr"])
+
+
+def test_loss_noise_only_reaches_the_scheduler():
+    clean_cos = study.run_greedy(_spec("cosine", budget=40))
+    noisy_cos = study.run_greedy(_spec("cosine", budget=40, loss_noise=0.5))
+    assert noisy_cos["train_loss"] == clean_cos["train_loss"]  # cosine ignores the loss
+    clean = study.run_greedy(_spec("greedy", budget=60, greedy=(("smooth", False),)))
+    noisy = study.run_greedy(
+        _spec("greedy", budget=60, greedy=(("smooth", False),), loss_noise=0.5)
+    )
+    assert noisy["lr"] != clean["lr"] and noisy["noise"]["loss_sigma"] > 0
+
+
+def test_gradient_noise_perturbs_training():
+    clean = study.run_greedy(_spec("cosine", budget=40))
+    noisy = study.run_greedy(_spec("cosine", budget=40, grad_noise=1.0))
+    assert noisy["train_eval_loss"][-1] != clean["train_eval_loss"][-1]
+    assert noisy["lr"] == clean["lr"] and noisy["noise"]["grad_sigma"] > 0
+
+
+def test_divergence_is_detected():
+    spec = study.GreedyRunSpec("quadratic", "sgd", "constant", 0, 50, lr=5.0)
+    r = study.run_greedy(spec)
+    assert r["diverged"] and r["train_eval_loss"][-1] == math.inf and len(r["train_loss"]) < 50
+
+
+# ---------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_quick_study_end_to_end_and_resume(tmp_path):
+    args = ["--quick", "--jobs", "2", "--quiet", "--out", str(tmp_path)]
+    summary = study.main(args)
+    sweeps = ("main.jsonl", "factor.jsonl", "robustness.jsonl")
+    figures = (
+        "lr_schedules.png",
+        "hypergradient.png",
+        "factor_sweep.png",
+        "robustness.png",
+        "scoring.png",
+    )
+    for name in sweeps + figures + ("summary.json", "table.md"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert not summary["failed_runs"]
+    n_main = len(study.main_specs(study.QUICK))
+    assert summary["n_runs"]["main"] == n_main == len(load_results(tmp_path / "main.jsonl"))
+    sc = summary["scoring"]
+    assert sc["overall"]["n"] == sum(t["n"] for t in sc["by_stage"].values()) > 0
+    assert set(sc["by_baseline"]) == set(study.SCHEDULES) - {"greedy"} | {
+        "hd_parameter",
+        "hd_group",
+        "sls",
+    }
+    table = (tmp_path / "table.md").read_text()
+    assert table == study.markdown_table(summary) and "86.73%" in table
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["scoring"]["overall"]["counts"] == sc["overall"]["counts"]
+    assert set(saved["figures"]) == set(figures)
+
+    lines = {f: len((tmp_path / f).read_text().splitlines()) for f in sweeps}
+    again = study.main(args)
+    assert {f: len((tmp_path / f).read_text().splitlines()) for f in sweeps} == lines
+    assert again["scoring"] == summary["scoring"]
