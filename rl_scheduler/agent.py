@@ -1,0 +1,577 @@
+"""Train, checkpoint, save, load and evaluate a PPO learning-rate scheduler (stable-baselines3).
+
+>>> from rl_scheduler import agent
+>>> env_kwargs = {"split": "train", "n_instances": 32}
+>>> model = agent.train_ppo(env_kwargs, total_timesteps=60_000, checkpoint_dir="runs/ppo")  # doctest: +SKIP
+>>> results = agent.evaluate(model, env_kwargs | {"split": "test"})  # doctest: +SKIP
+
+Checkpoint directory layout (``checkpoint_dir``)::
+
+    config.json                 what was trained: env_kwargs, n_envs, seed, ppo_kwargs
+    checkpoints/ppo_<T>.zip     the model after T environment steps (written atomically)
+    episodes.jsonl              one JSON line per finished training episode (the training curve)
+
+Rerunning :func:`train_ppo` with the same directory continues from the latest checkpoint instead
+of starting over (and returns at once when it already reached ``total_timesteps``). A resumed run
+is a valid continuation but not bit-identical to an uninterrupted one: the environments restart
+their episodes and the random streams are re-seeded from ``seed`` and the checkpoint's step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from numbers import Integral
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from nmf.datasets import NMFInstance
+from rl_scheduler.env import LRScheduleEnv
+from rl_scheduler.registration import NMF_ENV_ID, make_nmf_env
+from rl_scheduler.tasks.nmf_task import as_instance, instance_to_dict
+
+CONFIG_ATTR = "rl_scheduler_config"
+"""Attribute of a trained model holding what :class:`~rl_scheduler.policy.LearnedSchedule` needs:
+``{"env_id", "env_kwargs", "env_config", "initial_lr_fraction"}`` (saved inside the model zip)."""
+
+DEFAULT_PPO_KWARGS: dict[str, Any] = {
+    "n_steps": 256,
+    "batch_size": 64,
+    "n_epochs": 10,
+    "learning_rate": 3e-4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.0,
+    "clip_range": 0.2,
+    "policy_kwargs": {"net_arch": [64, 64], "log_std_init": -0.5},
+}
+"""PPO hyper-parameters (per environment ``n_steps``); override any of them with ``ppo_kwargs``."""
+
+VEC_ENVS = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
+
+_CKPT_RE = re.compile(r"^ppo_(\d+)\.zip$")
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: instances become dicts, tuples lists, NumPy scalars Python numbers."""
+    if isinstance(value, NMFInstance):
+        return instance_to_dict(value)
+    if isinstance(value, type):  # e.g. policy_kwargs={"activation_fn": torch.nn.ReLU}
+        return f"{value.__module__}.{value.__qualname__}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_env_kwargs(env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    if env_kwargs is None:
+        return {}
+    if not isinstance(env_kwargs, Mapping):
+        raise TypeError(f"env_kwargs must be a dict or None, got {type(env_kwargs).__name__}.")
+    return _jsonable(dict(env_kwargs))
+
+
+def _unwrap(env: Any) -> LRScheduleEnv:
+    base = env.unwrapped if hasattr(env, "unwrapped") else env
+    if not isinstance(base, LRScheduleEnv):
+        raise TypeError(f"expected an LRScheduleEnv, got {type(base).__name__}.")
+    return base
+
+
+def env_metadata(env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a model trained on ``gymnasium.make(NMF_ENV_ID, **env_kwargs)`` needs to be replayed.
+
+    Returns ``{"env_id", "env_kwargs", "env_config", "initial_lr_fraction"}``; ``env_config`` is
+    :attr:`rl_scheduler.LRScheduleEnv.config` with every default filled in.
+    """
+    kwargs = _check_env_kwargs(env_kwargs)
+    env = make_nmf_env(**kwargs)
+    return {
+        "env_id": NMF_ENV_ID,
+        "env_kwargs": kwargs,
+        "env_config": env.config,
+        "initial_lr_fraction": getattr(env.task, "initial_lr_fraction", None),
+    }
+
+
+def make_vec(
+    env_kwargs: Mapping[str, Any] | None = None,
+    *,
+    n_envs: int = 2,
+    seed: int = 0,
+    vec_env: str = "dummy",
+) -> VecEnv:
+    """``n_envs`` monitored copies of ``rl_scheduler/NMF-v0`` in a vectorised environment.
+
+    Parameters
+    ----------
+    env_kwargs : dict, optional
+        Keyword arguments of :func:`rl_scheduler.make_nmf_env`.
+    n_envs : int
+        Number of parallel environments (env ``i`` is seeded with ``seed + i``).
+    seed : int
+    vec_env : {"dummy", "subproc"}
+        ``"dummy"`` steps the environments in turn in this process, ``"subproc"`` in one process
+        each. On a few cores ``"dummy"`` is faster for NMF environments this small (see
+        ``benchmarks/bench_env.py``).
+    """
+    kwargs = _check_env_kwargs(env_kwargs)
+    if not isinstance(n_envs, Integral) or isinstance(n_envs, bool) or n_envs < 1:
+        raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}.")
+    if vec_env not in VEC_ENVS:
+        raise ValueError(f"vec_env must be one of {sorted(VEC_ENVS)}, got {vec_env!r}.")
+    vec_kwargs = {"start_method": "spawn"} if vec_env == "subproc" else None
+    return make_vec_env(
+        make_nmf_env,  # the factory itself: no gymnasium.make wrappers, nothing injected
+        n_envs=int(n_envs),
+        seed=int(seed),
+        env_kwargs=kwargs,
+        vec_env_cls=VEC_ENVS[vec_env],
+        vec_env_kwargs=vec_kwargs,
+    )
+
+
+def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint with the most environment steps in ``checkpoint_dir`` (``None`` if none)."""
+    folder = Path(checkpoint_dir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT_RE.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def _checkpoint_steps(path: Path) -> int:
+    return int(_CKPT_RE.match(path.name).group(1))
+
+
+def load_training_curve(checkpoint_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The training episodes recorded in ``checkpoint_dir/episodes.jsonl``, oldest first.
+
+    Each record has ``timesteps`` (environment steps when the episode ended), ``env`` (index of
+    the parallel environment), ``return``, ``length``, ``final_loss``, ``diverged`` and, for NMF,
+    ``instance_index``. A torn last line (a crash while writing) is skipped.
+    """
+    path = Path(checkpoint_dir) / "episodes.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+# ---------------------------------------------------------------------------------- callbacks
+class _TrainingRecorder(BaseCallback):
+    """Appends finished episodes to ``episodes.jsonl`` and saves periodic checkpoints."""
+
+    def __init__(
+        self,
+        checkpoint_dir: Path | None,
+        checkpoint_every: int,
+        keep_checkpoints: int,
+        metadata: dict[str, Any],
+    ) -> None:
+        super().__init__()
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.keep_checkpoints = keep_checkpoints
+        self.metadata = metadata
+        self.episodes: list[dict[str, Any]] = []
+        self._last_saved = 0
+        self._fh = None
+
+    def _on_training_start(self) -> None:
+        self._last_saved = self.num_timesteps
+        if self.checkpoint_dir is not None:
+            self._fh = open(self.checkpoint_dir / "episodes.jsonl", "a")  # noqa: SIM115
+
+    def _on_step(self) -> bool:
+        for i, info in enumerate(self.locals.get("infos", ())):
+            episode = info.get("episode")
+            if episode is None:
+                continue
+            record = {
+                "timesteps": int(self.num_timesteps),
+                "env": i,
+                "return": float(episode["r"]),
+                "length": int(episode["l"]),
+                "final_loss": float(info.get("loss", math.nan)),
+                "diverged": bool(info.get("diverged", False)),
+            }
+            if "instance_index" in info:
+                record["instance_index"] = int(info["instance_index"])
+            self.episodes.append(record)
+            if self._fh is not None:
+                self._fh.write(json.dumps(_json_safe(record)) + "\n")
+                self._fh.flush()
+        return True
+
+    def _on_rollout_start(self) -> None:
+        # Called after each PPO update, so a checkpoint holds a fully updated policy.
+        if self.checkpoint_dir is not None and (
+            self.num_timesteps - self._last_saved >= self.checkpoint_every
+        ):
+            self.save_checkpoint()
+
+    def _on_training_end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Sync and close the episode log (also after an interrupted ``learn``)."""
+        if self._fh is not None:
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+    def save_checkpoint(self) -> Path:
+        folder = self.checkpoint_dir / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"ppo_{self.num_timesteps:010d}.zip"
+        save(self.model, path, metadata=self.metadata)
+        self._last_saved = self.num_timesteps
+        old = sorted((p for p in folder.iterdir() if _CKPT_RE.match(p.name)), key=_checkpoint_steps)
+        for stale in old[: max(len(old) - self.keep_checkpoints, 0)]:
+            stale.unlink(missing_ok=True)
+        return path
+
+
+def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """Non-finite floats as strings so the line stays strict JSON (as experiments.runner does)."""
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+        out[k] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------- public API
+def train_ppo(
+    env_kwargs: Mapping[str, Any] | None = None,
+    *,
+    total_timesteps: int,
+    n_envs: int = 2,
+    seed: int = 0,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 10_000,
+    keep_checkpoints: int = 3,
+    device: str = "auto",
+    progress: bool = False,
+    vec_env: str = "dummy",
+    ppo_kwargs: Mapping[str, Any] | None = None,
+    verbose: int = 0,
+) -> PPO:
+    """Train PPO to schedule learning rates on ``rl_scheduler/NMF-v0``.
+
+    Parameters
+    ----------
+    env_kwargs : dict, optional
+        Keyword arguments of :func:`rl_scheduler.make_nmf_env` (instance set, clip, budget, shield,
+        ...). Must be JSON-able (``NMFInstance`` objects are converted).
+    total_timesteps : int
+        Environment steps (actions) to train for, summed over the parallel environments.
+    n_envs : int, default 2
+        Parallel environments.
+    seed : int, default 0
+        Seeds PPO (network init, action sampling) and the environments.
+    checkpoint_dir : path, optional
+        Where to keep ``config.json``, checkpoints and ``episodes.jsonl``. If it already holds a
+        checkpoint of the same configuration, training continues from the latest one.
+    checkpoint_every : int, default 10_000
+        Save a checkpoint after the first PPO update at least this many steps after the last one
+        (and always at the end).
+    keep_checkpoints : int, default 3
+        Older checkpoints are deleted.
+    device : str, default "auto"
+        Torch device of the policy; ``"auto"`` picks CUDA when present (for a 64x64 MLP the CPU
+        is usually as fast).
+    progress : bool, default False
+        Show stable-baselines3's progress bar (tqdm + rich).
+    vec_env : {"dummy", "subproc"}, default "dummy"
+        See :func:`make_vec`.
+    ppo_kwargs : dict, optional
+        Overrides of :data:`DEFAULT_PPO_KWARGS`.
+    verbose : int, default 0
+        stable-baselines3 verbosity.
+
+    Returns
+    -------
+    stable_baselines3.PPO
+        The trained model; ``model.rl_scheduler_config`` (:data:`CONFIG_ATTR`) records the
+        environment it was trained on and :func:`save` keeps it. The per-episode training returns
+        are in ``model.rl_scheduler_episodes`` (this call's episodes) and, with a checkpoint
+        directory, in ``episodes.jsonl`` (all of them; see :func:`load_training_curve`).
+
+    Raises
+    ------
+    ValueError
+        For bad parameters, or if ``checkpoint_dir`` holds a run with a different configuration.
+    """
+    kwargs = _check_env_kwargs(env_kwargs)
+    for name, value, low in (
+        ("total_timesteps", total_timesteps, 1),
+        ("n_envs", n_envs, 1),
+        ("checkpoint_every", checkpoint_every, 1),
+        ("keep_checkpoints", keep_checkpoints, 1),
+        ("seed", seed, 0),
+    ):
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if ppo_kwargs is not None and not isinstance(ppo_kwargs, Mapping):
+        raise TypeError(f"ppo_kwargs must be a dict or None, got {type(ppo_kwargs).__name__}.")
+    algo_kwargs = {**DEFAULT_PPO_KWARGS, **dict(ppo_kwargs or {})}
+    metadata = env_metadata(kwargs)
+    config = {
+        "env_id": NMF_ENV_ID,
+        "env_kwargs": kwargs,
+        "n_envs": int(n_envs),
+        "seed": int(seed),
+        "ppo_kwargs": _jsonable(algo_kwargs),
+    }
+
+    folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+    resume_from = None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        config_path = folder / "config.json"
+        if config_path.is_file():
+            saved = json.loads(config_path.read_text())
+            if saved != config:
+                diff = sorted(k for k in config if saved.get(k) != config[k])
+                raise ValueError(
+                    f"checkpoint_dir {str(folder)!r} holds a run with a different configuration "
+                    f"(differs in {diff}); use another directory or delete it."
+                )
+        else:
+            _atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        resume_from = latest_checkpoint(folder)
+
+    start_steps = 0 if resume_from is None else _checkpoint_steps(resume_from)
+    if folder is not None:
+        _drop_episodes_after(folder, start_steps)
+    venv = make_vec(kwargs, n_envs=n_envs, seed=seed + start_steps, vec_env=vec_env)
+    recorder = _TrainingRecorder(folder, checkpoint_every, keep_checkpoints, metadata)
+    try:
+        if resume_from is None:
+            model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=verbose, **algo_kwargs)
+        else:
+            model = PPO.load(resume_from, env=venv, device=device)
+            model.set_random_seed(seed + start_steps)
+        setattr(model, CONFIG_ATTR, metadata)
+        remaining = int(total_timesteps) - int(model.num_timesteps)
+        if remaining > 0:
+            model.learn(
+                remaining,
+                callback=recorder,
+                reset_num_timesteps=resume_from is None,
+                progress_bar=progress,
+            )
+            if folder is not None and recorder._last_saved != model.num_timesteps:
+                recorder.save_checkpoint()
+        model.rl_scheduler_episodes = recorder.episodes
+    finally:
+        recorder.close()
+        venv.close()
+    return model
+
+
+def _drop_episodes_after(folder: Path, timesteps: int) -> None:
+    """Forget episodes logged after the checkpoint we resume from (they will be redone)."""
+    path = folder / "episodes.jsonl"
+    if not path.is_file():
+        return
+    keep = [r for r in load_training_curve(folder) if int(r["timesteps"]) <= timesteps]
+    _atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def save(model: PPO, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Save ``model`` (with its environment metadata) to ``path`` atomically.
+
+    Parameters
+    ----------
+    model : PPO
+    path : path
+        Destination; ``.zip`` is appended if missing.
+    metadata : dict, optional
+        Environment metadata (see :func:`env_metadata`); default: the model's own
+        ``rl_scheduler_config``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    if not isinstance(model, PPO):
+        raise TypeError(f"model must be a stable_baselines3.PPO, got {type(model).__name__}.")
+    path = Path(path)
+    if path.suffix != ".zip":
+        path = path.with_name(path.name + ".zip")
+    if metadata is not None:
+        setattr(model, CONFIG_ATTR, _jsonable(dict(metadata)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".zip")
+    os.close(fd)
+    try:
+        # rl_scheduler_episodes can be long; the curve lives in episodes.jsonl instead.
+        model.save(tmp, exclude=["rl_scheduler_episodes"])
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike, *, device: str = "auto") -> PPO:
+    """Load a model written by :func:`save` or :func:`train_ppo` (environment metadata included)."""
+    path = Path(path)
+    if not path.is_file() and path.with_name(path.name + ".zip").is_file():
+        path = path.with_name(path.name + ".zip")
+    if not path.is_file():
+        raise FileNotFoundError(f"path {str(path)!r} is not a saved model.")
+    return PPO.load(path, device=device)
+
+
+def model_metadata(model: PPO) -> dict[str, Any] | None:
+    """The environment metadata stored on a trained model, or ``None``."""
+    return getattr(model, CONFIG_ATTR, None)
+
+
+def rollout(
+    model: Any,
+    env: gymnasium.Env,
+    *,
+    seed: int | None = 0,
+    options: Mapping[str, Any] | None = None,
+    deterministic: bool = True,
+) -> dict[str, Any]:
+    """Run one episode of ``model`` (anything with ``predict(obs, deterministic=...)``) in ``env``.
+
+    Returns
+    -------
+    dict
+        ``initial_loss``, ``final_loss``, ``loss_ratio`` (final / initial), ``return``,
+        ``diverged``, ``steps_done``, and per action: ``losses`` (``n_actions + 1`` values, the
+        first before any step), ``lrs`` (applied), ``proposed_lrs``, ``bounds`` (at the start of
+        each chunk), ``rewards`` and ``actions``; plus ``instance_index`` when the task has one.
+    """
+    _unwrap(env)  # fail early on anything else
+    obs, info = env.reset(seed=seed, options=dict(options) if options else None)
+    out: dict[str, Any] = {
+        "losses": [info["loss"]],
+        "lrs": [],
+        "proposed_lrs": [],
+        "bounds": [],
+        "rewards": [],
+        "actions": [],
+    }
+    done = False
+    while not done:
+        action, _ = model.predict(obs, deterministic=deterministic)
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        out["actions"].append(float(np.asarray(action).reshape(-1)[0]))
+        out["losses"].append(info["loss"])
+        out["lrs"].append(info["lr"])
+        out["proposed_lrs"].append(info["proposed_lr"])
+        out["bounds"].append(info["bound"])
+        out["rewards"].append(float(reward))
+    out["initial_loss"] = out["losses"][0]
+    out["final_loss"] = math.inf if info["diverged"] else out["losses"][-1]
+    out["loss_ratio"] = out["final_loss"] / out["initial_loss"]
+    out["return"] = float(sum(out["rewards"]))
+    out["diverged"] = bool(info["diverged"])
+    out["steps_done"] = int(info["steps_done"])
+    if "instance_index" in info:
+        out["instance_index"] = info["instance_index"]
+    return out
+
+
+def evaluate(
+    model: Any,
+    env_kwargs: Mapping[str, Any] | None = None,
+    instances: Sequence[NMFInstance | Mapping[str, Any]] | None = None,
+    *,
+    deterministic: bool = True,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Run the policy once on every instance of a (held-out) set.
+
+    Parameters
+    ----------
+    model : PPO or path
+        A trained model (or the path of a saved one).
+    env_kwargs : dict, optional
+        Environment keyword arguments (as for :func:`train_ppo`); default: those the model was
+        trained with. Use ``{**train_kwargs, "split": "test"}`` for the held-out set.
+    instances : sequence of NMFInstance, optional
+        Evaluate on these instances instead of the set described by ``env_kwargs``.
+    deterministic : bool, default True
+        Use the policy's mean action.
+    seed : int, default 0
+        Reset seed (NMF runs do not depend on it once the instance is fixed).
+
+    Returns
+    -------
+    list of dict
+        One :func:`rollout` result per instance, in order, each with ``instance`` (its dict form).
+    """
+    if isinstance(model, str | os.PathLike):
+        model = load(model, device="cpu")
+    if env_kwargs is None:
+        meta = model_metadata(model)
+        if meta is None:
+            raise ValueError("env_kwargs is required for a model without rl_scheduler metadata.")
+        env_kwargs = meta["env_kwargs"]
+    kwargs = _check_env_kwargs(env_kwargs)
+    if instances is not None:
+        kwargs["instances"] = [instance_to_dict(as_instance(i)) for i in instances]
+    env = make_nmf_env(**kwargs)
+    results = []
+    for index, instance in enumerate(env.task.instances):
+        result = rollout(
+            model, env, seed=seed, options={"instance": index}, deterministic=deterministic
+        )
+        result["instance"] = instance_to_dict(instance)
+        results.append(result)
+    env.close()
+    return results

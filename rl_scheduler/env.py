@@ -1,0 +1,329 @@
+"""``LRScheduleEnv``: learning-rate scheduling of any :class:`~rl_scheduler.tasks.Task` as an RL problem."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
+from rl_scheduler.tasks.base import Task, TaskStats, task_safe_lr
+
+DEFAULT_MAX_MULT = 2.0
+"""The action in ``[-1, 1]`` multiplies the learning rate by ``max_mult ** action``, i.e. by a
+factor in ``[1/2, 2]`` per action: fine enough to track a bound that changes by a few percent per
+chunk, coarse enough to move the rate by ``2**30 ~ 1e9`` over a 30-action episode."""
+
+DEFAULT_LR_LIMITS = (1e-6, 1e6)
+"""The proposed rate stays within these multiples of the run's initial rate (avoids 0 and inf)."""
+
+DEFAULT_SHIELD_FRACTION = 0.9
+"""Default cap of the applied rate, as a fraction of the stability bound. The bound is computed
+at the start of each chunk and holds for that iterate; later iterates of the chunk can have a
+slightly lower bound. In the NMF trials a rate at 1.0 x the chunk's bound exceeded the bound of
+a later step of the chunk on ~20% of steps, by up to 10%; with the 0.9 margin the worst step was
+at 1.005 x its own bound. (Trained policies beat tuned step decay slightly more often at 1.0:
+the shield trades a little speed for the guarantee.)"""
+
+DEFAULT_DIVERGENCE_PENALTY = 10.0
+"""Reward of the action during which training diverged. It exceeds the log-loss decrease that
+any run here reaches (``log(initial / final)`` is about 1-7), so a diverged episode always
+returns less than one that stood still."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _finite_positive(name: str, value: Any) -> float:
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and value > 0):
+        raise ValueError(f"{name} must hold finite floats > 0, got {value!r}.")
+    return float(value)
+
+
+def action_to_multiplier(action: Any, max_mult: float) -> float:
+    """``max_mult ** a`` with ``a`` the action clipped to ``[-1, 1]``."""
+    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    if a.size != 1 or not np.isfinite(a[0]):
+        raise ValueError(f"action must be one finite number, got {action!r}.")
+    return float(max_mult ** float(np.clip(a[0], -1.0, 1.0)))
+
+
+def shielded_lr(
+    lr: float,
+    action: Any,
+    bound: float | None,
+    *,
+    max_mult: float,
+    lr_min: float,
+    lr_max: float,
+    shield: bool,
+    shield_fraction: float,
+) -> tuple[float, float]:
+    """The learning rate an action proposes, and the one actually applied.
+
+    ``proposed = clip(lr * max_mult ** action, lr_min, lr_max)``; with ``shield`` and a known
+    ``bound``, ``applied = min(proposed, shield_fraction * bound)``, else ``applied = proposed``.
+    The next action multiplies the *applied* rate, so a policy cannot wind its rate up far above
+    the shield. Used by both the environment and :class:`rl_scheduler.policy.LearnedSchedule`.
+    """
+    proposed = float(np.clip(lr * action_to_multiplier(action, max_mult), lr_min, lr_max))
+    if shield and bound is not None and math.isfinite(bound) and bound > 0:
+        return proposed, min(proposed, shield_fraction * bound)
+    return proposed, proposed
+
+
+class LRScheduleEnv(gym.Env):
+    """Choose the learning rate of a training run, one chunk of optimizer steps at a time.
+
+    An episode is one training run of ``steps_per_action * max_actions`` optimizer steps on the
+    task (for :class:`~rl_scheduler.tasks.NMFTask`: one instance drawn from its set at reset).
+
+    **Observation** -- a ``float32`` vector of scale-free features of the run so far (log-ratios
+    of loss, gradient norm, learning rate and stability bound to their initial values and to each
+    other, the loss change over the last chunks, the fraction of the budget used), clipped to
+    ``[-obs_clip, obs_clip]``; see :mod:`rl_scheduler.features`.
+
+    **Action** -- ``Box(-1, 1, (1,))``: the learning rate is multiplied by ``max_mult ** action``
+    (a log-scale change; ``0`` keeps it). A continuous action suits PPO's Gaussian policy and lets
+    the deterministic policy express any factor in ``[1/max_mult, max_mult]``. The first action
+    multiplies the task's ``initial_lr``. Proposed rates stay within ``lr_limits`` times the
+    initial rate.
+
+    **Shield** -- with ``shield=True`` and a task that reports a stability bound, the applied rate
+    is ``min(proposed, shield_fraction * bound)`` with the bound of the iterate at which the chunk
+    starts, so the agent can never choose a rate the theory calls unsafe for that iterate. The
+    rate is then held for the chunk: one bound costs about as much as two or three SGD steps, so
+    computing it once per chunk rather than at every step keeps its cost small. ``shield=False`` applies the proposed rate as it is (to
+    show what the shield buys).
+
+    **Reward** -- ``log(loss_before) - log(loss_after)`` for each action, so the undiscounted return
+    of a full episode telescopes to ``log(initial_loss / final_loss)``. If training diverges
+    (non-finite loss, or loss above ``nmf.sgd.DIVERGENCE_FACTOR`` times the initial loss for the
+    NMF task) during an action, that action's reward is ``-divergence_penalty`` and the episode
+    terminates.
+
+    **Termination** -- ``terminated=True`` after ``max_actions`` actions or on divergence. The budget
+    is part of the task and visible in the observation (``progress``), so its end is a true
+    terminal state, not a truncation; ``truncated`` is always ``False``.
+
+    Parameters
+    ----------
+    task : Task
+        What is being trained (see :mod:`rl_scheduler.tasks`).
+    steps_per_action : int, default 10
+        Optimizer steps per action.
+    max_actions : int, default 30
+        Actions per episode.
+    max_mult : float, default :data:`DEFAULT_MAX_MULT`
+        Largest factor by which one action changes the learning rate (``> 1``).
+    shield : bool, default True
+        Cap the applied rate at ``shield_fraction`` times the task's stability bound.
+    shield_fraction : float in (0, 1], default :data:`DEFAULT_SHIELD_FRACTION`
+        Every rate up to the bound is safe for the iterate the bound was computed at; the margin
+        covers the other iterates of the chunk (see :data:`DEFAULT_SHIELD_FRACTION`).
+    divergence_penalty : float, default :data:`DEFAULT_DIVERGENCE_PENALTY`
+        Non-negative penalty for the action during which training diverged.
+    lr_limits : (float, float), default :data:`DEFAULT_LR_LIMITS`
+        Proposed rates are clipped to ``[lo * initial_lr, hi * initial_lr]``.
+    features : sequence of str, default :data:`rl_scheduler.features.DEFAULT_FEATURES`
+        Observation features.
+    obs_clip : float, default 10.0
+        Bound of the observation box.
+    render_mode : None or "ansi"
+        ``"ansi"`` makes :meth:`render` return a one-line text summary.
+
+    Notes
+    -----
+    ``reset(seed=s)`` reseeds the environment's generator, which then draws the task's seed, so the
+    same ``s`` gives the same instance and the same observations. ``reset(options={...})`` passes the
+    options to ``task.reset`` as keywords, e.g. ``options={"instance": 3}`` runs instance 3 of an
+    :class:`~rl_scheduler.tasks.NMFTask`'s set.
+
+    ``info`` holds ``lr`` (applied), ``proposed_lr``, ``bound`` (of the iterate the chunk started
+    from; ``nan`` if none), ``shielded`` (the shield lowered the rate), ``loss``, ``steps_done``,
+    ``diverged`` and, when the task has one, ``instance_index``.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        task: Task,
+        *,
+        steps_per_action: int = 10,
+        max_actions: int = 30,
+        max_mult: float = DEFAULT_MAX_MULT,
+        shield: bool = True,
+        shield_fraction: float = DEFAULT_SHIELD_FRACTION,
+        divergence_penalty: float = DEFAULT_DIVERGENCE_PENALTY,
+        lr_limits: tuple[float, float] = DEFAULT_LR_LIMITS,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        obs_clip: float = DEFAULT_CLIP_VALUE,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        for method in ("reset", "advance"):
+            if not callable(getattr(task, method, None)):
+                raise TypeError(
+                    f"task must implement the Task protocol (reset, advance, initial_lr); "
+                    f"{type(task).__name__} has no {method}()."
+                )
+        if not _is_int(steps_per_action) or steps_per_action < 1:
+            raise ValueError(f"steps_per_action must be an integer >= 1, got {steps_per_action!r}.")
+        if not _is_int(max_actions) or max_actions < 1:
+            raise ValueError(f"max_actions must be an integer >= 1, got {max_actions!r}.")
+        if not (isinstance(max_mult, Real) and math.isfinite(max_mult) and max_mult > 1):
+            raise ValueError(f"max_mult must be a finite float > 1, got {max_mult!r}.")
+        if not isinstance(shield, bool):
+            raise TypeError(f"shield must be a bool, got {type(shield).__name__}.")
+        if not (isinstance(shield_fraction, Real) and 0 < shield_fraction <= 1):
+            raise ValueError(f"shield_fraction must be a float in (0, 1], got {shield_fraction!r}.")
+        if not (
+            isinstance(divergence_penalty, Real)
+            and math.isfinite(divergence_penalty)
+            and divergence_penalty >= 0
+        ):
+            raise ValueError(
+                f"divergence_penalty must be a finite float >= 0, got {divergence_penalty!r}."
+            )
+        if isinstance(lr_limits, str) or not isinstance(lr_limits, Sequence) or len(lr_limits) != 2:
+            raise ValueError(f"lr_limits must be a pair (lo, hi), got {lr_limits!r}.")
+        lo, hi = (_finite_positive("lr_limits", v) for v in lr_limits)
+        if not lo <= 1.0 <= hi:
+            raise ValueError(f"lr_limits must satisfy lo <= 1 <= hi, got {lr_limits!r}.")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}.")
+        self.task = task
+        self.steps_per_action = int(steps_per_action)
+        self.max_actions = int(max_actions)
+        self.max_mult = float(max_mult)
+        self.shield = shield
+        self.shield_fraction = float(shield_fraction)
+        self.divergence_penalty = float(divergence_penalty)
+        self.lr_limits = (lo, hi)
+        self.render_mode = render_mode
+        self.featurizer = Featurizer(
+            features, total_steps=self.steps_per_action * self.max_actions, clip_value=obs_clip
+        )
+        self.observation_space = self.featurizer.observation_space
+        self.action_space = spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
+        self._stats: TaskStats | None = None
+        self._lr = math.nan
+        self._lr_bounds = (math.nan, math.nan)
+        self._n_actions = 0
+        self._done = True
+        self._last_info: dict[str, Any] = {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The environment's parameters (everything but the task), JSON-able.
+
+        :class:`rl_scheduler.policy.LearnedSchedule` rebuilds the same observation and action
+        mapping from it.
+        """
+        return {
+            "steps_per_action": self.steps_per_action,
+            "max_actions": self.max_actions,
+            "max_mult": self.max_mult,
+            "shield": self.shield,
+            "shield_fraction": self.shield_fraction,
+            "divergence_penalty": self.divergence_penalty,
+            "lr_limits": list(self.lr_limits),
+            "features": list(self.featurizer.features),
+            "obs_clip": self.featurizer.clip_value,
+        }
+
+    @property
+    def lr(self) -> float:
+        """The learning rate applied during the last chunk (the initial rate after a reset)."""
+        return self._lr
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        task_seed = int(self.np_random.integers(2**31 - 1))
+        stats = self.task.reset(task_seed, **(options or {}))
+        lr0 = float(self.task.initial_lr)
+        if not (math.isfinite(lr0) and lr0 > 0):
+            raise ValueError(f"task.initial_lr must be a finite float > 0, got {lr0!r}.")
+        self._stats = stats
+        self._lr = lr0
+        self._lr_bounds = (self.lr_limits[0] * lr0, self.lr_limits[1] * lr0)
+        self._n_actions = 0
+        self._done = False
+        obs = self.featurizer.reset(stats, lr0)
+        self._last_info = self._info(stats, lr=lr0, proposed=lr0, bound=stats.bound, shielded=False)
+        return obs, dict(self._last_info)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() first.")
+        bound = task_safe_lr(self.task)
+        proposed, lr = shielded_lr(
+            self._lr,
+            action,
+            bound,
+            max_mult=self.max_mult,
+            lr_min=self._lr_bounds[0],
+            lr_max=self._lr_bounds[1],
+            shield=self.shield,
+            shield_fraction=self.shield_fraction,
+        )
+        before = self._stats
+        stats = self.task.advance(lr, self.steps_per_action)
+        self._stats = stats
+        self._lr = lr
+        self._n_actions += 1
+        if stats.diverged or not math.isfinite(stats.loss):
+            reward = -self.divergence_penalty
+            terminated = True
+        else:
+            tiny = np.finfo(np.float64).tiny
+            reward = math.log(max(before.loss, tiny)) - math.log(max(stats.loss, tiny))
+            terminated = self._n_actions >= self.max_actions
+        self._done = terminated
+        obs = self.featurizer.update(stats, lr)
+        self._last_info = self._info(
+            stats,
+            lr=lr,
+            proposed=proposed,
+            bound=math.nan if bound is None else bound,
+            shielded=lr < proposed,
+        )
+        return obs, float(reward), terminated, False, dict(self._last_info)
+
+    def _info(
+        self, stats: TaskStats, *, lr: float, proposed: float, bound: float, shielded: bool
+    ) -> dict[str, Any]:
+        info = {
+            "lr": lr,
+            "proposed_lr": proposed,
+            "bound": float(bound),
+            "shielded": bool(shielded),
+            "loss": float(stats.loss),
+            "steps_done": int(stats.steps_done),
+            "diverged": bool(stats.diverged),
+        }
+        index = getattr(self.task, "instance_index", None)
+        if index is not None:
+            info["instance_index"] = int(index)
+        return info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        i = self._last_info
+        if not i:
+            return "LRScheduleEnv (not reset)"
+        return (
+            f"action {self._n_actions}/{self.max_actions}: lr={i['lr']:.4g} "
+            f"(proposed {i['proposed_lr']:.4g}, bound {i['bound']:.4g}) loss={i['loss']:.6g}"
+        )

@@ -1,0 +1,217 @@
+"""A trained policy as a plain learning-rate schedule, for training loops that know nothing of RL.
+
+:class:`LearnedSchedule` follows the schedule protocol of :func:`nmf.run_sgd`: ``observe(stats)``
+before every step, then ``schedule(step) -> lr``. Every ``steps_per_action`` steps it builds the
+observation with the same :class:`~rl_scheduler.features.Featurizer` as the environment, asks
+the policy for an action and maps it to a learning rate with the same shielded rule
+(:func:`rl_scheduler.env.shielded_lr`), so on an NMF instance it applies exactly the learning
+rates the environment would::
+
+    problem = instance.build()
+    schedule = LearnedSchedule("runs/ppo/model.zip")
+    traj = nmf.run_sgd(problem, schedule, 300, clip=0.1, seed=instance.seed)
+
+In a torch loop, hand it any object with ``loss``, ``grad_norm`` and ``steps_done`` (and
+``bound``, if the task has one), e.g. a :class:`rl_scheduler.tasks.TaskStats`, and pass
+``initial_lr`` when there is no bound::
+
+    schedule = LearnedSchedule(model, initial_lr=0.1)
+    for step, (x, y) in enumerate(loader):
+        loss = loss_fn(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
+        schedule.observe(TaskStats(loss=loss.item(), grad_norm=float(grad_norm), steps_done=step))
+        for group in opt.param_groups:
+            group["lr"] = schedule(step)
+        opt.step()
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from numbers import Integral, Real
+from typing import Any
+
+from rl_scheduler.env import (
+    DEFAULT_LR_LIMITS,
+    DEFAULT_MAX_MULT,
+    DEFAULT_SHIELD_FRACTION,
+    shielded_lr,
+)
+from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
+from rl_scheduler.tasks.nmf_task import DEFAULT_INITIAL_LR_FRACTION
+
+_ENV_DEFAULTS: dict[str, Any] = {
+    "steps_per_action": 10,
+    "max_actions": 30,
+    "max_mult": DEFAULT_MAX_MULT,
+    "shield": True,
+    "shield_fraction": DEFAULT_SHIELD_FRACTION,
+    "lr_limits": list(DEFAULT_LR_LIMITS),
+    "features": list(DEFAULT_FEATURES),
+    "obs_clip": DEFAULT_CLIP_VALUE,
+}
+
+
+class LearnedSchedule:
+    """Learning rates from a trained policy, as a schedule ``observe(stats)`` + ``__call__(step)``.
+
+    Parameters
+    ----------
+    model : PPO, path, or any object with ``predict(obs, deterministic=...)``
+        The policy; a path is loaded with :func:`rl_scheduler.agent.load` on the CPU.
+    config : dict, optional
+        Environment parameters (:attr:`rl_scheduler.LRScheduleEnv.config`); default: the ones
+        stored on the model by :func:`rl_scheduler.agent.train_ppo`, else the environment's
+        defaults. Keyword arguments below override single entries.
+    steps_per_action, max_actions : int, optional
+        Steps between decisions and decisions per run; ``steps_per_action * max_actions`` is the
+        budget that the ``progress`` feature counts against (it stays at 1 beyond it).
+    shield : bool, optional
+        Cap the rate at ``shield_fraction`` times ``stats.bound`` (when the stats carry a finite
+        bound). Default: as in training.
+    initial_lr : float, optional
+        Starting rate. Default: ``initial_lr_fraction`` times the bound of the first observed
+        stats, which is what :class:`rl_scheduler.tasks.NMFTask` does.
+    initial_lr_fraction : float, optional
+        Default: the training task's.
+    deterministic : bool, default True
+        Use the policy's mean action.
+
+    Attributes
+    ----------
+    lrs, proposed_lrs, bounds : list of float
+        Per decision: the applied and the proposed rate, and the bound it was shielded with.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        config: Mapping[str, Any] | None = None,
+        steps_per_action: int | None = None,
+        max_actions: int | None = None,
+        shield: bool | None = None,
+        initial_lr: float | None = None,
+        initial_lr_fraction: float | None = None,
+        deterministic: bool = True,
+    ) -> None:
+        if isinstance(model, str | os.PathLike):
+            from rl_scheduler.agent import load
+
+            model = load(model, device="cpu")
+        if not callable(getattr(model, "predict", None)):
+            raise TypeError(
+                f"model must be a trained policy with predict() or a path, got {type(model).__name__}."
+            )
+        meta = getattr(model, "rl_scheduler_config", None) or {}
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a dict or None, got {type(config).__name__}.")
+        cfg = {**_ENV_DEFAULTS, **meta.get("env_config", {}), **dict(config or {})}
+        for key, value in (
+            ("steps_per_action", steps_per_action),
+            ("max_actions", max_actions),
+            ("shield", shield),
+        ):
+            if value is not None:
+                cfg[key] = value
+        for key in ("steps_per_action", "max_actions"):
+            value = cfg[key]
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key} must be an integer >= 1, got {value!r}.")
+        if not isinstance(cfg["shield"], bool):
+            raise TypeError(f"shield must be a bool, got {type(cfg['shield']).__name__}.")
+        if initial_lr is not None and not (
+            isinstance(initial_lr, Real) and math.isfinite(initial_lr) and initial_lr > 0
+        ):
+            raise ValueError(f"initial_lr must be None or a finite float > 0, got {initial_lr!r}.")
+        fraction = initial_lr_fraction
+        if fraction is None:
+            fraction = meta.get("initial_lr_fraction") or DEFAULT_INITIAL_LR_FRACTION
+        if not (isinstance(fraction, Real) and math.isfinite(fraction) and fraction > 0):
+            raise ValueError(f"initial_lr_fraction must be a finite float > 0, got {fraction!r}.")
+        self.model = model
+        self.config = cfg
+        self.steps_per_action = int(cfg["steps_per_action"])
+        self.max_actions = int(cfg["max_actions"])
+        self.shield = cfg["shield"]
+        self.initial_lr = None if initial_lr is None else float(initial_lr)
+        self.initial_lr_fraction = float(fraction)
+        self.deterministic = bool(deterministic)
+        self.featurizer = Featurizer(
+            cfg["features"],
+            total_steps=self.steps_per_action * self.max_actions,
+            clip_value=cfg["obs_clip"],
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current run, to schedule a new one."""
+        self._stats: Any = None
+        self._lr = math.nan
+        self._lr_range = (math.nan, math.nan)
+        self._started = False
+        self._last_step: int | None = None
+        self.lrs: list[float] = []
+        self.proposed_lrs: list[float] = []
+        self.bounds: list[float] = []
+
+    def observe(self, stats: Any) -> None:
+        """Record the statistics of the current iterate (called before every ``__call__``)."""
+        self._stats = stats
+
+    def __call__(self, step: int) -> float:
+        """The learning rate for ``step``; a new decision every ``steps_per_action`` steps."""
+        if not isinstance(step, Integral) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"step must be an integer >= 0, got {step!r}.")
+        if self._last_step is not None and step == self._last_step:
+            return self._lr
+        if self._started and step % self.steps_per_action != 0:
+            self._last_step = step
+            return self._lr
+        stats = self._stats
+        if stats is None:
+            raise RuntimeError("call observe(stats) before asking for a learning rate.")
+        bound = float(getattr(stats, "bound", math.nan))
+        if not self._started:
+            lr0 = self.initial_lr
+            if lr0 is None:
+                if not (math.isfinite(bound) and bound > 0):
+                    raise RuntimeError(
+                        "initial_lr is None and the first stats carry no finite bound: pass "
+                        "initial_lr, or run nmf.run_sgd with compute_bound=True."
+                    )
+                lr0 = self.initial_lr_fraction * bound
+            lo, hi = self.config["lr_limits"]
+            self._lr = lr0
+            self._lr_range = (lo * lr0, hi * lr0)
+            obs = self.featurizer.reset(stats, lr0)
+            self._started = True
+        else:
+            obs = self.featurizer.update(stats, self._lr)
+        action, _ = self.model.predict(obs, deterministic=self.deterministic)
+        proposed, lr = shielded_lr(
+            self._lr,
+            action,
+            bound if math.isfinite(bound) and bound > 0 else None,
+            max_mult=float(self.config["max_mult"]),
+            lr_min=self._lr_range[0],
+            lr_max=self._lr_range[1],
+            shield=self.shield,
+            shield_fraction=float(self.config["shield_fraction"]),
+        )
+        self._lr = lr
+        self._last_step = step
+        self.lrs.append(lr)
+        self.proposed_lrs.append(proposed)
+        self.bounds.append(bound)
+        return lr
+
+    def __repr__(self) -> str:
+        return (
+            f"LearnedSchedule(steps_per_action={self.steps_per_action}, "
+            f"max_actions={self.max_actions}, shield={self.shield})"
+        )

@@ -1,0 +1,97 @@
+"""The Task protocol: something being trained that a learning-rate controller can drive.
+
+A *task* owns a model, its data, its loss and its optimizer. A controller (an RL agent, a classic
+schedule, GreedyLR) only ever asks it to take a chunk of optimizer steps at a given learning rate
+and reads back a :class:`TaskStats`. The NMF task lives in :mod:`rl_scheduler.tasks.nmf_task`;
+deep-network tasks implement the same protocol, so every comparison runs the same training code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    """What a task reports about its current iterate (after a reset or a chunk of steps).
+
+    Attributes
+    ----------
+    loss : float
+        Training loss of the current iterate (``inf`` or ``nan`` once training broke down).
+    val_loss : float
+        Held-out loss, or ``nan`` when the task has no validation data.
+    grad_norm : float
+        Euclidean norm of the (full or mini-batch) gradient at the current iterate.
+    lr : float
+        Learning rate used for the chunk that led here; ``nan`` right after a reset.
+    bound : float
+        Largest learning rate that is provably safe at the current iterate (the task's stability
+        bound), or ``nan`` when the task has none.
+    steps_done : int
+        Optimizer steps taken since the last reset.
+    diverged : bool
+        Whether training broke down (non-finite loss or loss blow-up); the task then refuses to
+        advance until it is reset.
+    """
+
+    loss: float
+    val_loss: float = math.nan
+    grad_norm: float = math.nan
+    lr: float = math.nan
+    bound: float = math.nan
+    steps_done: int = 0
+    diverged: bool = False
+
+    @property
+    def has_bound(self) -> bool:
+        """Whether :attr:`bound` is a usable (finite, positive) learning rate."""
+        return math.isfinite(self.bound) and self.bound > 0
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A training run that advances by chunks of optimizer steps at a learning rate it is given.
+
+    Implementations are expected to be deterministic given the ``seed`` of :meth:`reset`.
+    A task may also define ``safe_lr() -> float | None`` (see :class:`BoundedTask`); controllers
+    read it through :func:`task_safe_lr`, so tasks without a stability bound need not define it.
+    """
+
+    @property
+    def initial_lr(self) -> float:
+        """A sensible learning rate to start the current run with (valid after :meth:`reset`)."""
+        ...
+
+    def reset(self, seed: int | None = None, **options: Any) -> TaskStats:
+        """Start a fresh run (possibly on a new problem instance) and report its first stats."""
+        ...
+
+    def advance(self, lr: float, n_steps: int) -> TaskStats:
+        """Take ``n_steps`` optimizer steps at learning rate ``lr``; stop early on divergence."""
+        ...
+
+
+@runtime_checkable
+class BoundedTask(Task, Protocol):
+    """A :class:`Task` that knows a stability bound on the learning rate at its current iterate."""
+
+    def safe_lr(self) -> float | None:
+        """The stability bound at the current iterate, or ``None`` when it is not available."""
+        ...
+
+
+def task_safe_lr(task: Any) -> float | None:
+    """``task.safe_lr()`` for tasks that define it (it is optional), else ``None``.
+
+    A non-finite or non-positive value also counts as "no bound".
+    """
+    fn = getattr(task, "safe_lr", None)
+    if fn is None:
+        return None
+    value = fn()
+    if value is None or not (math.isfinite(value) and value > 0):
+        return None
+    return float(value)

@@ -1,0 +1,156 @@
+import json
+
+import numpy as np
+import pytest
+
+import nmf
+from rl_scheduler import agent, make_nmf_env
+from rl_scheduler.policy import LearnedSchedule
+
+PPO_KWARGS = {"n_steps": 64, "batch_size": 64, "n_epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from tests.rl_scheduler.conftest import SMALL
+
+    folder = tmp_path_factory.mktemp("ppo")
+    model = agent.train_ppo(
+        SMALL,
+        total_timesteps=256,
+        n_envs=2,
+        seed=0,
+        checkpoint_dir=folder,
+        checkpoint_every=128,
+        device="cpu",
+        ppo_kwargs=PPO_KWARGS,
+    )
+    return model, folder
+
+
+def test_training_records_episodes_checkpoints_and_metadata(trained, small_kwargs):
+    model, folder = trained
+    assert model.num_timesteps == 256
+    curve = agent.load_training_curve(folder)
+    assert len(curve) == 2 * (128 // small_kwargs["max_actions"])  # 2 envs x 128 steps
+    assert all(
+        np.isfinite(r["return"]) and r["length"] == small_kwargs["max_actions"] for r in curve
+    )
+    assert [r["timesteps"] for r in curve] == sorted(r["timesteps"] for r in curve)
+    assert agent.latest_checkpoint(folder).name == "ppo_0000000256.zip"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["env_kwargs"] == small_kwargs and config["n_envs"] == 2
+    meta = agent.model_metadata(model)
+    assert meta["env_config"]["max_actions"] == small_kwargs["max_actions"]
+    assert meta["initial_lr_fraction"] == 0.5
+
+
+def test_save_load_round_trip_gives_the_same_deterministic_actions(trained, tmp_path):
+    model, _ = trained
+    path = agent.save(model, tmp_path / "model")
+    assert path.name == "model.zip"
+    loaded = agent.load(path, device="cpu")
+    obs = np.random.default_rng(0).uniform(-3, 3, (20, model.observation_space.shape[0]))
+    obs = obs.astype(np.float32)
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    assert agent.model_metadata(loaded) == agent.model_metadata(model)
+
+
+def test_evaluate_runs_every_held_out_instance(trained, small_kwargs):
+    model, _ = trained
+    results = agent.evaluate(model, {**small_kwargs, "split": "test"})
+    assert len(results) == small_kwargs["n_instances"]
+    for r in results:
+        assert len(r["losses"]) == small_kwargs["max_actions"] + 1
+        assert r["loss_ratio"] == pytest.approx(r["final_loss"] / r["initial_loss"])
+        assert r["return"] == pytest.approx(np.log(1 / r["loss_ratio"]))
+        assert all(lr <= b * (1 + 1e-12) for lr, b in zip(r["lrs"], r["bounds"], strict=True))
+    assert results == agent.evaluate(model, {**small_kwargs, "split": "test"})  # deterministic
+    instance = nmf.datasets.NMFInstance("synthetic", rank=3, seed=99, size=(30, 20))
+    (one,) = agent.evaluate(model, small_kwargs, [instance])
+    assert one["instance"]["seed"] == 99
+
+
+def test_learned_schedule_from_a_saved_model_matches_the_env(trained, tmp_path, small_kwargs):
+    model, _ = trained
+    path = agent.save(model, tmp_path / "model.zip")
+    schedule = LearnedSchedule(str(path))
+    env = make_nmf_env(**small_kwargs)
+    episode = agent.rollout(model, env, options={"instance": 1})
+    instance = env.task.instances[1]
+    n = small_kwargs["steps_per_action"] * small_kwargs["max_actions"]
+    traj = nmf.run_sgd(instance.build(), schedule, n, clip=env.task.clip, seed=instance.seed)
+    assert traj.lrs == list(np.repeat(episode["lrs"], small_kwargs["steps_per_action"]))
+
+
+def test_training_resumes_from_the_latest_checkpoint(trained, small_kwargs):
+    model, folder = trained
+    before = agent.load_training_curve(folder)
+    # An episode logged after the last checkpoint (a crash before the next one) is forgotten.
+    with open(folder / "episodes.jsonl", "a") as fh:
+        fh.write(json.dumps({"timesteps": 300, "env": 0, "return": 0.0}) + "\n")
+    resumed = agent.train_ppo(
+        small_kwargs,
+        total_timesteps=384,
+        n_envs=2,
+        seed=0,
+        checkpoint_dir=folder,
+        checkpoint_every=128,
+        device="cpu",
+        ppo_kwargs=PPO_KWARGS,
+    )
+    assert resumed.num_timesteps == 384
+    after = agent.load_training_curve(folder)
+    assert after[: len(before)] == before and len(after) > len(before)
+    assert all(r.get("length") for r in after)  # the stray line is gone
+    assert agent.latest_checkpoint(folder).name == "ppo_0000000384.zip"
+    # Already done: returns the checkpoint without training.
+    done = agent.train_ppo(
+        small_kwargs,
+        total_timesteps=384,
+        n_envs=2,
+        seed=0,
+        checkpoint_dir=folder,
+        device="cpu",
+        ppo_kwargs=PPO_KWARGS,
+    )
+    assert done.num_timesteps == 384 and done.rl_scheduler_episodes == []
+    assert agent.load_training_curve(folder) == after
+
+
+def test_resume_refuses_a_different_configuration(trained, small_kwargs):
+    _, folder = trained
+    with pytest.raises(ValueError, match="different configuration"):
+        agent.train_ppo(
+            {**small_kwargs, "max_actions": 7},
+            total_timesteps=256,
+            checkpoint_dir=folder,
+            device="cpu",
+            ppo_kwargs=PPO_KWARGS,
+        )
+
+
+def test_a_torn_last_line_of_the_curve_is_ignored(tmp_path):
+    (tmp_path / "episodes.jsonl").write_text('{"timesteps": 5, "return": 1.0}\n{"timest')
+    assert agent.load_training_curve(tmp_path) == [{"timesteps": 5, "return": 1.0}]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"total_timesteps": 0}, ValueError, "total_timesteps"),
+        ({"total_timesteps": 10, "n_envs": 0}, ValueError, "n_envs"),
+        ({"total_timesteps": 10, "vec_env": "ray"}, ValueError, "vec_env"),
+        ({"total_timesteps": 10, "ppo_kwargs": 3}, TypeError, "ppo_kwargs"),
+    ],
+)
+def test_train_ppo_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        agent.train_ppo({}, **kwargs)
+
+
+def test_env_kwargs_must_be_a_dict():
+    with pytest.raises(TypeError, match="env_kwargs"):
+        agent.train_ppo([1], total_timesteps=10)

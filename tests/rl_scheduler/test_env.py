@@ -1,0 +1,238 @@
+import math
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import rl_scheduler
+from nmf.datasets import NMFInstance
+from rl_scheduler import LRScheduleEnv, NMFTask, make_nmf_env
+from rl_scheduler.env import shielded_lr
+
+
+def _episode(env, actions, seed=None, options=None):
+    obs, info = env.reset(seed=seed, options=options)
+    observations, rewards, infos = [obs], [], [info]
+    for a in actions:
+        obs, reward, terminated, truncated, info = env.step(np.array([a], dtype=np.float32))
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return np.array(observations), rewards, infos
+
+
+def test_gymnasium_env_checker(small_kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "no render fps": not an error
+        gym_check_env(make_nmf_env(**small_kwargs), skip_render_check=True)
+
+
+def test_stable_baselines3_env_checker(small_kwargs):
+    sb3_check_env(make_nmf_env(**small_kwargs), warn=True)
+
+
+def test_registered_id_works_with_kwargs(small_kwargs):
+    env = gymnasium.make(rl_scheduler.NMF_ENV_ID, **small_kwargs, shield_fraction=0.8)
+    assert env.unwrapped.shield_fraction == 0.8
+    assert len(env.unwrapped.task.instances) == small_kwargs["n_instances"]
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    env.close()
+    # "module:id" imports the package first, so this works without `import rl_scheduler`
+    test = gymnasium.make(f"rl_scheduler:{rl_scheduler.NMF_ENV_ID}", split="test", **small_kwargs)
+    seeds = {i.seed for i in test.unwrapped.task.instances}
+    assert not seeds & {i.seed for i in env.unwrapped.task.instances}
+
+
+def test_same_seed_gives_the_same_observations(small_kwargs):
+    actions = np.random.default_rng(0).uniform(-1, 1, 6)
+    a_obs, a_rew, _ = _episode(make_nmf_env(**small_kwargs), actions, seed=123)
+    b_obs, b_rew, _ = _episode(make_nmf_env(**small_kwargs), actions, seed=123)
+    np.testing.assert_array_equal(a_obs, b_obs)
+    assert a_rew == b_rew
+    # another seed draws other instances: some episode differs
+    others = [_episode(make_nmf_env(**small_kwargs), actions, seed=s)[0] for s in range(4)]
+    assert any(not np.array_equal(a_obs, o) for o in others)
+
+
+def test_vectorised_env_steps_in_lockstep(small_kwargs):
+    venv = DummyVecEnv([lambda: make_nmf_env(**small_kwargs)] * 2)
+    venv.seed(5)
+    obs = venv.reset()
+    assert obs.shape == (2, len(rl_scheduler.DEFAULT_FEATURES)) and obs.dtype == np.float32
+    dones_seen = 0
+    for _ in range(small_kwargs["max_actions"] * 2):
+        obs, rewards, dones, infos = venv.step(np.zeros((2, 1), dtype=np.float32))
+        assert rewards.shape == (2,) and np.all(np.isfinite(obs))
+        dones_seen += int(dones.sum())
+    assert dones_seen == 4  # two episodes each, auto-reset in between
+    venv.close()
+
+
+def test_shield_is_never_exceeded(small_kwargs):
+    env = make_nmf_env(**small_kwargs, max_mult=10.0, shield_fraction=0.7)
+    rng = np.random.default_rng(1)
+    n_shielded = 0
+    for episode in range(4):
+        _, _, infos = _episode(env, rng.uniform(-1, 1, 10) + 0.5, seed=episode)
+        for info in infos[1:]:
+            assert info["lr"] <= 0.7 * info["bound"] * (1 + 1e-12)
+            assert info["lr"] <= info["proposed_lr"]
+            assert not info["diverged"]
+            n_shielded += info["shielded"]
+    assert n_shielded > 0
+
+
+def test_shield_off_lets_training_diverge_with_penalty_and_termination():
+    instance = NMFInstance("synthetic", rank=3, seed=1, size=(30, 20))
+    kwargs = {"instances": [instance], "clip": None, "max_mult": 1e3, "divergence_penalty": 7.0}
+    _, rewards, infos = _episode(make_nmf_env(**kwargs, shield=False), [1.0] * 30, seed=0)
+    assert infos[-1]["diverged"] and rewards[-1] == -7.0 and len(rewards) < 30
+    _, rewards, infos = _episode(make_nmf_env(**kwargs, shield=True), [1.0] * 30, seed=0)
+    assert not any(i["diverged"] for i in infos) and len(rewards) == 30
+    assert all(np.isfinite(rewards))
+
+
+def test_rewards_telescope_to_the_log_loss_ratio(small_kwargs):
+    env = make_nmf_env(**small_kwargs)
+    _, rewards, infos = _episode(env, [0.3, -0.2, 1.0, 0.0, -1.0, 0.5], seed=2)
+    assert len(rewards) == small_kwargs["max_actions"]
+    expected = math.log(infos[0]["loss"] / infos[-1]["loss"])
+    assert sum(rewards) == pytest.approx(expected, rel=1e-9)
+    assert infos[-1]["steps_done"] == small_kwargs["max_actions"] * small_kwargs["steps_per_action"]
+
+
+def test_episode_ends_after_the_budget(small_kwargs):
+    env = make_nmf_env(**small_kwargs)
+    env.reset(seed=0)
+    for k in range(small_kwargs["max_actions"]):
+        _, _, terminated, truncated, _ = env.step(np.zeros(1, dtype=np.float32))
+        assert terminated == (k == small_kwargs["max_actions"] - 1) and not truncated
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(1, dtype=np.float32))
+
+
+def test_action_maps_to_a_log_scale_multiplier(small_kwargs):
+    env = make_nmf_env(**small_kwargs, shield=False, max_mult=4.0)
+    _, info = env.reset(seed=0)
+    assert info["lr"] == pytest.approx(0.5 * info["bound"])  # initial_lr_fraction * bound
+    for action, factor in ((0.5, 2.0), (-1.0, 0.25), (5.0, 4.0), (0.0, 1.0)):
+        before = env.lr
+        _, _, _, _, info = env.step(np.array([action], dtype=np.float32))
+        assert info["lr"] == pytest.approx(before * factor)
+    with pytest.raises(ValueError, match="action"):
+        env.step(np.array([np.nan]))
+
+
+def test_shielded_lr_rule():
+    kw = {"max_mult": 2.0, "lr_min": 1e-6, "lr_max": 1e6, "shield_fraction": 0.5}
+    assert shielded_lr(1.0, [1.0], 1.0, shield=True, **kw) == (2.0, 0.5)
+    assert shielded_lr(1.0, [1.0], 1.0, shield=False, **kw) == (2.0, 2.0)
+    assert shielded_lr(1.0, [1.0], None, shield=True, **kw) == (2.0, 2.0)
+    assert shielded_lr(1e6, [1.0], None, shield=True, **kw) == (1e6, 1e6)
+
+
+def test_reset_options_select_an_instance(small_kwargs):
+    env = make_nmf_env(**small_kwargs)
+    _, info = env.reset(seed=0, options={"instance": 2})
+    assert info["instance_index"] == 2
+    with pytest.raises(TypeError):
+        env.reset(options={"no_such_option": 1})
+
+
+def test_render_ansi(small_kwargs):
+    env = make_nmf_env(**small_kwargs, render_mode="ansi")
+    env.reset(seed=0)
+    env.step(np.zeros(1, dtype=np.float32))
+    assert "lr=" in env.render()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"steps_per_action": 0}, ValueError, "steps_per_action"),
+        ({"max_actions": 1.5}, ValueError, "max_actions"),
+        ({"max_mult": 1.0}, ValueError, "max_mult"),
+        ({"shield": "yes"}, TypeError, "shield"),
+        ({"shield_fraction": 1.5}, ValueError, "shield_fraction"),
+        ({"divergence_penalty": -1.0}, ValueError, "divergence_penalty"),
+        ({"lr_limits": (2.0, 3.0)}, ValueError, "lr_limits"),
+        ({"lr_limits": (0.1,)}, ValueError, "lr_limits"),
+        ({"render_mode": "human"}, ValueError, "render_mode"),
+    ],
+)
+def test_env_validation(kwargs, error, match):
+    task = NMFTask([NMFInstance("synthetic", rank=3, seed=1, size=(30, 20))])
+    with pytest.raises(error, match=match):
+        LRScheduleEnv(task, **kwargs)
+
+
+def test_env_rejects_non_tasks():
+    with pytest.raises(TypeError, match="task"):
+        LRScheduleEnv(object())
+
+
+@pytest.mark.slow
+def test_subprocess_vectorised_env_matches_the_in_process_one(small_kwargs):
+    from rl_scheduler.agent import make_vec
+
+    actions = np.random.default_rng(0).uniform(-1, 1, (8, 2, 1)).astype(np.float32)
+    results = []
+    for vec_env in ("dummy", "subproc"):
+        venv = make_vec(small_kwargs, n_envs=2, seed=3, vec_env=vec_env)
+        trace = [venv.reset()]
+        for a in actions:
+            obs, rewards, _, _ = venv.step(a)
+            trace += [obs, rewards]
+        venv.close()
+        results.append(trace)
+    for a, b in zip(*results, strict=True):  # rewards: float32 in DummyVecEnv, float64 otherwise
+        np.testing.assert_array_equal(a, b.astype(a.dtype))
+
+
+class QuadraticTask:
+    """A Task without a stability bound: gradient descent on 0.5 * sum(a * x**2)."""
+
+    initial_lr = 0.1
+
+    def __init__(self):
+        self.a = np.array([1.0, 4.0, 9.0])
+
+    def _stats(self, lr):
+        loss = float(0.5 * np.sum(self.a * self.x**2))
+        diverged = not np.isfinite(loss) or loss > 1e6 * self.loss0
+        grad_norm = float(np.linalg.norm(self.a * self.x))
+        return rl_scheduler.TaskStats(
+            loss=loss, grad_norm=grad_norm, lr=lr, steps_done=self.steps, diverged=diverged
+        )
+
+    def reset(self, seed=None):
+        self.x = np.random.default_rng(seed).uniform(1.0, 2.0, 3)
+        self.steps = 0
+        self.loss0 = float(0.5 * np.sum(self.a * self.x**2))
+        return self._stats(float("nan"))
+
+    def advance(self, lr, n_steps):
+        for _ in range(n_steps):
+            self.x = self.x - lr * self.a * self.x
+            self.steps += 1
+        return self._stats(lr)
+
+
+def test_env_is_generic_over_tasks_without_a_bound():
+    task = QuadraticTask()
+    assert isinstance(task, rl_scheduler.Task)
+    env = LRScheduleEnv(task, steps_per_action=3, max_actions=5)
+    sb3_check_env(env)
+    obs, info = env.reset(seed=0)
+    assert np.isnan(info["bound"])
+    features = dict(zip(rl_scheduler.DEFAULT_FEATURES, obs, strict=True))
+    assert features["has_bound"] == 0.0 and features["log_lr_bound"] == 0.0
+    _, rewards, infos = _episode(env, [1.0] * 5, seed=0)
+    assert infos[-1]["diverged"] and rewards[-1] == -env.divergence_penalty  # no shield to stop it

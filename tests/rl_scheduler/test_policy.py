@@ -1,0 +1,80 @@
+import math
+
+import numpy as np
+import pytest
+
+import nmf
+from rl_scheduler import make_nmf_env
+from rl_scheduler.agent import rollout
+from rl_scheduler.policy import LearnedSchedule
+from rl_scheduler.tasks import TaskStats
+
+
+class StubPolicy:
+    """A deterministic 'policy' whose action depends on every feature, so any drift shows."""
+
+    def predict(self, obs, deterministic=True):
+        obs = np.asarray(obs, dtype=np.float64)
+        return np.array([math.sin(3.0 * obs.sum() + 1.0)], dtype=np.float32), None
+
+
+@pytest.mark.parametrize("shield", [True, False])
+def test_learned_schedule_applies_exactly_the_env_lrs(small_kwargs, shield):
+    small_kwargs |= {"noise_levels": [1.0], "max_mult": 3.0, "shield": shield}
+    env = make_nmf_env(**small_kwargs)
+    policy = StubPolicy()
+    for index in range(2):
+        episode = rollout(policy, env, options={"instance": index})
+        instance = env.task.instances[index]
+        config = env.config
+        schedule = LearnedSchedule(policy, config=config)
+        n_steps = config["steps_per_action"] * config["max_actions"]
+        traj = nmf.run_sgd(
+            instance.build(), schedule, n_steps, clip=env.task.clip, seed=instance.seed
+        )
+        assert traj.lrs == list(np.repeat(episode["lrs"], config["steps_per_action"]))
+        assert traj.losses[:: config["steps_per_action"]] == episode["losses"]
+        assert schedule.lrs == episode["lrs"]
+        assert schedule.proposed_lrs == episode["proposed_lrs"]
+        assert schedule.bounds == episode["bounds"]
+
+
+def test_schedule_can_be_reused_after_reset(small_kwargs):
+    env = make_nmf_env(**small_kwargs)
+    instance = env.task.instances[0]
+    schedule = LearnedSchedule(StubPolicy(), config=env.config)
+    first = nmf.run_sgd(instance.build(), schedule, 30, clip=0.1, seed=instance.seed).lrs
+    schedule.reset()
+    assert nmf.run_sgd(instance.build(), schedule, 30, clip=0.1, seed=instance.seed).lrs == first
+
+
+def test_torch_style_use_with_task_stats_and_an_initial_lr():
+    schedule = LearnedSchedule(StubPolicy(), steps_per_action=2, max_actions=3, initial_lr=0.1)
+    lrs = []
+    loss = 1.0
+    for step in range(8):
+        schedule.observe(TaskStats(loss=loss, grad_norm=1.0 / (step + 1), steps_done=step))
+        lrs.append(schedule(step))
+        loss *= 0.9
+    assert lrs[0] == lrs[1] and lrs[2] == lrs[3] and lrs[4] == lrs[5]
+    assert len(schedule.lrs) == 4 and all(lr > 0 for lr in lrs)
+    assert math.isnan(schedule.bounds[0])  # no bound: no shield
+
+
+def test_errors_name_what_is_missing():
+    schedule = LearnedSchedule(StubPolicy())
+    with pytest.raises(RuntimeError, match="observe"):
+        schedule(0)
+    schedule.observe(TaskStats(loss=1.0, grad_norm=1.0))
+    with pytest.raises(RuntimeError, match="initial_lr"):
+        schedule(0)
+    with pytest.raises(ValueError, match="step"):
+        schedule(-1)
+    with pytest.raises(TypeError, match="model"):
+        LearnedSchedule(object())
+    with pytest.raises(ValueError, match="steps_per_action"):
+        LearnedSchedule(StubPolicy(), steps_per_action=0)
+    with pytest.raises(ValueError, match="initial_lr"):
+        LearnedSchedule(StubPolicy(), initial_lr=-1.0)
+    with pytest.raises(TypeError, match="shield"):
+        LearnedSchedule(StubPolicy(), shield=1)

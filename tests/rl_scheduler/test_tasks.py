@@ -1,0 +1,125 @@
+import math
+
+import numpy as np
+import pytest
+
+import nmf
+from nmf.datasets import NMFInstance
+from rl_scheduler.tasks import BoundedTask, NMFTask, Task, TaskStats, nmf_instance_set, task_safe_lr
+from rl_scheduler.tasks.nmf_task import as_instance, instance_to_dict
+
+INST = NMFInstance("synthetic", rank=3, noise_std=0.5, seed=7, size=(30, 20))
+
+
+def test_instance_sets_are_balanced_and_train_test_seeds_are_disjoint():
+    train = nmf_instance_set("train", 12, noise_levels=(0.0, 1.0, 5.0))
+    test = nmf_instance_set("test", 12, noise_levels=(0.0, 1.0, 5.0))
+    assert len(train) == len(test) == 12
+    assert not {i.seed for i in train} & {i.seed for i in test}
+    combos = [(i.dataset, i.noise_std) for i in train]
+    assert len(set(combos)) == 6 and all(combos.count(c) == 2 for c in set(combos))
+    assert {i.rank for i in train if i.dataset == "digits"} == {8}
+    assert {i.size for i in train if i.dataset == "synthetic"} == {(60, 40)}
+    assert nmf_instance_set("train", 12, noise_levels=(0.0, 1.0, 5.0)) == train
+    assert not {i.seed for i in train} & {i.seed for i in nmf_instance_set("train", 3, seed=1)}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"split": "valid"}, "split"),
+        ({"n": 0}, "n must"),
+        ({"datasets": "digits"}, "datasets"),
+        ({"noise_levels": 1.0}, "noise_levels"),
+        ({"noise_levels": (-1.0,)}, "noise_levels"),
+        ({"ranks": (0,)}, "ranks"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_instance_set_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        nmf_instance_set(**kwargs)
+
+
+def test_instances_round_trip_through_their_json_form():
+    assert as_instance(instance_to_dict(INST)) == INST
+    with pytest.raises(TypeError, match="instances"):
+        as_instance(3)
+
+
+def test_task_satisfies_the_protocols():
+    task = NMFTask([INST])
+    assert isinstance(task, Task) and isinstance(task, BoundedTask)
+
+
+def test_task_reproduces_run_sgd_and_its_bounds():
+    task = NMFTask([INST], clip=0.1)
+    stats = task.reset(seed=0)
+    assert stats.steps_done == 0 and math.isnan(stats.lr) and not stats.diverged
+    lr = task.initial_lr
+    assert lr == pytest.approx(0.5 * stats.bound)
+    losses, bounds = [stats.loss], [stats.bound]
+    for _ in range(3):
+        stats = task.advance(lr, 4)
+        losses.append(stats.loss)
+        bounds.append(stats.bound)
+    assert stats.steps_done == 12 and stats.lr == lr and task.safe_lr() == stats.bound
+    traj = nmf.run_sgd(INST.build(), nmf.schedules.Constant(lr), 12, clip=0.1, seed=INST.seed)
+    assert losses == traj.losses[::4]
+    assert bounds[:3] == traj.bounds[::4]
+
+
+def test_reset_picks_instances_with_the_seed_or_by_index():
+    insts = nmf_instance_set("train", 6, datasets=("synthetic",), sizes={"synthetic": (20, 10)})
+    task = NMFTask(insts)
+    picked = []
+    for seed in range(10):
+        task.reset(seed=seed)
+        picked.append(task.instance_index)
+    again = [task.reset(seed=s) and task.instance_index for s in range(10)]
+    assert picked == again and len(set(picked)) > 1
+    task.reset(instance=4)
+    assert task.instance == insts[4]
+    with pytest.raises(ValueError, match="instance"):
+        task.reset(instance=6)
+
+
+def test_compute_bound_false_gives_no_bound():
+    task = NMFTask([INST], compute_bound=False)
+    stats = task.reset(0)
+    assert math.isnan(stats.bound) and task.safe_lr() is None and task_safe_lr(task) is None
+    assert task.initial_lr > 0
+
+
+def test_divergence_stops_the_chunk_and_blocks_advancing():
+    task = NMFTask([NMFInstance("synthetic", rank=3, seed=1, size=(30, 20))], clip=None)
+    task.reset(0)
+    stats = task.advance(1e3, 50)
+    assert stats.diverged and stats.steps_done < 50 and math.isnan(stats.bound)
+    with pytest.raises(RuntimeError, match="reset"):
+        task.advance(1e-3, 1)
+
+
+def test_task_validation():
+    with pytest.raises(TypeError, match="instances"):
+        NMFTask(INST)
+    with pytest.raises(ValueError, match="instances"):
+        NMFTask([])
+    with pytest.raises(ValueError, match="clip"):
+        NMFTask([INST], clip=0.0)
+    with pytest.raises(ValueError, match="initial_lr_fraction"):
+        NMFTask([INST], initial_lr_fraction=-1)
+    task = NMFTask([INST])
+    with pytest.raises(RuntimeError, match="reset"):
+        task.advance(1e-3, 1)
+    task.reset(0)
+    with pytest.raises(ValueError, match="lr"):
+        task.advance(float("nan"), 1)
+    with pytest.raises(ValueError, match="n_steps"):
+        task.advance(1e-3, 0)
+
+
+def test_task_stats_has_bound():
+    assert TaskStats(loss=1.0, bound=0.1).has_bound
+    assert not TaskStats(loss=1.0).has_bound
+    assert np.isnan(TaskStats(loss=1.0).val_loss)
