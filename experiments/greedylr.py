@@ -46,7 +46,6 @@ Run ``python -m experiments.greedylr --help`` for the options; ``--quick`` is a 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import time
@@ -54,7 +53,6 @@ import warnings
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from experiments.cli import parse_pipeline_args
 from experiments.runner import load_results, run_sweep, write_json_atomic, write_text_atomic
 from experiments.stats import format_mean_ci, mean_ci
 
@@ -1069,19 +1068,8 @@ def _robust_lines(robust: dict) -> list[str]:
 
 # ---------------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.greedylr", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default results/greedylr[-quick])"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    args, out = parse_pipeline_args("greedylr", __doc__.split("\n")[0], argv)
     config = QUICK if args.quick else FULL
-    out = args.out or Path("results") / ("greedylr-quick" if args.quick else "greedylr")
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     kw = {"jobs": args.jobs, "quiet": args.quiet}
     main_records = run_sweep(run_greedy, main_specs(config), out / "main.jsonl", **kw)

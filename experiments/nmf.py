@@ -16,7 +16,6 @@ Run ``python -m experiments.nmf --help`` for the options; ``--quick`` is a minut
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections import defaultdict
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.cli import parse_pipeline_args
 from experiments.runner import load_results, run_sweep, write_json_atomic, write_text_atomic
 from experiments.stats import format_mean_ci, mean_ci
 from nmf import run_sgd
@@ -373,21 +373,8 @@ def markdown_table(summary: dict) -> str:
 
 # ---------------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.nmf", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny budgets: a smoke run of every stage"
-    )
-    parser.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default results/nmf[-quick])"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    args, out = parse_pipeline_args("nmf", __doc__.split("\n")[0], argv)
     config = QUICK if args.quick else FULL
-    out = args.out or Path("results") / ("nmf-quick" if args.quick else "nmf")
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     best = tune(config, out, jobs=args.jobs, quiet=args.quiet)
     eval_records = evaluate(config, best, out, jobs=args.jobs, quiet=args.quiet)
