@@ -103,9 +103,10 @@ class StepLength:
             if clip is not None:
                 np.minimum(room, clip, out=room)
             abs_g = np.abs(g)
-            early = np.flatnonzero(room < lr_max * abs_g)  # stops before lr_max (so g != 0)
-            g_early, room_early = abs_g[early], room[early]
-            free_g2 += float(g @ g) - float(g_early @ g_early)
+            is_early = room < lr_max * abs_g  # stops before lr_max (so g != 0)
+            g_early, room_early = abs_g[is_early], room[is_early]
+            g_free = g[~is_early]
+            free_g2 += float(g_free @ g_free)  # summed directly: g@g - g_early@g_early cancels
             stops.append(room_early / g_early)
             kappas2.append(room_early**2)
             gs2.append(g_early**2)

@@ -175,3 +175,12 @@ def test_step_length_is_the_norm_of_the_projected_step(inst, fraction):
         W1, H1 = nmf.projected_step(W, H, gW, gH, lr, clip=clip, box=box)
         exact = np.sqrt(np.linalg.norm(W1 - W) ** 2 + np.linalg.norm(H1 - H) ** 2)
         assert length(lr) == pytest.approx(exact, rel=1e-9, abs=1e-12)
+
+
+def test_step_length_keeps_small_free_gradients_next_to_large_stopped_ones():
+    # The free part must be summed directly: ||g||^2 - ||g_stopped||^2 loses the 1e-6 to cancellation.
+    W, H = np.array([[1e-9], [1.0]]), np.array([[1.0]])
+    gW, gH = np.array([[1e6], [1e-3]]), np.zeros((1, 1))
+    length = StepLength((W, H), (gW, gH), clip=None, box=None, lr_max=1.0)
+    W1, H1 = nmf.projected_step(W, H, gW, gH, 1.0)
+    assert length(1.0) == pytest.approx(np.linalg.norm(W1 - W), rel=1e-12)
