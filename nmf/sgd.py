@@ -68,8 +68,13 @@ class ProjectedSGD:
     seed : int or None
         Seeds both the initialisation and the gradient noise.
     compute_bound : bool, default True
-        Compute the stability bounds of every iterate (needed by :class:`FollowBound` and the RL
-        shield; costs roughly one extra pass over the factors per root-finder iteration).
+        Compute the deterministic stability bound of every iterate (needed by
+        :class:`FollowBound`; costs about two or three extra passes over the factors).
+    compute_noisy_bound : bool, default False
+        Also compute the bound for descent in expectation (:func:`nmf.noisy_stability_bound`) of
+        every iterate of a stochastic problem; it costs about as much again, so it is opt-in
+        (``StepStats.noisy_bound`` is ``nan`` otherwise). For an exact-gradient problem it equals
+        the deterministic bound and costs nothing.
     W0, H0 : arrays, optional
         Starting point instead of ``problem.init(seed)``.
     """
@@ -82,6 +87,7 @@ class ProjectedSGD:
         box: float | None = None,
         seed: int | None = None,
         compute_bound: bool = True,
+        compute_noisy_bound: bool = False,
         W0: Array | None = None,
         H0: Array | None = None,
     ) -> None:
@@ -96,6 +102,7 @@ class ProjectedSGD:
         self.clip = clip
         self.box = box
         self.compute_bound = compute_bound
+        self.compute_noisy_bound = compute_noisy_bound
         self.rng = np.random.default_rng(seed)
         if (W0 is None) != (H0 is None):
             raise ValueError("W0 and H0 must be given together.")
@@ -124,11 +131,12 @@ class ProjectedSGD:
             bound = stability_bound(
                 p, W, H, clip=self.clip, box=self.box, residual=self._R, gradient=self._grad
             )
-            noisy = (
-                noisy_stability_bound(p, W, H, clip=self.clip, box=self.box, residual=self._R)
-                if p.is_stochastic
-                else bound
-            )
+            if not p.is_stochastic:
+                noisy = bound
+            elif self.compute_noisy_bound:
+                noisy = noisy_stability_bound(
+                    p, W, H, clip=self.clip, box=self.box, residual=self._R
+                )
         self.stats = StepStats(self.step_count, loss, grad_norm, bound, noisy)
 
     @property
@@ -160,6 +168,7 @@ def run_sgd(
     box: float | None = None,
     seed: int | None = None,
     compute_bound: bool = True,
+    compute_noisy_bound: bool = False,
     W0: Array | None = None,
     H0: Array | None = None,
 ) -> Trajectory:
@@ -173,7 +182,7 @@ def run_sgd(
         iterate before ``schedule(step)`` is asked for that step's learning rate.
     n_steps : int
         Number of steps (>= 0).
-    clip, box, seed, compute_bound, W0, H0
+    clip, box, seed, compute_bound, compute_noisy_bound, W0, H0
         See :class:`ProjectedSGD`.
 
     Returns
@@ -191,7 +200,14 @@ def run_sgd(
     observe = getattr(schedule, "observe", None)
     start = time.perf_counter()
     sgd = ProjectedSGD(
-        problem, clip=clip, box=box, seed=seed, compute_bound=compute_bound, W0=W0, H0=H0
+        problem,
+        clip=clip,
+        box=box,
+        seed=seed,
+        compute_bound=compute_bound,
+        compute_noisy_bound=compute_noisy_bound,
+        W0=W0,
+        H0=H0,
     )
     traj = Trajectory()
     traj.losses.append(sgd.stats.loss)

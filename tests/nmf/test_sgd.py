@@ -90,3 +90,13 @@ def test_sgd_approaches_scikit_learn_on_synthetic_data():
     problem = nmf.StochasticNMF(V, 5)
     traj = nmf.run_sgd(problem, FollowBound(1.0), 1500, seed=0)
     assert problem.relative_error_from_loss(traj.final_loss) <= 1.10 * ref_error
+
+
+def test_noisy_bounds_are_opt_in_and_match_the_calculator(problem):
+    plain = nmf.run_sgd(problem, Constant(1e-3), 3, seed=1)
+    assert np.all(np.isnan(plain.noisy_bounds)) and np.all(np.isfinite(plain.bounds))
+    sgd = nmf.ProjectedSGD(problem, seed=1, compute_noisy_bound=True)
+    expected = nmf.noisy_stability_bound(problem, sgd.W, sgd.H)
+    assert sgd.stats.noisy_bound == pytest.approx(expected, rel=1e-12)
+    with_noisy = nmf.run_sgd(problem, Constant(1e-3), 3, seed=1, compute_noisy_bound=True)
+    assert with_noisy.losses == plain.losses and np.all(np.isfinite(with_noisy.noisy_bounds))
