@@ -13,7 +13,7 @@ export MKL_NUM_THREADS ?= 1
 .PHONY: help install test test-fast lint format bench reproduce-nmf reproduce-greedylr lock clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 	@echo "  QUICK=1 makes every reproduce-* target a minutes-long smoke run; JOBS=N sets parallel runs."
 
 $(STAMP): requirements.lock pyproject.toml
@@ -45,13 +45,17 @@ bench: $(STAMP)  ## micro-benchmarks, printed as ratios against in-process refer
 	$(PY) -m benchmarks
 
 NMF_OUT := results/nmf$(if $(filter 1,$(QUICK)),-quick)
-reproduce-nmf: $(STAMP)  ## paper 1: schedules for stochastic NMF, bound tightness -> results/nmf/
+reproduce-nmf: $(STAMP)  ## paper 1: NMF schedules, bound tightness, PPO-learned schedule -> results/nmf/
 	$(PY) -m experiments.nmf $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(NMF_OUT)
 	$(PY) -m experiments.nmf_bound $(if $(filter 1,$(QUICK)),--quick) --out $(NMF_OUT)
+	$(PY) -m experiments.nmf_rl $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(NMF_OUT)/rl
 
 GREEDYLR_OUT := results/greedylr$(if $(filter 1,$(QUICK)),-quick)
 reproduce-greedylr: $(STAMP)  ## paper 3: GreedyLR vs schedulers and optimizers -> results/greedylr/
 	$(PY) -m experiments.greedylr $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(GREEDYLR_OUT)
+
+reference-%: $(STAMP)  ## fresh full run of reproduce-% copied to results/reference/% with provenance
+	$(PY) -m experiments.reference $* --jobs $(JOBS)
 
 lock:  ## re-pin requirements.lock from the current .venv
 	@echo "# Exact versions for reproducible installs (make install). Regenerate with: make lock" > requirements.lock

@@ -28,9 +28,10 @@ import numpy as np
 from experiments.cli import parse_pipeline_args
 from experiments.runner import load_results, run_sweep, write_json_atomic, write_text_atomic
 from experiments.stats import format_mean_ci, mean_ci
-from nmf import run_sgd
+from nmf import StochasticNMF, run_sgd
 from nmf.datasets import NMFInstance
 from nmf.schedules import make_schedule
+from nmf.sgd import Trajectory
 
 TUNING_BUDGET = 12
 """Configurations tried per schedule (the same for every schedule)."""
@@ -47,6 +48,8 @@ class NMFRunSpec:
     clip: float | None = None
     curves: bool = False
     """Keep per-step curves in the result (evaluation runs) or only the summary (tuning)."""
+    record_bounds: bool = False
+    """Compute the stability bound of every iterate (always done for follow-the-bound)."""
 
 
 @dataclass(frozen=True)
@@ -68,16 +71,28 @@ def run_nmf(spec: NMFRunSpec) -> dict[str, Any]:
         spec.n_steps,
         clip=spec.clip,
         seed=spec.instance.seed,
-        compute_bound=spec.schedule == "follow_bound",
+        compute_bound=spec.record_bounds or spec.schedule == "follow_bound",
     )
+    return trajectory_result(problem, traj, curves=spec.curves)
+
+
+def trajectory_result(problem: StochasticNMF, traj: Trajectory, *, curves: bool) -> dict[str, Any]:
+    """What every NMF pipeline records of a run: final error, divergence, time, and curves.
+
+    ``steps_above_bound`` counts the steps whose learning rate exceeded the stability bound of
+    their own iterate (``None`` when bounds were not computed).
+    """
     rel = [problem.relative_error_from_loss(loss) for loss in traj.losses]
+    lrs, bounds = np.asarray(traj.lrs, float), np.asarray(traj.bounds, float)
+    has_bounds = len(bounds) > 0 and bool(np.all(np.isfinite(bounds)))
     result: dict[str, Any] = {
         "final_loss": traj.final_loss,
         "final_rel_error": math.inf if traj.diverged else rel[-1],
         "diverged": traj.diverged,
         "wall_time_s": traj.wall_time,
+        "steps_above_bound": int(np.sum(lrs > bounds)) if has_bounds else None,
     }
-    if spec.curves:
+    if curves:
         result |= {"rel_errors": rel, "lrs": traj.lrs, "bounds": traj.bounds}
     return result
 
@@ -154,26 +169,58 @@ QUICK = Config(
 )
 
 
-def tuning_grid(config: Config) -> dict[str, list[dict[str, Any]]]:
-    """``config.budget`` parameter sets per schedule: each LR of the grid times two shapes.
+SHAPES: dict[str, tuple[Any, ...]] = {
+    "step": ((0.5, 5), (0.2, 3), (0.1, 2), (0.5, 10), (0.3, 4)),
+    "exponential": (0.1, 0.01, 0.3, 0.03, 0.003),
+    "inverse_time": (9.0, 99.0, 2.0, 29.0, 299.0),
+    "cosine": (0.0, 0.01, 0.1, 0.03, 0.3),
+}
+"""Second parameter per schedule, relative to the budget ``n``, in the order the grid uses them.
 
-    The second parameter of each schedule is set relative to the budget (decay to 1/10 or 1/100
-    of the initial LR by the end, a step every fifth or third of the budget), so the same grid
-    makes sense for any ``n_steps``. Constant and follow-the-bound have one parameter, so they get
-    a grid of ``budget`` values over the same range instead.
+``step``: (factor, number of drops per run), so ``every = n // drops``; ``exponential``: the
+fraction of the initial LR left at the end; ``inverse_time``: ``decay * n`` (the LR ends at
+``lr / (1 + decay * n)``); ``cosine``: ``min_lr / lr``."""
+
+
+def tuning_grid(
+    n_steps: int, lr_grid: tuple[float, ...], budget: int, *, step_budget: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """``budget`` parameter sets per schedule: each LR of ``lr_grid`` times ``budget / len(lr_grid)`` shapes.
+
+    The shapes (:data:`SHAPES`) are set relative to the number of steps, so the same grid makes
+    sense for any ``n_steps``. Constant and follow-the-bound have one parameter, so they get
+    ``budget`` values over the same range instead. ``step_budget`` gives step decay a larger
+    grid (e.g. to match the compute of a learned schedule); default ``budget``.
     """
-    n, lrs = config.n_steps, config.lr_grid
-    fine = np.geomspace(min(lrs), max(lrs), config.budget)
-    pairs = [(lr, k) for lr in lrs for k in (0, 1)]
+    n, lrs = n_steps, tuple(lr_grid)
+    step_budget = budget if step_budget is None else step_budget
+    shapes = {}
+    for name, b in (("budget", budget), ("step_budget", step_budget)):
+        k, rest = divmod(b, len(lrs))
+        if rest or not 1 <= k <= len(SHAPES["step"]):
+            raise ValueError(
+                f"{name} must be len(lr_grid) times 1..{len(SHAPES['step'])}, "
+                f"got {b} for {len(lrs)} learning rates."
+            )
+        shapes[name] = k
+    k, k_step = shapes["budget"], shapes["step_budget"]
+    fine = np.geomspace(min(lrs), max(lrs), budget)
+    pairs = [(lr, i) for lr in lrs for i in range(k)]
     grid = {
         "constant": [{"lr": lr} for lr in fine],
         "step": [
-            {"lr": lr, "factor": (0.5, 0.2)[k], "every": max(1, n // (5, 3)[k])} for lr, k in pairs
+            {"lr": lr, "factor": factor, "every": max(1, n // drops)}
+            for lr in lrs
+            for factor, drops in SHAPES["step"][:k_step]
         ],
-        "exponential": [{"lr": lr, "gamma": (0.1, 0.01)[k] ** (1 / n)} for lr, k in pairs],
-        "inverse_time": [{"lr": lr, "decay": (9.0, 99.0)[k] / n} for lr, k in pairs],
-        "cosine": [{"lr": lr, "total_steps": n, "min_lr": (0.0, 0.01 * lr)[k]} for lr, k in pairs],
-        "follow_bound": [{"fraction": f} for f in np.geomspace(0.25, 4.0, config.budget)],
+        "exponential": [
+            {"lr": lr, "gamma": SHAPES["exponential"][i] ** (1 / n)} for lr, i in pairs
+        ],
+        "inverse_time": [{"lr": lr, "decay": SHAPES["inverse_time"][i] / n} for lr, i in pairs],
+        "cosine": [
+            {"lr": lr, "total_steps": n, "min_lr": SHAPES["cosine"][i] * lr} for lr, i in pairs
+        ],
+        "follow_bound": [{"fraction": f} for f in np.geomspace(0.25, 4.0, budget)],
     }
     return {name: [{k: _plain(v) for k, v in p.items()} for p in ps] for name, ps in grid.items()}
 
@@ -192,7 +239,7 @@ def tune(config: Config, out: Path, *, jobs: int, quiet: bool) -> dict[str, dict
     specs = [
         NMFRunSpec(replace(template, seed=seed), name, _params_key(params), config.n_steps)
         for template in config.settings().values()
-        for name, options in tuning_grid(config).items()
+        for name, options in tuning_grid(config.n_steps, config.lr_grid, config.budget).items()
         for params in options
         for seed in config.train_seeds
     ]
@@ -264,9 +311,9 @@ def summarise(config: Config, best: dict, eval_records: list[dict], sk_records: 
             rows[name] = {
                 "params": best[setting][name]["params"],
                 "final_rel_error": mean_ci(finals[name]),
-                "rel_error_at_25pct": mean_ci([_at(c, n // 4) for c in curves]),
-                "rel_error_at_50pct": mean_ci([_at(c, n // 2) for c in curves]),
-                "steps_to_target": _steps_to(curves, target),
+                "rel_error_at_25pct": mean_ci([value_at(c, n // 4) for c in curves]),
+                "rel_error_at_50pct": mean_ci([value_at(c, n // 2) for c in curves]),
+                "steps_to_target": steps_to_target(curves, target),
                 "diverged": sum(bool(r["diverged"]) for r in by_seed.values()),
                 "win_rate_vs_step": _win_rate(by_schedule, name, "step"),
                 "wall_time_s": mean_ci([float(r["wall_time_s"]) for r in by_seed.values()]),
@@ -294,11 +341,12 @@ def summarise(config: Config, best: dict, eval_records: list[dict], sk_records: 
     return summary
 
 
-def _at(curve: np.ndarray, step: int) -> float:
+def value_at(curve: np.ndarray, step: int) -> float:
+    """``curve[step]``, or ``inf`` when the run diverged before ``step``."""
     return float(curve[step]) if step < len(curve) else math.inf
 
 
-def _steps_to(curves: list[np.ndarray], target: float) -> dict[str, Any]:
+def steps_to_target(curves: list[np.ndarray], target: float) -> dict[str, Any]:
     """Mean steps to reach ``target`` over the seeds that reach it, and how many do."""
     hits = [int(np.argmax(c <= target)) for c in curves if np.any(c <= target)]
     return {
@@ -322,8 +370,24 @@ def _win_rate(by_schedule: dict[str, dict[int, dict]], name: str, reference: str
 
 def _config_dict(config: Config) -> dict[str, Any]:
     d = asdict(config)
-    d["tuning_grid"] = tuning_grid(config)
+    d["tuning_grid"] = tuning_grid(config.n_steps, config.lr_grid, config.budget)
     return d
+
+
+def row_cells(row: dict) -> list[str]:
+    """Table cells of a schedule's summary row: final, 25% and 50% error, steps to target, wins."""
+    reach = row["steps_to_target"]
+    steps = (
+        f"{reach['mean']:.0f} ({reach['reached']}/{reach['n']})" if reach["reached"] else "never"
+    )
+    win = row["win_rate_vs_step"]
+    return [
+        format_mean_ci(row["final_rel_error"]),
+        format_mean_ci(row["rel_error_at_25pct"]),
+        format_mean_ci(row["rel_error_at_50pct"]),
+        steps,
+        "—" if win is None else f"{100 * win:.0f}%",
+    ]
 
 
 def markdown_table(summary: dict) -> str:
@@ -340,18 +404,7 @@ def markdown_table(summary: dict) -> str:
         rows = block["schedules"]
         for name in sorted(rows, key=lambda s: rows[s]["final_rel_error"]["mean"]):
             r = rows[name]
-            reach = r["steps_to_target"]
-            steps = (
-                f"{reach['mean']:.0f} ({reach['reached']}/{reach['n']})"
-                if reach["reached"]
-                else "never"
-            )
-            win = "—" if r["win_rate_vs_step"] is None else f"{100 * r['win_rate_vs_step']:.0f}%"
-            lines.append(
-                f"| {name} | {format_mean_ci(r['final_rel_error'])} | "
-                f"{format_mean_ci(r['rel_error_at_25pct'])} | {format_mean_ci(r['rel_error_at_50pct'])} | "
-                f"{steps} | {win} | {r['diverged']} |"
-            )
+            lines.append(f"| {name} | " + " | ".join(row_cells(r)) + f" | {r['diverged']} |")
         lines.append("")
     ref = summary.get("sklearn_reference")
     if ref and "best_sgd_schedule" in ref:

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 
 STYLE: dict[str, dict[str, Any]] = {
     "learned": {"color": "black", "lw": 2.2},
+    "learned_shield1.0": {"color": "tab:brown", "lw": 1.8, "ls": "--"},
     "follow_bound": {"color": "tab:purple"},
     "step": {"color": "tab:red"},
     "constant": {"color": "tab:gray"},
@@ -31,6 +32,11 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _label(record: dict) -> str:
+    spec = record["spec"]
+    return spec["schedule"] if "schedule" in spec else spec["agent"]["variant"]
+
+
 def _curves_by_setting(records: list[dict], key: str) -> dict[str, dict[str, list[np.ndarray]]]:
     curves: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
@@ -38,7 +44,7 @@ def _curves_by_setting(records: list[dict], key: str) -> dict[str, dict[str, lis
             continue
         inst = rec["spec"]["instance"]
         setting = f"{inst['dataset']}/noise={float(inst['noise_std']):g}"
-        curves[setting][rec["spec"]["schedule"]].append(np.asarray(rec["result"][key], dtype=float))
+        curves[setting][_label(rec)].append(np.asarray(rec["result"][key], dtype=float))
     return curves
 
 
@@ -54,13 +60,19 @@ def _grid(n: int) -> tuple[plt.Figure, np.ndarray]:
 
 
 def nmf_figures(records: list[dict], out: Path) -> list[Path]:
-    """``loss_curves.png`` and ``lr_curves.png`` for the NMF schedule comparison.
+    """``loss_curves.png`` and ``lr_curves.png`` for the NMF schedule comparison."""
+    out = Path(out)
+    return [
+        loss_curves(records, out / "loss_curves.png"),
+        lr_curves(records, out / "lr_curves.png"),
+    ]
 
-    Curves are medians over held-out seeds, with the inter-quartile range shaded for losses.
+
+def loss_curves(records: list[dict], path: Path) -> Path:
+    """Relative error per step, one panel per setting: medians over held-out runs, IQR shaded.
+
     Runs that diverged end early and are drawn as far as they went.
     """
-    out = Path(out)
-    paths = []
     losses = _curves_by_setting(records, "rel_errors")
     fig, axes = _grid(len(losses))
     for ax, (setting, by_schedule) in zip(axes, sorted(losses.items()), strict=False):
@@ -76,8 +88,11 @@ def nmf_figures(records: list[dict], out: Path) -> list[Path]:
         ax.set(title=setting, xlabel="step", ylabel="relative error", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    paths.append(_save(fig, out / "loss_curves.png"))
+    return _save(fig, Path(path))
 
+
+def lr_curves(records: list[dict], path: Path) -> Path:
+    """The learning rate of the first held-out run of every schedule, with its bounds (dotted)."""
     lrs = _curves_by_setting(records, "lrs")
     bounds = _curves_by_setting(records, "bounds")
     fig, axes = _grid(len(lrs))
@@ -95,5 +110,102 @@ def nmf_figures(records: list[dict], out: Path) -> list[Path]:
         ax.set(title=setting, xlabel="step", ylabel="learning rate", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    paths.append(_save(fig, out / "lr_curves.png"))
-    return paths
+    return _save(fig, Path(path))
+
+
+# ---------------------------------------------------------------------------------- RL (paper 1)
+def rl_figures(
+    summary: dict, baseline: list[dict], learned: list[dict], agents: list[dict], out: Path
+) -> list[Path]:
+    """Figures of :mod:`experiments.nmf_rl` under ``out``.
+
+    ``loss_curves.png`` (every schedule on the held-out set), ``agent_lrs.png`` (the learned
+    rates next to the bound of every iterate, with tuned step decay for scale),
+    ``training_curve.png`` (PPO episode returns) and ``benchmark.png`` (environment throughput and
+    PPO training time).
+    """
+    out = Path(out)
+    return [
+        loss_curves(baseline + learned, out / "loss_curves.png"),
+        agent_lrs(baseline, learned, out / "agent_lrs.png"),
+        training_curve(agents, out, out / "training_curve.png"),
+        rl_benchmark(summary, agents, out / "benchmark.png"),
+    ]
+
+
+def agent_lrs(baseline: list[dict], learned: list[dict], path: Path) -> Path:
+    """Per setting, the first held-out instance: learned rates (PPO seed 0) and their bounds."""
+    first: dict[str, int] = {}
+    for rec in learned:
+        inst = rec["spec"]["instance"]
+        first.setdefault(f"{inst['dataset']}/noise={float(inst['noise_std']):g}", inst["seed"])
+    chosen = [
+        r
+        for r in baseline + learned
+        if r["spec"]["instance"]["seed"] in first.values()
+        and (_label(r) == "step" or ("agent" in r["spec"] and r["spec"]["agent"]["seed"] == 0))
+    ]
+    by_setting = _curves_by_setting(chosen, "lrs")
+    bounds = _curves_by_setting(chosen, "bounds")
+    fig, axes = _grid(len(by_setting))
+    for ax, (setting, by_name) in zip(axes, sorted(by_setting.items()), strict=False):
+        for name, (lrs,) in sorted(by_name.items()):
+            style = STYLE.get(name, {})
+            ax.plot(lrs, label=f"{name} (tuned)" if name == "step" else name, **style)
+            if name != "step":
+                ax.plot(bounds[setting][name][0], ls=":", color=style.get("color"), lw=1)
+        ax.set(title=setting, xlabel="step", ylabel="learning rate", yscale="log")
+        ax.grid(alpha=0.3)
+    axes[0].plot([], [], ls=":", color="gray", label="bound of each iterate")
+    axes[0].legend(fontsize=7)
+    return _save(fig, Path(path))
+
+
+def training_curve(agents: list[dict], root: Path, path: Path) -> Path:
+    """PPO episode return (= log of initial / final loss) against environment steps."""
+    from rl_scheduler.agent import load_training_curve
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+    for rec in sorted(agents, key=lambda r: (r["spec"]["variant"], r["spec"]["seed"])):
+        variant, seed = rec["spec"]["variant"], rec["spec"]["seed"]
+        episodes = load_training_curve(Path(root) / Path(rec["result"]["model"]).parent)
+        if not episodes:
+            continue
+        t = np.array([e["timesteps"] for e in episodes], dtype=float)
+        r = np.array([float(e["return"]) for e in episodes])
+        window = max(1, len(r) // 20)
+        smooth = np.convolve(r, np.ones(window) / window, mode="valid")
+        style = STYLE.get(variant, {})
+        ax.plot(
+            t[window - 1 :],
+            smooth,
+            color=style.get("color"),
+            ls=style.get("ls", "-"),
+            alpha=0.9,
+            label=f"{variant} (seed {seed})" if seed == 0 else None,
+        )
+    ax.set(
+        xlabel="environment steps (actions)",
+        ylabel="episode return (moving mean)",
+        title="PPO training on the train instances",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def rl_benchmark(summary: dict, agents: list[dict], path: Path) -> Path:
+    """Environment steps per second (single and vectorised) and PPO training time per agent."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    rates = summary["env_steps_per_s"]
+    left.bar(list(rates), list(rates.values()), color="tab:blue")
+    left.set(ylabel="environment steps / s", title="rl_scheduler/NMF-v0 throughput")
+    runs = sorted(agents, key=lambda r: (r["spec"]["variant"], r["spec"]["seed"]))
+    labels = [f"{r['spec']['variant']}\nseed {r['spec']['seed']}" for r in runs]
+    right.bar(labels, [r["result"]["train_time_s"] for r in runs], color="tab:gray")
+    steps = runs[0]["result"]["timesteps"] if runs else 0
+    right.set(ylabel="seconds", title=f"PPO training time ({steps} steps each)")
+    right.tick_params(axis="x", labelsize=7)
+    for ax in (left, right):
+        ax.grid(alpha=0.3, axis="y")
+    return _save(fig, Path(path))

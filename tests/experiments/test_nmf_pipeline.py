@@ -9,7 +9,7 @@ from nmf.datasets import NMFInstance
 
 def test_every_schedule_gets_the_same_tuning_budget():
     for config in (pipeline.FULL, pipeline.QUICK):
-        grid = pipeline.tuning_grid(config)
+        grid = pipeline.tuning_grid(config.n_steps, config.lr_grid, config.budget)
         assert {len(options) for options in grid.values()} == {config.budget}
         assert set(grid) == {
             "constant",
@@ -55,7 +55,7 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
     settings = summary["settings"]
     assert len(settings) == 2 * len(pipeline.QUICK.noise_levels)
     for block in settings.values():
-        assert set(block["schedules"]) == set(pipeline.tuning_grid(pipeline.QUICK))
+        assert set(block["schedules"]) == set(pipeline.tuning_grid(100, (1e-3, 1e-2), 4))
         for row in block["schedules"].values():
             assert row["final_rel_error"]["n"] == len(pipeline.QUICK.eval_seeds)
     assert json.loads((tmp_path / "summary.json").read_text())["settings"].keys() == settings.keys()

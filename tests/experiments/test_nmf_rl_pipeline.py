@@ -1,0 +1,135 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from experiments import nmf as nmf_pipeline
+from experiments import nmf_rl as pipeline
+from nmf.datasets import NMFInstance
+
+
+def test_train_and_held_out_instances_are_disjoint_and_cover_every_cell():
+    for config in (pipeline.FULL, pipeline.QUICK):
+        train, test = config.instances("train"), config.instances("test")
+        assert not {i.seed for i in train} & {i.seed for i in test}
+        cells = {pipeline.cell_name(i) for i in test}
+        assert len(cells) == len(config.datasets) * len(config.noise_levels)
+        per_cell = config.n_test // len(cells)
+        assert all(sum(pipeline.cell_name(i) == c for i in test) == per_cell for c in cells)
+    assert pipeline.FULL.n_test // 6 >= 5  # at least 5 held-out instances per cell
+
+
+def test_step_decay_gets_the_compute_of_one_ppo_training_run():
+    cfg = pipeline._config_dict(pipeline.FULL)
+    step_cost, agent_cost = cfg["tuning_cost_sgd_steps"]["step"], cfg["agent_cost_sgd_steps"]
+    assert 0.9 <= step_cost / agent_cost <= 1.1
+    grid = pipeline.FULL.grid()
+    assert {len(v) for k, v in grid.items() if k != "step"} == {pipeline.FULL.budget}
+
+
+def test_one_agent_per_variant_and_seed_with_the_variant_shield():
+    specs = pipeline.agent_specs(pipeline.FULL)
+    assert len(specs) == len(pipeline.FULL.variants) * len(pipeline.FULL.ppo_seeds)
+    for spec in specs:
+        env_kwargs = dict(spec.env_kwargs)
+        assert env_kwargs["shield_fraction"] == spec.shield_fraction
+        assert env_kwargs["split"] == "train"
+
+
+def test_steps_above_bound_counts_rates_above_their_own_bound():
+    problem = NMFInstance("synthetic", rank=2, seed=3, size=(8, 6)).build()
+    from nmf.sgd import Trajectory
+
+    traj = Trajectory(losses=[4.0, 3.0, 2.0, 1.0], lrs=[0.1, 0.3, 0.2], bounds=[0.2, 0.2, 0.2])
+    result = nmf_pipeline.trajectory_result(problem, traj, curves=False)
+    assert result["steps_above_bound"] == 1  # 0.2 is at the bound, not above it
+    traj.bounds = [math.nan] * 3
+    assert nmf_pipeline.trajectory_result(problem, traj, curves=False)["steps_above_bound"] is None
+
+
+def _record(schedule, seed, error, *, ppo_seed=None, dataset="digits", noise=0.0):
+    instance = {"dataset": dataset, "noise_std": noise, "seed": seed}
+    curve = [1.0, 2 * error, error]
+    result = {
+        "final_rel_error": error,
+        "rel_errors": curve,
+        "lrs": [0.1, 0.1],
+        "bounds": [1.0, 1.0],
+        "steps_above_bound": 0,
+        "diverged": False,
+    }
+    if ppo_seed is None:
+        spec = {"instance": instance, "schedule": schedule}
+    else:
+        spec = {"instance": instance, "agent": {"variant": schedule, "seed": ppo_seed}}
+    return {"status": "ok", "spec": spec, "result": result}
+
+
+def test_win_rates_and_error_ratios_by_hand():
+    config = pipeline.QUICK
+    names = list(config.grid())
+    # Two instances; every tuned schedule ends at 0.5. The agent (two PPO seeds) ends at
+    # 0.4 / 0.6 on instance 0 and 0.4 / 0.4 on instance 1: wins 1/2 and 2/2.
+    baseline = [_record(n, s, 0.5) for n in names for s in (0, 1)]
+    learned = [
+        _record("learned", 0, 0.4, ppo_seed=0),
+        _record("learned", 1, 0.4, ppo_seed=0),
+        _record("learned", 0, 0.6, ppo_seed=1),
+        _record("learned", 1, 0.4, ppo_seed=1),
+    ]
+    config = pipeline.Config(**{**config.__dict__, "ppo_seeds": (0, 1)})
+    runs = pipeline._runs(baseline, learned)
+    overall = pipeline._overall(config, runs, ["learned"])["learned"]["step"]
+    assert overall["win_rate_per_ppo_seed"] == [1.0, 0.5]
+    assert overall["win_rate"]["mean"] == pytest.approx(0.75)
+    ratios = [0.8, math.sqrt(1.2 * 0.8)]
+    assert overall["geomean_error_ratio"]["mean"] == pytest.approx(np.mean(ratios))
+    summary = pipeline.summarise(config, {}, [], baseline, learned)
+    row = summary["cells"]["digits/noise=0"]["schedules"]["learned"]
+    assert row["win_rate_vs_step"] == pytest.approx(0.75)
+    assert row["final_rel_error"]["mean"] == pytest.approx(np.mean([0.5, 0.4]))
+
+
+@pytest.mark.slow
+def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
+    argv = ["--quick", "--jobs", "1", "--quiet", "--out", str(tmp_path)]
+    summary = pipeline.main(argv)
+    for name in (
+        "agents.jsonl",
+        "tune.jsonl",
+        "eval.jsonl",
+        "eval_learned.jsonl",
+        "summary.json",
+        "table.md",
+        "loss_curves.png",
+        "agent_lrs.png",
+        "training_curve.png",
+        "benchmark.png",
+    ):
+        assert (tmp_path / name).stat().st_size > 0, name
+    config = pipeline.QUICK
+    assert len(summary["cells"]) == len(config.datasets) * len(config.noise_levels)
+    per_cell = config.n_test // len(summary["cells"])
+    for block in summary["cells"].values():
+        rows = block["schedules"]
+        assert set(rows) == set(config.grid()) | {name for name, _ in config.variants}
+        for row in rows.values():
+            assert row["final_rel_error"]["n"] == per_cell
+            assert 0 < row["final_rel_error"]["mean"] < 1
+        # The committed shield (0.9 of the bound at each chunk start) was applied.
+        assert rows["learned"]["diverged"] == 0
+    for block in summary["overall"].values():
+        assert 0 <= block["step"]["win_rate"]["mean"] <= 1
+    assert all(rate > 0 for rate in summary["env_steps_per_s"].values())
+    assert (tmp_path / "table.md").read_text() == pipeline.markdown_table(summary)
+    assert (
+        json.loads((tmp_path / "summary.json").read_text())["cells"].keys()
+        == summary["cells"].keys()
+    )
+
+    files = ("agents.jsonl", "tune.jsonl", "eval.jsonl", "eval_learned.jsonl")
+    before = {f: (tmp_path / f).read_text() for f in files}
+    again = pipeline.main(argv)
+    assert {f: (tmp_path / f).read_text() for f in files} == before  # all resumed, nothing rerun
+    assert again["overall"] == summary["overall"]
