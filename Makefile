@@ -10,7 +10,7 @@ export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: help install test test-fast lint format bench reproduce-nmf reproduce-greedylr lock clean
+.PHONY: help install test test-fast lint format bench reproduce-nmf reproduce-greedylr reproduce-dnn lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ reproduce-nmf: $(STAMP)  ## paper 1: NMF schedules, bound tightness, PPO-learned
 GREEDYLR_OUT := results/greedylr$(if $(filter 1,$(QUICK)),-quick)
 reproduce-greedylr: $(STAMP)  ## paper 3: GreedyLR vs schedulers and optimizers -> results/greedylr/
 	$(PY) -m experiments.greedylr $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(GREEDYLR_OUT)
+
+DNN_OUT := results/dnn$(if $(filter 1,$(QUICK)),-quick)
+reproduce-dnn: $(STAMP)  ## paper 2: PPO-scheduled CNN and char-GRU vs tuned schedules and HPO -> results/dnn/
+	$(PY) -m experiments.dnn $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(DNN_OUT)
 
 reference-%: $(STAMP)  ## fresh full run of reproduce-% copied to results/reference/% with provenance
 	$(PY) -m experiments.reference $* --jobs $(JOBS)

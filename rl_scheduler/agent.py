@@ -5,6 +5,12 @@
 >>> model = agent.train_ppo(env_kwargs, total_timesteps=60_000, checkpoint_dir="runs/ppo")  # doctest: +SKIP
 >>> results = agent.evaluate(model, env_kwargs | {"split": "test"})  # doctest: +SKIP
 
+Every function works on any registered environment id (``env_id``, default
+``rl_scheduler/NMF-v0``); ``env_kwargs`` are the keyword arguments of that id's factory:
+
+>>> vision = agent.train_ppo({"n_instances": 16}, env_id="rl_scheduler/Vision-v0",
+...                          total_timesteps=4_000)  # doctest: +SKIP
+
 Checkpoint directory layout (``checkpoint_dir``)::
 
     config.json                 what was trained: env_kwargs, n_envs, seed, ppo_kwargs
@@ -39,12 +45,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from nmf.datasets import NMFInstance
 from rl_scheduler.env import LRScheduleEnv
-from rl_scheduler.registration import NMF_ENV_ID, make_nmf_env
-from rl_scheduler.tasks.nmf_task import as_instance, instance_to_dict
+from rl_scheduler.registration import NMF_ENV_ID, env_factory
+from rl_scheduler.tasks.nmf_task import instance_to_dict
 
 CONFIG_ATTR = "rl_scheduler_config"
 """Attribute of a trained model holding what :class:`~rl_scheduler.policy.LearnedSchedule` needs:
-``{"env_id", "env_kwargs", "env_config", "initial_lr_fraction"}`` (saved inside the model zip)."""
+``{"env_id", "env_kwargs", "env_config", "initial_lr_fraction", "initial_lr"}`` (saved inside the
+model zip). ``initial_lr_fraction`` is set for tasks that start at a fraction of their stability
+bound (NMF), ``initial_lr`` for tasks that start at a fixed rate (the deep-network tasks)."""
 
 DEFAULT_PPO_KWARGS: dict[str, Any] = {
     "n_steps": 256,
@@ -114,20 +122,38 @@ def _unwrap(env: Any) -> LRScheduleEnv:
     return base
 
 
-def env_metadata(env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """What a model trained on ``gymnasium.make(NMF_ENV_ID, **env_kwargs)`` needs to be replayed.
+def _check_env_id(env_id: Any) -> str:
+    env_factory(env_id)  # raises a ValueError naming the registered ids
+    return env_id
 
-    Returns ``{"env_id", "env_kwargs", "env_config", "initial_lr_fraction"}``; ``env_config`` is
-    :attr:`rl_scheduler.LRScheduleEnv.config` with every default filled in.
+
+def env_metadata(
+    env_kwargs: Mapping[str, Any] | None = None, *, env_id: str = NMF_ENV_ID
+) -> dict[str, Any]:
+    """What a model trained on ``gymnasium.make(env_id, **env_kwargs)`` needs to be replayed.
+
+    Returns ``{"env_id", "env_kwargs", "env_config", "initial_lr_fraction", "initial_lr"}``;
+    ``env_config`` is :attr:`rl_scheduler.LRScheduleEnv.config` with every default filled in;
+    ``initial_lr_fraction`` is the task's (``None`` if it has none) and ``initial_lr`` its fixed
+    starting rate (``None`` when the rate depends on the run, as for NMF).
     """
     kwargs = _check_env_kwargs(env_kwargs)
-    env = make_nmf_env(**kwargs)
-    return {
-        "env_id": NMF_ENV_ID,
+    env = _unwrap(env_factory(_check_env_id(env_id))(**kwargs))
+    fraction = getattr(env.task, "initial_lr_fraction", None)
+    lr0 = None
+    if fraction is None:
+        value = getattr(env.task, "initial_lr", None)
+        if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+            lr0 = float(value)
+    meta = {
+        "env_id": env_id,
         "env_kwargs": kwargs,
         "env_config": env.config,
-        "initial_lr_fraction": getattr(env.task, "initial_lr_fraction", None),
+        "initial_lr_fraction": fraction,
+        "initial_lr": lr0,
     }
+    env.close()
+    return meta
 
 
 def make_vec(
@@ -136,13 +162,14 @@ def make_vec(
     n_envs: int = 2,
     seed: int = 0,
     vec_env: str = "dummy",
+    env_id: str = NMF_ENV_ID,
 ) -> VecEnv:
-    """``n_envs`` monitored copies of ``rl_scheduler/NMF-v0`` in a vectorised environment.
+    """``n_envs`` monitored copies of the environment ``env_id`` in a vectorised environment.
 
     Parameters
     ----------
     env_kwargs : dict, optional
-        Keyword arguments of :func:`rl_scheduler.make_nmf_env`.
+        Keyword arguments of the id's factory (e.g. :func:`rl_scheduler.make_nmf_env`).
     n_envs : int
         Number of parallel environments (env ``i`` is seeded with ``seed + i``).
     seed : int
@@ -150,15 +177,18 @@ def make_vec(
         ``"dummy"`` steps the environments in turn in this process, ``"subproc"`` in one process
         each. On a few cores ``"dummy"`` is faster for NMF environments this small (see
         ``benchmarks/bench_env.py``).
+    env_id : str, default ``rl_scheduler/NMF-v0``
+        A registered id (see :func:`rl_scheduler.registration.env_factory`).
     """
     kwargs = _check_env_kwargs(env_kwargs)
+    factory = env_factory(_check_env_id(env_id))
     if not isinstance(n_envs, Integral) or isinstance(n_envs, bool) or n_envs < 1:
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}.")
     if vec_env not in VEC_ENVS:
         raise ValueError(f"vec_env must be one of {sorted(VEC_ENVS)}, got {vec_env!r}.")
     vec_kwargs = {"start_method": "spawn"} if vec_env == "subproc" else None
     return make_vec_env(
-        make_nmf_env,  # the factory itself: no gymnasium.make wrappers, nothing injected
+        factory,  # the factory itself: no gymnasium.make wrappers, nothing injected
         n_envs=int(n_envs),
         seed=int(seed),
         env_kwargs=kwargs,
@@ -299,14 +329,17 @@ def train_ppo(
     vec_env: str = "dummy",
     ppo_kwargs: Mapping[str, Any] | None = None,
     verbose: int = 0,
+    env_id: str = NMF_ENV_ID,
 ) -> PPO:
-    """Train PPO to schedule learning rates on ``rl_scheduler/NMF-v0``.
+    """Train PPO to schedule learning rates on ``env_id`` (default ``rl_scheduler/NMF-v0``).
 
     Parameters
     ----------
     env_kwargs : dict, optional
-        Keyword arguments of :func:`rl_scheduler.make_nmf_env` (instance set, clip, budget, shield,
-        ...). Must be JSON-able (``NMFInstance`` objects are converted).
+        Keyword arguments of the id's factory: :func:`rl_scheduler.make_nmf_env` (instance set,
+        clip, budget, shield, ...), :func:`rl_scheduler.make_vision_env` or
+        :func:`rl_scheduler.make_text_env`. Must be JSON-able (instance dataclasses are
+        converted).
     total_timesteps : int
         Environment steps (actions) to train for, summed over the parallel environments.
     n_envs : int, default 2
@@ -332,6 +365,9 @@ def train_ppo(
         Overrides of :data:`DEFAULT_PPO_KWARGS`.
     verbose : int, default 0
         stable-baselines3 verbosity.
+    env_id : str, default ``rl_scheduler/NMF-v0``
+        The registered environment to train on (``rl_scheduler/Vision-v0``,
+        ``rl_scheduler/Text-v0`` or a user's own id).
 
     Returns
     -------
@@ -359,9 +395,9 @@ def train_ppo(
     if ppo_kwargs is not None and not isinstance(ppo_kwargs, Mapping):
         raise TypeError(f"ppo_kwargs must be a dict or None, got {type(ppo_kwargs).__name__}.")
     algo_kwargs = {**DEFAULT_PPO_KWARGS, **dict(ppo_kwargs or {})}
-    metadata = env_metadata(kwargs)
+    metadata = env_metadata(kwargs, env_id=env_id)
     config = {
-        "env_id": NMF_ENV_ID,
+        "env_id": env_id,
         "env_kwargs": kwargs,
         "n_envs": int(n_envs),
         "seed": int(seed),
@@ -388,7 +424,7 @@ def train_ppo(
     start_steps = 0 if resume_from is None else _checkpoint_steps(resume_from)
     if folder is not None:
         _drop_episodes_after(folder, start_steps)
-    venv = make_vec(kwargs, n_envs=n_envs, seed=seed + start_steps, vec_env=vec_env)
+    venv = make_vec(kwargs, n_envs=n_envs, seed=seed + start_steps, vec_env=vec_env, env_id=env_id)
     recorder = _TrainingRecorder(folder, checkpoint_every, keep_checkpoints, metadata)
     try:
         if resume_from is None:
@@ -529,10 +565,11 @@ def rollout(
 def evaluate(
     model: Any,
     env_kwargs: Mapping[str, Any] | None = None,
-    instances: Sequence[NMFInstance | Mapping[str, Any]] | None = None,
+    instances: Sequence[Any] | None = None,
     *,
     deterministic: bool = True,
     seed: int = 0,
+    env_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run the policy once on every instance of a (held-out) set.
 
@@ -543,12 +580,17 @@ def evaluate(
     env_kwargs : dict, optional
         Environment keyword arguments (as for :func:`train_ppo`); default: those the model was
         trained with. Use ``{**train_kwargs, "split": "test"}`` for the held-out set.
-    instances : sequence of NMFInstance, optional
-        Evaluate on these instances instead of the set described by ``env_kwargs``.
+    instances : sequence of instances, optional
+        Evaluate on these instances (``NMFInstance``, ``TorchInstance`` or their dict forms)
+        instead of the set described by ``env_kwargs``.
     deterministic : bool, default True
         Use the policy's mean action.
     seed : int, default 0
-        Reset seed (NMF runs do not depend on it once the instance is fixed).
+        Reset seed (runs do not depend on it once the instance is fixed).
+    env_id : str, optional
+        The environment to evaluate on; default: the one the model was trained on (its
+        metadata), else ``rl_scheduler/NMF-v0``. A different id applies the policy to another
+        task without retraining (transfer); it needs the same observation ``features``.
 
     Returns
     -------
@@ -557,21 +599,23 @@ def evaluate(
     """
     if isinstance(model, str | os.PathLike):
         model = load(model, device="cpu")
+    meta = model_metadata(model)
     if env_kwargs is None:
-        meta = model_metadata(model)
         if meta is None:
             raise ValueError("env_kwargs is required for a model without rl_scheduler metadata.")
         env_kwargs = meta["env_kwargs"]
+    if env_id is None:
+        env_id = meta["env_id"] if meta is not None else NMF_ENV_ID
     kwargs = _check_env_kwargs(env_kwargs)
     if instances is not None:
-        kwargs["instances"] = [instance_to_dict(as_instance(i)) for i in instances]
-    env = make_nmf_env(**kwargs)
+        kwargs["instances"] = [_jsonable(i) for i in instances]
+    env = _unwrap(env_factory(_check_env_id(env_id))(**kwargs))
     results = []
     for index, instance in enumerate(env.task.instances):
         result = rollout(
             model, env, seed=seed, options={"instance": index}, deterministic=deterministic
         )
-        result["instance"] = instance_to_dict(instance)
+        result["instance"] = _jsonable(instance)
         results.append(result)
     env.close()
     return results

@@ -147,7 +147,7 @@ class LRScheduleEnv(gym.Env):
     :class:`~rl_scheduler.tasks.NMFTask`'s set.
 
     ``info`` holds ``lr`` (applied), ``proposed_lr``, ``bound`` (of the iterate the chunk started
-    from; ``nan`` if none), ``shielded`` (the shield lowered the rate), ``loss``, ``steps_done``,
+    from; ``inf`` when there is none, so equal infos compare equal), ``shielded`` (the shield lowered the rate), ``loss``, ``steps_done``,
     ``diverged`` and, when the task has one, ``instance_index``.
     """
 
@@ -306,7 +306,7 @@ class LRScheduleEnv(gym.Env):
         info = {
             "lr": lr,
             "proposed_lr": proposed,
-            "bound": float(bound),
+            "bound": float(bound) if math.isfinite(bound) else math.inf,
             "shielded": bool(shielded),
             "loss": float(stats.loss),
             "steps_done": int(stats.steps_done),

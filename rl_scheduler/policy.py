@@ -11,9 +11,10 @@ rates the environment would::
     schedule = LearnedSchedule("runs/ppo/model.zip")
     traj = nmf.run_sgd(problem, schedule, 300, clip=0.1, seed=instance.seed)
 
-In a torch loop, hand it any object with ``loss``, ``grad_norm`` and ``steps_done`` (and
-``bound``, if the task has one), e.g. a :class:`rl_scheduler.tasks.TaskStats`, and pass
-``initial_lr`` when there is no bound::
+In a torch loop, hand it any object with ``loss``, ``grad_norm`` and ``steps_done`` (plus
+``val_loss`` for policies trained on ``rl_scheduler/Vision-v0`` or ``Text-v0``, and ``bound``
+if the task has one), e.g. a :class:`rl_scheduler.tasks.TaskStats`, and pass ``initial_lr``
+(the rate your optimizer starts with) when there is no bound::
 
     schedule = LearnedSchedule(model, initial_lr=0.1)
     for step, (x, y) in enumerate(loader):
@@ -25,6 +26,12 @@ In a torch loop, hand it any object with ``loss``, ``grad_norm`` and ``steps_don
         for group in opt.param_groups:
             group["lr"] = schedule(step)
         opt.step()
+
+The policy decides once every ``steps_per_action`` steps, on the stats observed at that step;
+policies of the deep-network environments were trained on the loss of a fixed training subset,
+the validation loss and the root mean square of the chunk's mini-batch gradient norms (see
+:mod:`rl_scheduler.tasks.torch_tasks`), so the closer a loop's stats are to those, the closer
+it is to what the policy has seen. ``docs/dnn.md`` has a complete loop.
 """
 
 from __future__ import annotations
@@ -74,8 +81,10 @@ class LearnedSchedule:
         Cap the rate at ``shield_fraction`` times ``stats.bound`` (when the stats carry a finite
         bound). Default: as in training.
     initial_lr : float, optional
-        Starting rate. Default: ``initial_lr_fraction`` times the bound of the first observed
-        stats, which is what :class:`rl_scheduler.tasks.NMFTask` does.
+        Starting rate. Default: the fixed starting rate of the training task when it has one
+        (the deep-network tasks; metadata ``initial_lr``), else ``initial_lr_fraction`` times the
+        bound of the first observed stats, which is what :class:`rl_scheduler.tasks.NMFTask`
+        does.
     initial_lr_fraction : float, optional
         Default: the training task's.
     deterministic : bool, default True
@@ -128,6 +137,8 @@ class LearnedSchedule:
             isinstance(initial_lr, Real) and math.isfinite(initial_lr) and initial_lr > 0
         ):
             raise ValueError(f"initial_lr must be None or a finite float > 0, got {initial_lr!r}.")
+        if initial_lr is None and meta.get("initial_lr") is not None:
+            initial_lr = float(meta["initial_lr"])
         fraction = initial_lr_fraction
         if fraction is None:
             fraction = meta.get("initial_lr_fraction") or DEFAULT_INITIAL_LR_FRACTION
@@ -182,7 +193,8 @@ class LearnedSchedule:
                 if not (math.isfinite(bound) and bound > 0):
                     raise RuntimeError(
                         "initial_lr is None and the first stats carry no finite bound: pass "
-                        "initial_lr, or run nmf.run_sgd with compute_bound=True."
+                        "initial_lr (the rate the optimizer starts with), or observe stats with "
+                        "a bound (nmf.run_sgd with compute_bound=True)."
                     )
                 lr0 = self.initial_lr_fraction * bound
             lo, hi = self.config["lr_limits"]

@@ -5,14 +5,26 @@
 ``rl_scheduler/NMF-v0``
     :func:`make_nmf_env`: an :class:`~rl_scheduler.LRScheduleEnv` over an
     :class:`~rl_scheduler.tasks.NMFTask` with a train or held-out instance set.
+``rl_scheduler/Vision-v0``
+    :func:`make_vision_env`: the same environment over a
+    :class:`~rl_scheduler.tasks.VisionTask` (a small CNN on digits by default).
+``rl_scheduler/Text-v0``
+    :func:`make_text_env`: over a :class:`~rl_scheduler.tasks.TextTask` (a character-level GRU
+    on Shakespeare's plays by default).
 
 >>> import gymnasium, rl_scheduler
 >>> env = gymnasium.make("rl_scheduler/NMF-v0", split="test", n_instances=8, noise_levels=[1.0])
+>>> env = gymnasium.make("rl_scheduler/Vision-v0", split="train", device="auto")
+
+:func:`make_env` builds the environment of any registered id directly (no Gymnasium wrappers),
+which is what :mod:`rl_scheduler.agent` uses. The torch tasks are imported on first use, so
+``import rl_scheduler`` does not import torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium
@@ -28,6 +40,30 @@ from rl_scheduler.tasks.nmf_task import (
 )
 
 NMF_ENV_ID = "rl_scheduler/NMF-v0"
+VISION_ENV_ID = "rl_scheduler/Vision-v0"
+TEXT_ENV_ID = "rl_scheduler/Text-v0"
+
+DNN_FEATURES: tuple[str, ...] = (
+    "log_loss",
+    "loss_change",
+    "loss_change_prev",
+    "log_val_loss",
+    "log_grad_norm",
+    "log_lr",
+    "descent_ratio",
+    "progress",
+)
+"""Observation of the deep-network environments: signals every model has (training and
+validation loss relative to the start, the training loss's change over the last two chunks, the
+gradient norm, the learning rate, the loss decrease per unit of ``lr * grad_norm**2``, and the
+share of the budget used). The stability-bound features of the NMF observation are left out:
+deep networks have no bound, so they would be constant."""
+
+DNN_STEPS_PER_ACTION = 10
+"""Optimizer steps per action of the deep-network environments."""
+
+DNN_MAX_ACTIONS = 20
+"""Actions per episode of the deep-network environments (200 optimizer steps by default)."""
 
 
 def make_nmf_env(
@@ -89,7 +125,249 @@ def make_nmf_env(
     return LRScheduleEnv(task, **env_kwargs)
 
 
+def _torch_task_kwargs(
+    *,
+    optimizer: str,
+    momentum: float,
+    weight_decay: float,
+    initial_lr: float | None,
+    batch_size: int,
+    grad_clip: float | None,
+    eval_size: int | None,
+    val_size: int | None,
+    device: str,
+    amp: str,
+    data_root: str | os.PathLike[str],
+    download: bool,
+    data_limit: int | None,
+    divergence_factor: float | None,
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "optimizer": optimizer,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "initial_lr": initial_lr,
+        "batch_size": batch_size,
+        "grad_clip": grad_clip,
+        "eval_size": eval_size,
+        "val_size": val_size,
+        "device": device,
+        "amp": amp,
+        "data_root": data_root,
+        "download": download,
+        "data_limit": data_limit,
+    }
+    if divergence_factor is not None:
+        kwargs["divergence_factor"] = divergence_factor
+    return kwargs
+
+
+def make_vision_env(
+    *,
+    split: str = "train",
+    n_instances: int = 8,
+    instances: Sequence[Any] | None = None,
+    datasets: Sequence[str] = ("digits",),
+    models: Sequence[str] = ("cnn",),
+    instance_seed: int = 0,
+    optimizer: str = "sgd",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    initial_lr: float | None = None,
+    batch_size: int = 64,
+    grad_clip: float | None = None,
+    eval_size: int | None = None,
+    val_size: int | None = None,
+    device: str = "auto",
+    amp: str = "auto",
+    data_root: str | os.PathLike[str] = "data",
+    download: bool = False,
+    data_limit: int | None = None,
+    divergence_factor: float | None = None,
+    steps_per_action: int = DNN_STEPS_PER_ACTION,
+    max_actions: int = DNN_MAX_ACTIONS,
+    features: Sequence[str] = DNN_FEATURES,
+    **env_kwargs: Any,
+) -> LRScheduleEnv:
+    """An LR-scheduling environment on image classification (entry point of ``rl_scheduler/Vision-v0``).
+
+    Parameters
+    ----------
+    split, n_instances, datasets, models, instance_seed
+        The instance set, see :func:`rl_scheduler.tasks.vision_instance_set` (``n_instances`` is
+        its ``n``, ``instance_seed`` its ``seed``). Ignored when ``instances`` is given.
+    instances : sequence of TorchInstance or dicts, optional
+        An explicit instance set.
+    optimizer, momentum, weight_decay, initial_lr, batch_size, grad_clip, eval_size, val_size, device, amp, data_root, download, data_limit, divergence_factor
+        See :class:`rl_scheduler.tasks.VisionTask` (``divergence_factor=None``: its default).
+    steps_per_action : int, default :data:`DNN_STEPS_PER_ACTION`
+    max_actions : int, default :data:`DNN_MAX_ACTIONS`
+    features : sequence of str, default :data:`DNN_FEATURES`
+    **env_kwargs
+        Passed to :class:`rl_scheduler.LRScheduleEnv` (``max_mult``, ``divergence_penalty``,
+        ``lr_limits``, ...).
+
+    Returns
+    -------
+    LRScheduleEnv
+    """
+    from rl_scheduler.tasks.torch_tasks import VisionTask, vision_instance_set
+
+    if instances is None:
+        instances = vision_instance_set(
+            split, n_instances, datasets=datasets, models=models, seed=instance_seed
+        )
+    task = VisionTask(
+        instances,
+        **_torch_task_kwargs(
+            optimizer=optimizer,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            initial_lr=initial_lr,
+            batch_size=batch_size,
+            grad_clip=grad_clip,
+            eval_size=eval_size,
+            val_size=val_size,
+            device=device,
+            amp=amp,
+            data_root=data_root,
+            download=download,
+            data_limit=data_limit,
+            divergence_factor=divergence_factor,
+        ),
+    )
+    return LRScheduleEnv(
+        task,
+        steps_per_action=steps_per_action,
+        max_actions=max_actions,
+        features=features,
+        **env_kwargs,
+    )
+
+
+def make_text_env(
+    *,
+    split: str = "train",
+    n_instances: int = 8,
+    instances: Sequence[Any] | None = None,
+    datasets: Sequence[str] = ("shakespeare",),
+    models: Sequence[str] = ("gru",),
+    instance_seed: int = 0,
+    seq_len: int = 32,
+    optimizer: str = "sgd",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    initial_lr: float | None = None,
+    batch_size: int = 32,
+    grad_clip: float | None = None,
+    eval_size: int | None = None,
+    val_size: int | None = None,
+    device: str = "auto",
+    amp: str = "auto",
+    data_root: str | os.PathLike[str] = "data",
+    download: bool = False,
+    divergence_factor: float | None = None,
+    steps_per_action: int = DNN_STEPS_PER_ACTION,
+    max_actions: int = DNN_MAX_ACTIONS,
+    features: Sequence[str] = DNN_FEATURES,
+    **env_kwargs: Any,
+) -> LRScheduleEnv:
+    """An LR-scheduling environment on character-level language modelling (``rl_scheduler/Text-v0``).
+
+    Parameters
+    ----------
+    split, n_instances, datasets, models, instance_seed
+        The instance set, see :func:`rl_scheduler.tasks.text_instance_set` (``datasets`` may name
+        a text file). Ignored when ``instances`` is given.
+    instances : sequence of TorchInstance or dicts, optional
+        An explicit instance set.
+    seq_len, optimizer, momentum, weight_decay, initial_lr, batch_size, grad_clip, eval_size, val_size, device, amp, data_root, download, divergence_factor
+        See :class:`rl_scheduler.tasks.TextTask`.
+    steps_per_action, max_actions, features, **env_kwargs
+        As for :func:`make_vision_env`.
+
+    Returns
+    -------
+    LRScheduleEnv
+    """
+    from rl_scheduler.tasks.torch_tasks import TextTask, text_instance_set
+
+    if instances is None:
+        instances = text_instance_set(
+            split, n_instances, datasets=datasets, models=models, seed=instance_seed
+        )
+    task = TextTask(
+        instances,
+        seq_len=seq_len,
+        **_torch_task_kwargs(
+            optimizer=optimizer,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            initial_lr=initial_lr,
+            batch_size=batch_size,
+            grad_clip=grad_clip,
+            eval_size=eval_size,
+            val_size=val_size,
+            device=device,
+            amp=amp,
+            data_root=data_root,
+            download=download,
+            data_limit=None,
+            divergence_factor=divergence_factor,
+        ),
+    )
+    return LRScheduleEnv(
+        task,
+        steps_per_action=steps_per_action,
+        max_actions=max_actions,
+        features=features,
+        **env_kwargs,
+    )
+
+
+ENV_FACTORIES: dict[str, Callable[..., LRScheduleEnv]] = {
+    NMF_ENV_ID: make_nmf_env,
+    VISION_ENV_ID: make_vision_env,
+    TEXT_ENV_ID: make_text_env,
+}
+"""The package's ids and the factories behind them."""
+
+
+def env_factory(env_id: str) -> Callable[..., gymnasium.Env]:
+    """The callable that builds the environment of a registered id (its Gymnasium entry point).
+
+    The package's own ids map to :data:`ENV_FACTORIES`; any other id registered with Gymnasium
+    resolves to its entry point, so :mod:`rl_scheduler.agent` can train on a user's task too.
+
+    Raises
+    ------
+    ValueError
+        If ``env_id`` is not registered.
+    """
+    if env_id in ENV_FACTORIES:
+        return ENV_FACTORIES[env_id]
+    if not isinstance(env_id, str) or env_id not in gymnasium.registry:
+        raise ValueError(
+            f"env_id must be a registered Gymnasium id such as {tuple(ENV_FACTORIES)}, "
+            f"got {env_id!r}."
+        )
+    entry_point = gymnasium.registry[env_id].entry_point
+    if callable(entry_point):
+        return entry_point
+    from gymnasium.envs.registration import load_env_creator
+
+    return load_env_creator(entry_point)
+
+
+def make_env(env_id: str = NMF_ENV_ID, **kwargs: Any) -> gymnasium.Env:
+    """The environment of ``env_id`` built by its factory, without Gymnasium's wrappers."""
+    return env_factory(env_id)(**kwargs)
+
+
 def register_envs() -> None:
     """Register the package's Gymnasium ids (idempotent; run on ``import rl_scheduler``)."""
-    if NMF_ENV_ID not in gymnasium.registry:
-        gymnasium.register(id=NMF_ENV_ID, entry_point="rl_scheduler.registration:make_nmf_env")
+    for env_id, factory in ENV_FACTORIES.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id, entry_point=f"rl_scheduler.registration:{factory.__name__}"
+            )

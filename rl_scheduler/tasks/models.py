@@ -3,8 +3,10 @@
 * :class:`LogisticRegression` and :class:`MLP` take flat or image inputs (they flatten).
 * :class:`SmallCNN` works for any image size (8x8 digits, 28x28 Fashion-MNIST, 32x32 CIFAR-10):
   two conv blocks and a global average pool before the classifier.
-* :class:`CharGRU` and :class:`TinyTransformerLM` are character-level language models mapping
-  ids ``(B, T)`` to next-character logits ``(B, T, vocab_size)``.
+* :class:`ResNet` is the CIFAR-style residual network of He et al. (2016), ``6 n + 2`` layers
+  (ResNet-20 by default), with batch normalisation: the model for GPU runs.
+* :class:`CharGRU`, :class:`CharLSTM` and :class:`TinyTransformerLM` are character-level language
+  models mapping ids ``(B, T)`` to next-character logits ``(B, T, vocab_size)``.
 
 :func:`build_model` builds any of them by name; every model is initialised from torch's global
 RNG, so seed it (``torch.manual_seed``) before building.
@@ -22,8 +24,10 @@ from torch import nn
 __all__ = [
     "MODELS",
     "CharGRU",
+    "CharLSTM",
     "LogisticRegression",
     "MLP",
+    "ResNet",
     "SmallCNN",
     "TinyTransformerLM",
     "build_model",
@@ -133,6 +137,81 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
+class _BasicBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and an identity (or 1x1 projection) shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR-style residual network: a 3x3 stem, three stages of basic blocks, a global pool.
+
+    Stages have ``width``, ``2 * width`` and ``4 * width`` channels; the second and third halve
+    the resolution. With ``blocks_per_stage = n`` the network has ``6 n + 2`` layers: the default
+    ``n = 3`` is ResNet-20 (0.27M parameters at ``width=16``), ``n = 1`` is ResNet-8. The global
+    pool makes it work for any image size (8x8 digits included).
+
+    Parameters
+    ----------
+    in_channels : int, default 3
+        Input channels.
+    n_classes : int, default 10
+        Number of classes.
+    width : int, default 16
+        Channels of the first stage.
+    blocks_per_stage : int, default 3
+        Basic blocks per stage.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        n_classes: int = 10,
+        width: int = 16,
+        blocks_per_stage: int = 3,
+    ) -> None:
+        super().__init__()
+        c = _positive("width", width)
+        n = _positive("blocks_per_stage", blocks_per_stage)
+        self.stem = nn.Sequential(
+            nn.Conv2d(_positive("in_channels", in_channels), c, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+            nn.ReLU(),
+        )
+        blocks: list[nn.Module] = []
+        channels = c
+        for stage, out_channels in enumerate((c, 2 * c, 4 * c)):
+            for i in range(n):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(_BasicBlock(channels, out_channels, stride))
+                channels = out_channels
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, _positive("n_classes", n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_classes)`` for images ``(B, C, H, W)``."""
+        if x.ndim != 4:
+            raise ValueError(f"ResNet expects images (B, C, H, W), got shape {tuple(x.shape)}")
+        return self.classifier(self.pool(self.blocks(self.stem(x))).flatten(1))
+
+
 class CharGRU(nn.Module):
     """Character-level GRU language model: embedding, GRU, linear read-out.
 
@@ -166,6 +245,42 @@ class CharGRU(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Next-character logits ``(B, T, vocab_size)`` for ids ``(B, T)``."""
         out, _ = self.gru(self.embed(ids))
+        return self.head(out)
+
+
+class CharLSTM(nn.Module):
+    """Character-level LSTM language model: embedding, LSTM, linear read-out.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Number of distinct characters.
+    embed_dim : int, default 32
+        Embedding size.
+    hidden_size : int, default 128
+        LSTM state size.
+    num_layers : int, default 1
+        Stacked LSTM layers.
+    """
+
+    def __init__(
+        self, vocab_size: int, embed_dim: int = 32, hidden_size: int = 128, num_layers: int = 1
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(
+            _positive("vocab_size", vocab_size), _positive("embed_dim", embed_dim)
+        )
+        self.lstm = nn.LSTM(
+            embed_dim,
+            _positive("hidden_size", hidden_size),
+            num_layers=_positive("num_layers", num_layers),
+            batch_first=True,
+        )
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Next-character logits ``(B, T, vocab_size)`` for ids ``(B, T)``."""
+        out, _ = self.lstm(self.embed(ids))
         return self.head(out)
 
 
@@ -233,10 +348,13 @@ MODELS: dict[str, type[nn.Module]] = {
     "logreg": LogisticRegression,
     "mlp": MLP,
     "cnn": SmallCNN,
+    "resnet20": ResNet,
     "gru": CharGRU,
+    "lstm": CharLSTM,
     "transformer": TinyTransformerLM,
 }
-"""Names accepted by :func:`build_model`."""
+"""Names accepted by :func:`build_model` (``"resnet20"`` builds :class:`ResNet`, whose
+``blocks_per_stage`` gives the other depths)."""
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

@@ -1,0 +1,233 @@
+"""Figures of the deep-network study, drawn only from saved results (``eval.jsonl`` + ``summary.json``).
+
+:func:`dnn_figures` writes, into the output folder:
+
+* ``lr_schedules.png`` -- the agent's learning rate on every held-out seed next to tuned cosine
+  and step decay (SGD), the random-search winner and the agent trained on the other task;
+* ``val_curves.png`` -- validation loss over training (mean over held-out seeds) of every method;
+* ``cost_quality.png`` -- held-out final validation loss against the compute spent on the
+  training seeds: random search after 25/50/100% of its budget, the agent at its checkpoints,
+  the ten tuned baselines and the transferred agent;
+* ``agent_training.png`` -- PPO's episode returns during training (moving average).
+
+A method's held-out runs are the records whose spec (optimizer, schedule, initial rate, agent
+path) matches the method's row in ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments.dnn import AGENT, RANDOM_SEARCH, TRANSFER, method_label  # noqa: E402
+from experiments.plots import _save  # noqa: E402
+
+SCHEDULE_COLORS = {
+    "constant": "tab:gray",
+    "step": "tab:red",
+    "cosine": "tab:blue",
+    "plateau": "tab:purple",
+    "greedy": "tab:olive",
+}
+STYLE: dict[str, dict[str, Any]] = {
+    AGENT: {"color": "black", "lw": 2.2},
+    TRANSFER: {"color": "tab:orange", "lw": 1.8, "ls": "--"},
+    RANDOM_SEARCH: {"color": "tab:green", "lw": 1.8},
+}
+
+
+def _style(method: str) -> dict[str, Any]:
+    if method in STYLE:
+        return STYLE[method]
+    optimizer, schedule = method.split("/")
+    return {
+        "color": SCHEDULE_COLORS.get(schedule, "tab:brown"),
+        "ls": "-" if optimizer == "sgd" else ":",
+        "lw": 1.2,
+    }
+
+
+def _matches(spec: dict[str, Any], task: str, row: dict[str, Any]) -> bool:
+    return (
+        spec["task"]["name"] == task
+        and spec["optimizer"] == row["optimizer"]
+        and spec["schedule"] == row["schedule"]
+        and float(spec["lr"]) == float(row["lr"])
+        and spec.get("agent", "") == row.get("agent", "")
+    )
+
+
+def method_runs(records: list[dict], summary: dict) -> dict[str, dict[str, list[dict]]]:
+    """task -> method -> results of its held-out runs (ok records only)."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for task, block in summary["tasks"].items():
+        out[task] = {
+            method: [
+                rec["result"]
+                for rec in records
+                if rec["status"] == "ok" and _matches(rec["spec"], task, row)
+            ]
+            for method, row in block["methods"].items()
+        }
+    return out
+
+
+def _mean_curve(results: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and the mean of ``key`` over runs, up to the shortest run (diverged runs end early)."""
+    length = min(len(r[key]) for r in results)
+    steps = np.asarray(results[0]["steps"][:length], dtype=float)
+    values = np.asarray([r[key][:length] for r in results], dtype=float)
+    return steps, values.mean(axis=0)
+
+
+def _panels(n: int, width: float = 5.2, height: float = 3.8) -> tuple[plt.Figure, np.ndarray]:
+    fig, axes = plt.subplots(
+        1, max(1, n), figsize=(width * max(1, n), height), squeeze=False, layout="constrained"
+    )
+    return fig, axes[0]
+
+
+def lr_schedules(runs: dict[str, dict[str, list[dict]]], out: Path) -> Path:
+    """The agent's rates per held-out seed next to cosine, step, random search and transfer."""
+    fig, axes = _panels(len(runs))
+    for ax, (task, by_method) in zip(axes, runs.items(), strict=False):
+        for i, r in enumerate(by_method.get(AGENT, [])):
+            steps = np.asarray(r["steps"][:-1], dtype=float)
+            label = method_label(AGENT) if i == 0 else None
+            ax.step(steps, r["lrs"], where="post", alpha=0.8, label=label, **STYLE[AGENT])
+        for method in (TRANSFER, RANDOM_SEARCH, "sgd/cosine", "sgd/step"):
+            results = by_method.get(method, [])
+            if results:
+                r = results[0]
+                ax.step(
+                    np.asarray(r["steps"][: len(r["lrs"])], dtype=float),
+                    r["lrs"],
+                    where="post",
+                    label=method_label(method),
+                    **_style(method),
+                )
+        ax.set(title=f"{task}: learning rate per chunk", xlabel="step", ylabel="learning rate")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, out / "lr_schedules.png")
+
+
+def val_curves(runs: dict[str, dict[str, list[dict]]], out: Path) -> Path:
+    """Validation loss over steps (mean over held-out seeds) of every method."""
+    fig, axes = _panels(len(runs), width=6.0, height=4.4)
+    for ax, (task, by_method) in zip(axes, runs.items(), strict=False):
+        for method, results in by_method.items():
+            if not results:
+                continue
+            steps, mean = _mean_curve(results, "val_loss")
+            ax.plot(steps, mean, label=method_label(method), **_style(method))
+        ax.set(title=f"{task}: validation loss (held-out seeds)", xlabel="step")
+        ax.set(ylabel="validation loss", yscale="log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    return _save(fig, out / "val_curves.png")
+
+
+def _point(summary_ci: dict[str, float]) -> tuple[float, float]:
+    mean, ci = summary_ci["mean"], summary_ci["ci95"]
+    return (mean if math.isfinite(mean) else np.nan), (ci if math.isfinite(ci) else 0.0)
+
+
+def cost_quality(summary: dict, out: Path) -> Path:
+    """Held-out final validation loss against compute (optimizer steps on the training seeds)."""
+    tasks = summary["tasks"]
+    fig, axes = _panels(len(tasks))
+    for ax, (task, block) in zip(axes, tasks.items(), strict=False):
+        cq = block["cost_quality"]
+        for method, points in ((RANDOM_SEARCH, cq[RANDOM_SEARCH]), (AGENT, cq[AGENT])):
+            xs = [p["compute_steps"] for p in points]
+            ys, es = zip(*(_point(p["final_val_loss"]) for p in points), strict=True)
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=es,
+                marker="o",
+                capsize=3,
+                label=method_label(method),
+                color=STYLE[method]["color"],
+            )
+        rows = block["methods"]
+        baselines = [m for m in rows if "/" in m]
+        for k, method in enumerate(baselines):
+            y, e = _point(rows[method]["final_val_loss"])
+            ax.errorbar(
+                rows[method]["compute_steps"],
+                y,
+                yerr=e,
+                marker="s" if method.startswith("sgd") else "^",
+                ms=4,
+                ls="none",
+                alpha=0.7,
+                color=_style(method)["color"],
+                label="tuned baselines (grid)" if k == 0 else None,
+            )
+        if TRANSFER in rows:
+            y, e = _point(rows[TRANSFER]["final_val_loss"])
+            ax.errorbar(
+                rows[TRANSFER]["source_compute_steps"],
+                y,
+                yerr=e,
+                marker="*",
+                ms=11,
+                ls="none",
+                color=STYLE[TRANSFER]["color"],
+                label=f"agent trained on {rows[TRANSFER]['source']} (its compute)",
+            )
+        ax.set(
+            title=f"{task}: cost vs quality",
+            xlabel="compute: optimizer steps on training seeds",
+            ylabel="final validation loss (held-out)",
+            xscale="log",
+        )
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, out / "cost_quality.png")
+
+
+def agent_training(summary: dict, out: Path) -> Path:
+    """PPO's episode returns (log of the training-loss reduction) during training."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.8), layout="constrained")
+    for k, (task, block) in enumerate(summary["tasks"].items()):
+        info = block["agent_training"]
+        returns = np.asarray(info["returns"], dtype=float)
+        if len(returns) == 0:
+            continue
+        steps = np.asarray(info["episode_timesteps"], dtype=float)
+        color = f"C{k}"
+        ax.plot(steps, returns, ".", color=color, alpha=0.3, ms=4)
+        window = min(len(returns), max(2, len(returns) // 10))
+        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+        ax.plot(
+            steps[window - 1 :], smooth, color=color, label=f"{task} (mean of {window} episodes)"
+        )
+    ax.set(xlabel="PPO timesteps (actions)", ylabel="episode return")
+    ax.set_title("PPO training: return = log(initial / final training loss)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out / "agent_training.png")
+
+
+def dnn_figures(records: list[dict], summary: dict, out: Path) -> list[Path]:
+    """Every figure of the study (see the module docstring); returns their paths."""
+    out = Path(out)
+    runs = method_runs(records, summary)
+    return [
+        lr_schedules(runs, out),
+        val_curves(runs, out),
+        cost_quality(summary, out),
+        agent_training(summary, out),
+    ]
