@@ -162,7 +162,12 @@ def agent_lrs(baseline: list[dict], learned: list[dict], path: Path) -> Path:
 
 
 def training_curve(agents: list[dict], root: Path, path: Path) -> Path:
-    """PPO episode return (= log of initial / final loss) against environment steps."""
+    """PPO episode returns against environment steps, relative to each instance's mean return.
+
+    The return (log of initial / final loss) differs far more between instances than between
+    policies, so each episode's return is shown minus the mean return of all the agent's
+    training episodes on the same instance: what is left is the policy's progress.
+    """
     from rl_scheduler.agent import load_training_curve
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
@@ -173,6 +178,9 @@ def training_curve(agents: list[dict], root: Path, path: Path) -> Path:
             continue
         t = np.array([e["timesteps"] for e in episodes], dtype=float)
         r = np.array([float(e["return"]) for e in episodes])
+        instance = np.array([e.get("instance_index", -1) for e in episodes])
+        for i in np.unique(instance):
+            r[instance == i] -= r[instance == i].mean()
         window = max(1, len(r) // 20)
         smooth = np.convolve(r, np.ones(window) / window, mode="valid")
         style = STYLE.get(variant, {})
@@ -184,9 +192,10 @@ def training_curve(agents: list[dict], root: Path, path: Path) -> Path:
             alpha=0.9,
             label=f"{variant} (seed {seed})" if seed == 0 else None,
         )
+    ax.axhline(0.0, color="gray", lw=0.8)
     ax.set(
         xlabel="environment steps (actions)",
-        ylabel="episode return (moving mean)",
+        ylabel="return minus the instance's mean\n(moving mean over 5% of episodes)",
         title="PPO training on the train instances",
     )
     ax.grid(alpha=0.3)
