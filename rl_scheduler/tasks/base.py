@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,21 @@ def task_safe_lr(task: Any) -> float | None:
     if value is None or not (math.isfinite(value) and value > 0):
         return None
     return float(value)
+
+
+def pick_instance(n_instances: int, seed: int | None, instance: int | None) -> int:
+    """The instance a ``reset(seed, instance=...)`` runs: ``instance`` if given, else a uniform draw.
+
+    Raises
+    ------
+    ValueError
+        If ``instance`` is not ``None`` or an index in ``[0, n_instances)``.
+    """
+    if instance is None:
+        return int(np.random.default_rng(seed).integers(n_instances))
+    if isinstance(instance, Integral) and not isinstance(instance, bool):
+        if 0 <= instance < n_instances:
+            return int(instance)
+    raise ValueError(
+        f"instance must be None or an index in [0, {n_instances - 1}], got {instance!r}."
+    )

@@ -14,11 +14,9 @@ from dataclasses import asdict
 from numbers import Integral, Real
 from typing import Any
 
-import numpy as np
-
 import nmf
 from nmf.datasets import NMFInstance
-from rl_scheduler.tasks.base import TaskStats
+from rl_scheduler.tasks.base import TaskStats, pick_instance
 
 SPLITS = ("train", "test")
 """Names of the instance splits of :func:`nmf_instance_set`."""
@@ -274,15 +272,7 @@ class NMFTask:
         TaskStats
             Statistics of the initial iterate.
         """
-        if instance is None:
-            index = int(np.random.default_rng(seed).integers(len(self.instances)))
-        elif _is_int(instance) and 0 <= instance < len(self.instances):
-            index = int(instance)
-        else:
-            raise ValueError(
-                f"instance must be None or an index in [0, {len(self.instances) - 1}], "
-                f"got {instance!r}."
-            )
+        index = pick_instance(len(self.instances), seed, instance)
         self.instance_index = index
         inst = self.instances[index]
         self.sgd = nmf.ProjectedSGD(

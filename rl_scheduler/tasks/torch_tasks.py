@@ -63,7 +63,7 @@ from torch import nn
 
 from rl_scheduler.tasks import data as datasets
 from rl_scheduler.tasks import models
-from rl_scheduler.tasks.base import TaskStats
+from rl_scheduler.tasks.base import TaskStats, pick_instance
 from rl_scheduler.tasks.nmf_task import MAX_INSTANCES_PER_SPLIT, SPLIT_SEED_OFFSET, SPLITS
 
 __all__ = [
@@ -570,15 +570,7 @@ class TorchTask:
         TaskStats
             Statistics of the initial weights.
         """
-        if instance is None:
-            index = int(np.random.default_rng(seed).integers(len(self.instances)))
-        elif _is_int(instance) and 0 <= instance < len(self.instances):
-            index = int(instance)
-        else:
-            raise ValueError(
-                f"instance must be None or an index in [0, {len(self.instances) - 1}], "
-                f"got {instance!r}."
-            )
+        index = pick_instance(len(self.instances), seed, instance)
         inst = self.instances[index]
         if inst.dataset not in self._prepared:
             self._prepared[inst.dataset] = self._prepare(self._load(inst.dataset))
