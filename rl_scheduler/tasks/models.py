@@ -212,8 +212,10 @@ class ResNet(nn.Module):
         return self.classifier(self.pool(self.blocks(self.stem(x))).flatten(1))
 
 
-class CharGRU(nn.Module):
-    """Character-level GRU language model: embedding, GRU, linear read-out.
+class CharRNN(nn.Module):
+    """Character-level recurrent language model: embedding, recurrent layers, linear read-out.
+
+    Subclasses pick the recurrent layer (:attr:`RNN`): :class:`CharGRU`, :class:`CharLSTM`.
 
     Parameters
     ----------
@@ -222,10 +224,12 @@ class CharGRU(nn.Module):
     embed_dim : int, default 32
         Embedding size.
     hidden_size : int, default 128
-        GRU state size.
+        Recurrent state size.
     num_layers : int, default 1
-        Stacked GRU layers.
+        Stacked recurrent layers.
     """
+
+    RNN: type[nn.RNNBase] = nn.GRU
 
     def __init__(
         self, vocab_size: int, embed_dim: int = 32, hidden_size: int = 128, num_layers: int = 1
@@ -234,7 +238,7 @@ class CharGRU(nn.Module):
         self.embed = nn.Embedding(
             _positive("vocab_size", vocab_size), _positive("embed_dim", embed_dim)
         )
-        self.gru = nn.GRU(
+        self.rnn = self.RNN(
             embed_dim,
             _positive("hidden_size", hidden_size),
             num_layers=_positive("num_layers", num_layers),
@@ -244,44 +248,20 @@ class CharGRU(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Next-character logits ``(B, T, vocab_size)`` for ids ``(B, T)``."""
-        out, _ = self.gru(self.embed(ids))
+        out, _ = self.rnn(self.embed(ids))
         return self.head(out)
 
 
-class CharLSTM(nn.Module):
-    """Character-level LSTM language model: embedding, LSTM, linear read-out.
+class CharGRU(CharRNN):
+    """Character-level GRU language model (see :class:`CharRNN`)."""
 
-    Parameters
-    ----------
-    vocab_size : int
-        Number of distinct characters.
-    embed_dim : int, default 32
-        Embedding size.
-    hidden_size : int, default 128
-        LSTM state size.
-    num_layers : int, default 1
-        Stacked LSTM layers.
-    """
+    RNN = nn.GRU
 
-    def __init__(
-        self, vocab_size: int, embed_dim: int = 32, hidden_size: int = 128, num_layers: int = 1
-    ) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(
-            _positive("vocab_size", vocab_size), _positive("embed_dim", embed_dim)
-        )
-        self.lstm = nn.LSTM(
-            embed_dim,
-            _positive("hidden_size", hidden_size),
-            num_layers=_positive("num_layers", num_layers),
-            batch_first=True,
-        )
-        self.head = nn.Linear(hidden_size, vocab_size)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Next-character logits ``(B, T, vocab_size)`` for ids ``(B, T)``."""
-        out, _ = self.lstm(self.embed(ids))
-        return self.head(out)
+class CharLSTM(CharRNN):
+    """Character-level LSTM language model (see :class:`CharRNN`)."""
+
+    RNN = nn.LSTM
 
 
 class TinyTransformerLM(nn.Module):
