@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.cli import parse_pipeline_args
+from experiments.cli import parse_pipeline_args, sweep_options
 from experiments.runner import (
     load_results,
     run_sweep,
@@ -677,13 +677,13 @@ def _require_ok(records: list[dict], what: str) -> None:
         )
 
 
-def train_stage(config: Config, out: Path, *, jobs: int, quiet: bool) -> dict[str, Any]:
+def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
     """PPO training, baseline tuning and random search, in one sweep (``train.jsonl``)."""
     agents = agent_specs(config)
     trials = random_search_specs(config)
     specs = [*agents, *tuning_specs(config), *(s for t in trials.values() for s in t)]
     fn = functools.partial(run_spec, root=str(out))
-    records = run_sweep(fn, specs, out / "train.jsonl", jobs=jobs, quiet=quiet)
+    records = run_sweep(fn, specs, out / "train.jsonl", **sweep)
     by_id = _by_id(records)
     _require_ok([by_id[spec_id(a)] for a in agents], "agent training")
     return {
@@ -732,14 +732,12 @@ def eval_plan(config: Config, trained: dict[str, Any]) -> list[tuple[str, str, D
 
 
 def eval_stage(
-    config: Config, trained: dict[str, Any], out: Path, *, jobs: int, quiet: bool
+    config: Config, trained: dict[str, Any], out: Path, **sweep: Any
 ) -> list[tuple[str, str, dict]]:
     """Run the held-out plan (``eval.jsonl``); return ``(task, method, record)`` triples."""
     plan = eval_plan(config, trained)
     fn = functools.partial(run_spec, root=str(out))
-    records = _by_id(
-        run_sweep(fn, [s for _, _, s in plan], out / "eval.jsonl", jobs=jobs, quiet=quiet)
-    )
+    records = _by_id(run_sweep(fn, [s for _, _, s in plan], out / "eval.jsonl", **sweep))
     return [(task, method, records[spec_id(spec)]) for task, method, spec in plan]
 
 
@@ -1007,8 +1005,9 @@ def main(argv: list[str] | None = None) -> dict:
     args, out = _parse(argv)
     config = QUICK if args.quick else CONFIGS[args.config]
     start = time.perf_counter()
-    trained = train_stage(config, out, jobs=args.jobs, quiet=args.quiet)
-    evaluated = eval_stage(config, trained, out, jobs=args.jobs, quiet=args.quiet)
+    sweep = sweep_options(args)
+    trained = train_stage(config, out, **sweep)
+    evaluated = eval_stage(config, trained, out, **sweep)
     summary = summarise(config, trained, evaluated)
     table = markdown_table(summary)
     write_text_atomic(out / "table.md", table)

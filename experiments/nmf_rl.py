@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.cli import parse_pipeline_args
+from experiments.cli import parse_pipeline_args, sweep_options
 from experiments.nmf import (
     NMFRunSpec,
     row_cells,
@@ -245,14 +245,14 @@ def run_learned(spec: LearnedRunSpec, *, root: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- stages
-def train(config: Config, out: Path, *, jobs: int, quiet: bool) -> list[dict]:
+def train(config: Config, out: Path, **sweep: Any) -> list[dict]:
     fn = functools.partial(train_agent, root=str(out))
-    records = run_sweep(fn, agent_specs(config), out / "agents.jsonl", jobs=jobs, quiet=quiet)
+    records = run_sweep(fn, agent_specs(config), out / "agents.jsonl", **sweep)
     _require_ok(records, "agent training")
     return records
 
 
-def tune(config: Config, out: Path, *, jobs: int, quiet: bool) -> dict[str, dict[str, dict]]:
+def tune(config: Config, out: Path, **sweep: Any) -> dict[str, dict[str, dict]]:
     """Best parameters per cell and schedule by mean final relative error on the train set."""
     specs = [
         NMFRunSpec(inst, name, tuple(sorted(params.items())), config.n_steps, config.clip)
@@ -260,7 +260,7 @@ def tune(config: Config, out: Path, *, jobs: int, quiet: bool) -> dict[str, dict
         for name, options in config.grid().items()
         for params in options
     ]
-    records = run_sweep(run_nmf, specs, out / "tune.jsonl", jobs=jobs, quiet=quiet)
+    records = run_sweep(run_nmf, specs, out / "tune.jsonl", **sweep)
     errors: dict[tuple[str, str, tuple], list[float]] = defaultdict(list)
     for rec in records:
         spec = rec["spec"]
@@ -276,9 +276,7 @@ def tune(config: Config, out: Path, *, jobs: int, quiet: bool) -> dict[str, dict
     return dict(best)
 
 
-def evaluate(
-    config: Config, best: dict, out: Path, *, jobs: int, quiet: bool
-) -> tuple[list[dict], list[dict]]:
+def evaluate(config: Config, best: dict, out: Path, **sweep: Any) -> tuple[list[dict], list[dict]]:
     """Tuned schedules and learned schedules on the held-out set, with curves and bounds."""
     held_out = config.instances("test")
     specs = [
@@ -294,14 +292,14 @@ def evaluate(
         for inst in held_out
         for name in config.grid()
     ]
-    baseline = run_sweep(run_nmf, specs, out / "eval.jsonl", jobs=jobs, quiet=quiet)
+    baseline = run_sweep(run_nmf, specs, out / "eval.jsonl", **sweep)
     learned_specs = [
         LearnedRunSpec(inst, agent, config.n_steps, config.clip)
         for agent in agent_specs(config)
         for inst in held_out
     ]
     fn = functools.partial(run_learned, root=str(out))
-    learned = run_sweep(fn, learned_specs, out / "eval_learned.jsonl", jobs=jobs, quiet=quiet)
+    learned = run_sweep(fn, learned_specs, out / "eval_learned.jsonl", **sweep)
     _require_ok(baseline + learned, "evaluation")
     return baseline, learned
 
@@ -555,9 +553,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.ablation:
         config = replace(config, variants=(*config.variants, ABLATION))
     start = time.perf_counter()
-    agents = train(config, out, jobs=args.jobs, quiet=args.quiet)
-    best = tune(config, out, jobs=args.jobs, quiet=args.quiet)
-    baseline, learned = evaluate(config, best, out, jobs=args.jobs, quiet=args.quiet)
+    sweep = sweep_options(args)
+    agents = train(config, out, **sweep)
+    best = tune(config, out, **sweep)
+    baseline, learned = evaluate(config, best, out, **sweep)
     summary = summarise(config, best, agents, baseline, learned)
     summary["env_steps_per_s"] = env_throughput(config)
     summary["wall_time_s"] = time.perf_counter() - start

@@ -14,7 +14,9 @@ One strict-JSON object per line (JSONL), each ending in ``"\\n"``::
      "status": "ok" | "error", "result": {...} | null, "error": {...} | null,
      "wall_time_s": 1.23, "finished_at": "2025-01-01T12:00:00.000+00:00", "host": "node7"}
 
-``error`` is ``{"type", "message", "traceback"}`` for a run whose function raised.
+``error`` is ``{"type", "message", "traceback"}`` for a run whose function raised, or
+``{"type": "WorkerDied", "message": "worker process died (exit code ...) ...", "traceback": ""}``
+for a run that killed the process running it.
 ``spec_id`` (see :func:`spec_id`) names the run, so rerunning a sweep skips every spec that
 already has an ``ok`` line: an interrupted sweep (Ctrl-C, crash, killed job) resumes where it
 stopped, and nothing is lost or duplicated. When a spec has several lines (a failed attempt,
@@ -42,11 +44,20 @@ them) while NaN and the two infinities stay distinguishable; ``float(s)`` and
 
 Backends
 --------
-Where runs execute is a :class:`Backend`: anything with ``map_unordered(fn, items)``.
+Where runs execute is a :class:`Backend`: any object with a method
+``map_unordered(fn, items)`` that calls ``fn(item)`` once per item, wherever it likes, and
+yields the return values as they finish, in any order. ``fn`` and the items are picklable. If
+the process running an item dies (a segfault, an out-of-memory kill, ``os._exit``), the
+backend yields ``WorkerDied(item, message, wall_time_s)`` for that item instead, and the
+runner records it as a failed run. When the consumer stops early it calls ``close()`` on the
+iterator and the backend must cancel outstanding work. See :class:`Backend` for the details.
+
 :class:`SerialBackend` runs in-process; :class:`ProcessPoolBackend` uses a
 ``concurrent.futures`` process pool with the ``"spawn"`` start method (forking a process that
 has initialised torch is unsafe). A distributed engine (Ray, Dask, a Slurm array) plugs in the
-same way, without touching the pipelines.
+same way, without touching the pipelines: every pipeline accepts
+``--backend module:factory`` (or the environment variable ``EXPERIMENTS_BACKEND``), where
+``factory()`` returns the backend (see :func:`experiments.cli.load_backend`).
 
 Examples
 --------
@@ -59,6 +70,7 @@ Examples
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -68,12 +80,14 @@ import math
 import multiprocessing
 import os
 import pickle
+import signal
 import socket
 import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -90,6 +104,7 @@ __all__ = [
     "ProcessPoolBackend",
     "Record",
     "SerialBackend",
+    "WorkerDied",
     "grid",
     "load_results",
     "run_sweep",
@@ -173,8 +188,20 @@ def _check_spec_instance(spec: Any, name: str) -> None:
 
 
 def _spec_type(spec: Any) -> str:
+    """``"<module>.<qualname>"`` of the spec's class, the same however the module was started.
+
+    A module run as ``python -m pkg.mod`` is named ``__main__`` (``__mp_main__`` in a spawned
+    worker); its import name is kept in ``__spec__.name``, so a spec class defined there gets
+    the same type, and thus the same ids, as when ``pkg.mod`` is imported. A plain script
+    (``python script.py``) has no import name and stays ``__main__``.
+    """
     cls = type(spec)
-    return f"{cls.__module__}.{cls.__qualname__}"
+    module = cls.__module__
+    if module in ("__main__", "__mp_main__"):
+        module_spec = getattr(sys.modules.get(module), "__spec__", None)
+        if module_spec is not None and module_spec.name:
+            module = module_spec.name
+    return f"{module}.{cls.__qualname__}"
 
 
 def spec_to_dict(spec: Any) -> dict[str, Any]:
@@ -220,11 +247,12 @@ def spec_id(spec: Any) -> str:
     The id is the first :data:`SPEC_ID_LENGTH` hex digits of the SHA-256 of the canonical JSON
     (sorted keys, no whitespace) of ``{"type": "<module>.<qualname>", "fields":
     spec_to_dict(spec)}``. It depends on nothing else: not the process, not
-    ``PYTHONHASHSEED``, not the machine. Equal specs share an id; specs of different classes
-    with equal fields do not. NumPy scalars hash like the equal Python numbers, but ``1`` and
-    ``1.0`` are different values (as they are in JSON). Renaming or moving the spec class, or
-    adding a field, changes the ids (and so reruns the sweep); define spec classes in importable
-    modules, not in ``__main__``.
+    ``PYTHONHASHSEED``, not the machine, nor whether the spec class's module was imported or
+    run with ``python -m`` (its import name is used either way). Equal specs share an id; specs
+    of different classes with equal fields do not. NumPy scalars hash like the equal Python
+    numbers, but ``1`` and ``1.0`` are different values (as they are in JSON). Renaming or moving
+    the spec class, or adding a field, changes the ids (and so reruns the sweep); define spec
+    classes in importable modules, not in a script run as ``python script.py``.
 
     Parameters
     ----------
@@ -335,17 +363,35 @@ def _execute(task: _Task) -> Record:
         if not isinstance(out, Mapping):
             raise TypeError(f"run_fn must return a dict, got {type(out).__qualname__}")
         result = to_jsonable(out, "result")
-        status = "ok"
     except Exception as exc:  # KeyboardInterrupt / SystemExit propagate and stop the sweep.
-        status, result, error = "error", None, _describe_error(exc)
+        result, error = None, _describe_error(exc)
+    return _record(task, result, error, time.perf_counter() - start)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerDied:
+    """What a backend yields, in place of ``fn(item)``, for an item whose process died running it."""
+
+    item: Any
+    message: str
+    """Why, e.g. ``"worker process died (exit code -9, killed by SIGKILL) ..."``."""
+    wall_time_s: float
+
+
+def _crash_record(crash: WorkerDied) -> Record:
+    error = {"type": "WorkerDied", "message": crash.message, "traceback": ""}
+    return _record(crash.item, None, error, crash.wall_time_s)
+
+
+def _record(task: _Task, result: Any, error: dict[str, str] | None, wall_time_s: float) -> Record:
     return {
         "spec_id": task.spec_id,
         "spec_type": task.spec_type,
         "spec": task.spec_dict,
-        "status": status,
+        "status": "ok" if error is None else "error",
         "result": result,
         "error": error,
-        "wall_time_s": time.perf_counter() - start,
+        "wall_time_s": wall_time_s,
         "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         "host": socket.gethostname(),
     }
@@ -361,11 +407,20 @@ class Backend(Protocol):
     """Where runs execute.
 
     A backend must call ``fn(item)`` once for every item and yield each return value as soon
-    as it is available, in any order. An exception raised by ``fn`` (the runner's ``fn`` only
-    lets ``KeyboardInterrupt``-like ones through) or by the backend itself propagates out of the
-    iterator. If the consumer stops early, it calls ``close()`` on the returned iterator (a
-    generator gets this for free); the backend must then cancel or stop outstanding work. ``fn``
-    and the items are picklable, so they may be shipped to other processes or machines.
+    as it is available, in any order. If the process running an item dies instead of
+    returning (a segfault, an out-of-memory kill, ``os._exit``), the backend yields
+    :class:`WorkerDied` for that item, so the run is recorded as failed and the sweep goes on
+    (a backend that cannot tell which item killed a process may let the error propagate
+    instead; the sweep then stops and can be resumed). An exception raised by ``fn`` (the
+    runner's ``fn`` only lets ``KeyboardInterrupt``-like ones through) or by the backend itself
+    propagates out of the iterator. If the consumer stops early, it calls ``close()`` on the
+    returned iterator (a generator gets this for free); the backend must then cancel or stop
+    outstanding work. ``fn`` and the items are picklable, so they may be shipped to other
+    processes or machines.
+
+    To use a backend from the command line, give every pipeline ``--backend module:factory``
+    (or set ``EXPERIMENTS_BACKEND``): ``factory()`` is called with no arguments and must return
+    the backend.
     """
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
@@ -392,7 +447,7 @@ class ProcessPoolBackend:
     ----------
     jobs : int
         Number of worker processes, ``>= 1``. ``jobs=1`` runs in-process like
-        :class:`SerialBackend`.
+        :class:`SerialBackend` (so a run that crashes the process stops the sweep).
     start_method : {"spawn", "forkserver"}, default "spawn"
         How workers start. ``"fork"`` is refused: forking a process that has initialised torch
         (threads, CUDA) is unsafe. With either method ``fn`` and its arguments must be
@@ -402,10 +457,14 @@ class ProcessPoolBackend:
     Notes
     -----
     At most ``2 * jobs`` items are in flight, so a huge sweep is not pickled up front and an
-    interruption has little to cancel. When the iterator is closed early or an exception
-    propagates (Ctrl-C, a worker that died), pending items are cancelled, the workers are
-    terminated (their unfinished runs would be discarded anyway) and the pool is shut down, so
-    no process is left behind. The backend does not set thread counts: give each worker
+    interruption has little to cancel. When a worker dies (a segfault, an out-of-memory kill,
+    ``os._exit``), ``concurrent.futures`` fails every item in flight, so the culprit is not
+    known: each of those items is run again alone, in a fresh one-worker pool (``jobs`` such
+    pools at a time). An item whose worker dies again is yielded as :class:`WorkerDied`; the
+    others finish normally, and the rest of the items go to a new pool. When the iterator is
+    closed early or an exception propagates (Ctrl-C), pending items are cancelled, the workers
+    are terminated (their unfinished runs would be discarded anyway) and the pool is shut down,
+    so no process is left behind. The backend does not set thread counts: give each worker
     ``cpu_count // jobs`` threads through ``OMP_NUM_THREADS`` or ``torch.set_num_threads``.
     """
 
@@ -418,32 +477,106 @@ class ProcessPoolBackend:
     def __repr__(self) -> str:
         return f"ProcessPoolBackend(jobs={self.jobs}, start_method={self.start_method!r})"
 
-    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        """Yield ``fn(item)`` for every item, in completion order."""
+    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R | WorkerDied]:
+        """Yield ``fn(item)`` (or :class:`WorkerDied`) for every item, in completion order."""
         if self.jobs == 1:
             yield from SerialBackend().map_unordered(fn, items)
             return
-        context = multiprocessing.get_context(self.start_method)
-        executor = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
         todo = iter(items)
-        pending: set[cf.Future[R]] = set()
-        finished = False
+        while True:
+            suspects = yield from self._pooled(fn, todo)
+            if not suspects:
+                return
+            yield from self._isolated(fn, suspects)
+
+    def _pool(self, jobs: int) -> cf.ProcessPoolExecutor:
+        context = multiprocessing.get_context(self.start_method)
+        return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+
+    def _pooled(self, fn: Callable[[T], R], todo: Iterator[T]) -> Generator[R, None, list[T]]:
+        """Yield results from one pool until ``todo`` is done (return ``[]``) or a worker dies.
+
+        In the second case, return the items that were in flight and did not finish: any of
+        them may have killed the worker.
+        """
+        executor = self._pool(self.jobs)
+        in_flight: dict[cf.Future[R], T] = {}
+        suspects: list[T] = []
         try:
-            pending |= {executor.submit(fn, item) for item in itertools.islice(todo, 2 * self.jobs)}
-            while pending:
-                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                pending |= {executor.submit(fn, item) for item in itertools.islice(todo, len(done))}
+            while True:
+                for item in itertools.islice(todo, 2 * self.jobs - len(in_flight)):
+                    try:
+                        in_flight[executor.submit(fn, item)] = item
+                    except BrokenProcessPool:  # a worker died since the last wait
+                        suspects.append(item)
+                        break
+                if not in_flight:
+                    return suspects
+                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                if suspects or any(map(_broke, done)):
+                    done, _ = cf.wait(in_flight)  # a broken pool fails all its futures at once
                 for future in done:
-                    yield future.result()
-            finished = True
+                    item = in_flight.pop(future)
+                    if _broke(future):
+                        suspects.append(item)
+                    else:
+                        yield future.result()
+                if suspects:
+                    return suspects
         finally:
-            if not finished:
-                for future in pending:
-                    future.cancel()
-                # Private but stable since Python 3.2; the running runs are being abandoned.
-                for process in list((getattr(executor, "_processes", None) or {}).values()):
-                    process.terminate()
-            executor.shutdown(wait=True, cancel_futures=True)
+            _shut_down(executor, in_flight)
+
+    def _isolated(self, fn: Callable[[T], R], items: list[T]) -> Iterator[R | WorkerDied]:
+        """Run each item alone in a fresh one-worker pool, so a worker that dies names its item."""
+        waiting = list(items)
+        running: dict[cf.Future[R], tuple[T, cf.ProcessPoolExecutor, list, float]] = {}
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.jobs:
+                    item, executor = waiting.pop(0), self._pool(1)
+                    future = executor.submit(fn, item)
+                    # Private but stable since Python 3.2: the worker, to read its exit code.
+                    workers = list(executor._processes.values())  # type: ignore[attr-defined]
+                    running[future] = (item, executor, workers, time.perf_counter())
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    item, executor, workers, start = running.pop(future)
+                    executor.shutdown(wait=True)
+                    if _broke(future):
+                        exitcode = workers[0].exitcode if workers else None
+                        yield WorkerDied(
+                            item, _death_message(exitcode), time.perf_counter() - start
+                        )
+                    else:
+                        yield future.result()
+        finally:
+            for future, (_, executor, _, _) in running.items():
+                _shut_down(executor, [future])
+
+
+def _broke(future: cf.Future[Any]) -> bool:
+    """Whether the future failed because its process pool broke (a worker died)."""
+    return not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
+
+
+def _death_message(exitcode: int | None) -> str:
+    detail = f"exit code {exitcode}"
+    if exitcode is not None and exitcode < 0:
+        with contextlib.suppress(ValueError):
+            detail += f", killed by {signal.Signals(-exitcode).name}"
+    return f"worker process died ({detail}) while running this spec"
+
+
+def _shut_down(executor: cf.ProcessPoolExecutor, unfinished: Iterable[cf.Future[Any]]) -> None:
+    """Shut a pool down; if futures are left unfinished, cancel them and terminate the workers."""
+    unfinished = list(unfinished)
+    if unfinished:
+        for future in unfinished:
+            future.cancel()
+        # Private but stable since Python 3.2; the running runs are being abandoned.
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _check_jobs(jobs: Any) -> int:
@@ -639,7 +772,8 @@ def run_sweep(
         docstring). It must seed all its randomness from the spec. With ``jobs > 1`` it must be
         a picklable top-level function of an importable module. An exception it raises is
         recorded as a failed run (``status="error"``) and the sweep goes on; a return value
-        that is not a dict or not serialisable counts as a failure too.
+        that is not a dict or not serialisable counts as a failure too, and so does a run that
+        kills its worker process with ``jobs > 1`` (error type ``"WorkerDied"``).
     specs : iterable of frozen dataclass instances
         The runs. Duplicates (equal :func:`spec_id`) run once; specs of different classes may
         be mixed.
@@ -714,6 +848,8 @@ def run_sweep(
             records = backend.map_unordered(_execute, todo)
             try:
                 for record in records:
+                    if isinstance(record, WorkerDied):
+                        record = _crash_record(record)
                     writer.append(record)
                     finished[record["spec_id"]] = record
                     bar.update(1)

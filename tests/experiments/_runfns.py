@@ -7,10 +7,13 @@ tests can pickle them by reference and spawned workers can import them.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from experiments.runner import SerialBackend
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,28 @@ def sleep_or_interrupt(spec: ToySpec) -> dict:
 def slow_square(spec: ToySpec) -> dict:
     time.sleep(0.1)
     return {"y": spec.x**2}
+
+
+def die_on_three(spec: ToySpec) -> dict:
+    """x=3 kills its worker process (like a segfault or an out-of-memory kill would)."""
+    if spec.x == 3 and spec.tag == "exit":
+        os._exit(1)
+    if spec.x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.05)
+    return {"y": spec.x**2}
+
+
+class ToyBackend(SerialBackend):
+    """A backend for the ``--backend`` tests: runs in-process and counts its sweeps."""
+
+    def __init__(self) -> None:
+        self.sweeps = 0
+
+    def map_unordered(self, fn, items):
+        self.sweeps += 1
+        yield from super().map_unordered(fn, items)
+
+
+def make_toy_backend() -> ToyBackend:
+    return ToyBackend()

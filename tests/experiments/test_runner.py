@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import multiprocessing
@@ -21,10 +22,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from experiments.cli import BACKEND_ENV, parse_pipeline_args, sweep_options
 from experiments.runner import (
     Backend,
     ProcessPoolBackend,
     SerialBackend,
+    WorkerDied,
     grid,
     load_results,
     run_sweep,
@@ -85,6 +88,62 @@ def test_spec_id_same_in_other_processes():
         assert out.returncode == 0, out.stderr
         ids.add(out.stdout.strip())
     assert ids == {spec_id(ToySpec(x=3, seed=7, tag="b"))}
+
+
+ENTRY_MODULE = """
+import sys
+from dataclasses import dataclass
+
+from experiments.runner import grid, run_sweep
+
+
+@dataclass(frozen=True)
+class EntrySpec:
+    x: int
+
+
+def run(spec):
+    return {"y": spec.x**2}
+
+
+if __name__ == "__main__":
+    run_sweep(run, grid(EntrySpec, x=range(4)), sys.argv[1], jobs=2, quiet=True)
+"""
+
+
+def test_spec_ids_do_not_depend_on_how_the_module_was_started(tmp_path, monkeypatch):
+    # `python -m entry_mod` (as `make` starts a pipeline) names the module __main__; the ids
+    # must still match those of the same sweep run after `import entry_mod` (tests, notebooks).
+    (tmp_path / "entry_mod.py").write_text(ENTRY_MODULE)
+    path = tmp_path / "entry.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    out = subprocess.run(
+        [sys.executable, "-m", "entry_mod", str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr  # with jobs=2: the spawned workers unpickled the specs
+    written = _lines(path)
+    assert [r["status"] for r in written] == ["ok"] * 4
+    assert {r["spec_type"] for r in written} == {"entry_mod.EntrySpec"}
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        module = importlib.import_module("entry_mod")
+        calls = []
+
+        def run(spec):
+            calls.append(spec)
+            return module.run(spec)
+
+        records = run_sweep(run, grid(module.EntrySpec, x=range(4)), path, quiet=True)
+    finally:
+        sys.modules.pop("entry_mod", None)
+    assert calls == []  # everything was skipped
+    assert sorted(_comparable(records)) == sorted(_comparable(written))
+    assert len(_lines(path)) == 4
 
 
 def test_spec_id_distinguishes_values_and_types():
@@ -503,6 +562,34 @@ def test_process_pool_runs_in_workers_and_records_failures(tmp_path):
     assert records[3]["error"]["message"] == "odd x=3"
 
 
+@pytest.mark.parametrize(
+    ("how", "message"), [("exit", "exit code 1)"), ("kill", "exit code -9, killed by SIGKILL)")]
+)
+def test_a_run_that_kills_its_worker_is_recorded_and_the_sweep_goes_on(tmp_path, how, message):
+    path = tmp_path / "died.jsonl"
+    specs = grid(ToySpec, x=range(8), tag=how)
+    records = run_sweep(fns.die_on_three, specs, path, jobs=2, quiet=True)
+    assert [r["status"] for r in records] == ["ok"] * 3 + ["error"] + ["ok"] * 4
+    assert [r["result"]["y"] for r in records if r["result"]] == [0, 1, 4, 16, 25, 36, 49]
+    err = records[3]["error"]
+    assert err["type"] == "WorkerDied"
+    assert err["message"] == f"worker process died ({message} while running this spec"
+    assert _count_by_spec(path) == Counter({spec_id(s): 1 for s in specs})  # one line each
+    assert multiprocessing.active_children() == []
+
+    calls = []
+
+    def fixed(spec):
+        calls.append(spec.x)
+        return {"y": spec.x**2}
+
+    run_sweep(fixed, specs, path, quiet=True, retry_failed=False)
+    assert calls == []
+    records = run_sweep(fixed, specs, path, quiet=True)
+    assert calls == [3]  # a rerun retries the failed run only
+    assert [r["result"]["y"] for r in records] == [x**2 for x in range(8)]
+
+
 def test_process_pool_keyboard_interrupt_leaves_valid_file_and_resumes(tmp_path):
     path = tmp_path / "pool_ki.jsonl"
     specs = grid(ToySpec, x=range(8))
@@ -563,6 +650,24 @@ def test_custom_backend_is_used(tmp_path):
     assert [r["spec"]["x"] for r in _lines(tmp_path / "custom.jsonl")] == [3, 2, 1, 0]
 
 
+def test_a_backend_can_report_a_dead_worker(tmp_path):
+    class LosesNodeOne:
+        def map_unordered(self, fn, items):
+            for item in items:
+                yield WorkerDied(item, "node lost", 2.5) if item.spec.x == 1 else fn(item)
+
+    path = tmp_path / "lost.jsonl"
+    records = run_sweep(fns.square, grid(ToySpec, x=range(3)), path, backend=LosesNodeOne())
+    assert [r["status"] for r in records] == ["ok", "error", "ok"]
+    assert records[1]["error"] == {"type": "WorkerDied", "message": "node lost", "traceback": ""}
+    assert records[1]["wall_time_s"] == 2.5 and records[1]["spec"] == {
+        "x": 1,
+        "seed": 0,
+        "tag": "a",
+    }
+    assert _lines(path)[1] == records[1]
+
+
 def test_backend_that_drops_results_is_detected(tmp_path):
     class Lossy:
         def map_unordered(self, fn, items):
@@ -570,3 +675,50 @@ def test_backend_that_drops_results_is_detected(tmp_path):
 
     with pytest.raises(RuntimeError, match="no result for 1 spec"):
         run_sweep(fns.square, grid(ToySpec, x=[1, 2]), tmp_path / "l.jsonl", backend=Lossy())
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing the backend on the command line (experiments.cli)
+# --------------------------------------------------------------------------------------------
+
+
+def _parse(tmp_path, *argv):
+    return parse_pipeline_args("toy", "a toy pipeline", [*argv, "--out", str(tmp_path)])[0]
+
+
+def test_backend_from_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert sweep_options(_parse(tmp_path, "--quiet")) == {"jobs": 2, "quiet": True}
+    assert sweep_options(_parse(tmp_path, "--jobs", "3")) == {"jobs": 3, "quiet": False}
+
+    options = sweep_options(_parse(tmp_path, "--backend", "tests.experiments._runfns:ToyBackend"))
+    backend = options["backend"]
+    assert isinstance(backend, fns.ToyBackend) and options == {"backend": backend, "quiet": False}
+    records = run_sweep(fns.square, grid(ToySpec, x=range(3)), tmp_path / "cli.jsonl", **options)
+    assert backend.sweeps == 1 and [r["result"]["y"] for r in records] == [0, 1, 4]
+
+    monkeypatch.setenv(BACKEND_ENV, "tests.experiments._runfns:make_toy_backend")
+    assert isinstance(_parse(tmp_path).backend, fns.ToyBackend)
+    # The option wins over the environment variable.
+    args = _parse(tmp_path, "--backend", "experiments.runner:SerialBackend")
+    assert type(args.backend) is SerialBackend
+
+
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [
+        ("tests.experiments._runfns", "expected 'module:factory'"),
+        (":make_toy_backend", "expected 'module:factory'"),
+        ("no_such_module_for_tests:make", "No module named 'no_such_module_for_tests'"),
+        ("tests.experiments._runfns:missing", "has no attribute 'missing'"),
+        ("experiments.runner:SPEC_ID_LENGTH", "is not callable"),
+        ("collections:OrderedDict", "no map_unordered method"),
+    ],
+)
+def test_bad_backend_is_a_usage_error(tmp_path, monkeypatch, capsys, target, match):
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        _parse(tmp_path, "--backend", target)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--backend {target}: " in err and match in err
