@@ -1,10 +1,14 @@
 import json
+from dataclasses import replace
 
 import pytest
 
 from experiments import nmf as pipeline
+from experiments import nmf_bound
 from experiments.runner import load_results
+from nmf import global_stability_bound
 from nmf.datasets import NMFInstance
+from nmf.schedules import make_schedule
 
 
 def test_every_schedule_gets_the_same_tuning_budget():
@@ -19,6 +23,84 @@ def test_every_schedule_gets_the_same_tuning_budget():
             "cosine",
             "follow_bound",
         }
+
+
+def _drop_steps(params: dict, n_steps: int) -> list[int]:
+    lrs = [make_schedule("step", **params)(t) for t in range(n_steps)]
+    return [t for t in range(1, n_steps) if lrs[t] < lrs[t - 1]]
+
+
+@pytest.mark.parametrize("n_steps", [300, 500])
+def test_step_decay_makes_all_its_drops_within_the_budget(n_steps):
+    def check(n, lrs, budget):
+        shapes = pipeline.SHAPES["step"][: budget // len(lrs)]
+        grid = pipeline.tuning_grid(n, lrs, budget)["step"]
+        for params, (_, drops) in zip(grid, [s for _ in lrs for s in shapes], strict=True):
+            steps = _drop_steps(params, n)
+            assert len(steps) == drops, params
+            assert n - steps[-1] >= params["every"] / 2, params  # the last one is not wasted
+
+    check(n_steps, (1e-3, 1e-2), 2 * len(pipeline.SHAPES["step"]))  # every shape
+    for config in (pipeline.FULL, pipeline.QUICK):  # the grids the pipeline runs
+        check(config.n_steps, config.lr_grid, config.budget)
+
+
+def test_sklearn_comparison_uses_the_schedule_chosen_on_the_training_seeds():
+    # "cosine" is better on the held-out seeds, "step" tuned better: the comparison takes "step".
+    config = replace(pipeline.QUICK, eval_seeds=(100, 101))
+    setting = "digits/noise=0"
+    best = {
+        setting: {
+            "cosine": {"params": {"lr": 0.01}, "train_mean_final_loss": 2.0},
+            "step": {
+                "params": {"lr": 0.01, "every": 50, "factor": 0.5},
+                "train_mean_final_loss": 1.0,
+            },
+        }
+    }
+    held_out = {"cosine": 0.1, "step": 0.2}
+
+    def record(name, seed):
+        spec = {"instance": {"dataset": "digits", "noise_std": 0.0, "seed": seed}, "schedule": name}
+        error = held_out[name]
+        curve = [1.0] * 100 + [error]
+        result = {
+            "final_rel_error": error,
+            "rel_errors": curve,
+            "diverged": False,
+            "wall_time_s": 1,
+        }
+        return {"spec_id": f"{name}{seed}", "status": "ok", "spec": spec, "result": result}
+
+    eval_records = [record(name, seed) for name in held_out for seed in config.eval_seeds]
+    sk = [
+        {"status": "ok", "result": {"final_rel_error": 0.15 + d, "wall_time_s": 1.0, "n_iter": 50}}
+        for d in (0.0, 0.01)
+    ]
+    summary = pipeline.summarise(config, best, eval_records, sk)
+    ref = summary["sklearn_reference"]
+    assert ref["best_sgd_schedule"] == "step"
+    assert (
+        ref["sgd_rel_error"] == summary["settings"][setting]["schedules"]["step"]["final_rel_error"]
+    )
+    assert ref["ratio"] == pytest.approx(0.2 / 0.155)
+    assert "| SGD, step (100 steps) |" in pipeline.markdown_table(summary)
+
+
+def test_bound_tightness_rows_carry_the_global_bound():
+    instance = NMFInstance("synthetic", rank=3, size=(20, 10))
+    rows = nmf_bound.tightness(instance, (0,), (0, 1))
+    for seed in (0, 1):
+        problem = replace(instance, seed=seed).build()
+        expected = global_stability_bound(problem, box=1.0)
+        assert {r["global_bound"] for r in rows if r["seed"] == seed} == {expected}
+    # The global bound holds for every iterate in the box, so it is below the local bound.
+    assert all(r["global_bound"] < r["bound"] for r in rows)
+    cell = nmf_bound._ratio_cell(
+        [r for r in rows if r["clip"] is None], "sustained", "global_bound"
+    )
+    ratios = [r["global_bound"] / r["sustained"] for r in rows if r["clip"] is None]
+    assert cell.startswith(f"{sum(ratios) / len(ratios):.3f} (")
 
 
 def test_train_and_evaluation_seeds_are_disjoint():
