@@ -4,36 +4,72 @@ Pipeline (every stage is a resumable sweep of :mod:`experiments.runner`):
 
 1. **main**: every workload x optimizer x schedule x seed, all with the same initial learning rate
    for a given (workload, optimizer) and the same seeds (same initial weights, same mini-batches).
-   The hypergradient optimizers (per-parameter and per-group rates) and stochastic line search
-   replace the optimizer of their family and run without a schedule.
+   The hypergradient optimizers and stochastic line search replace the optimizer of their family
+   and run without a schedule.
 2. **factor**: GreedyLR with ``F`` in {0.25, 0.5, 0.75, 0.99} on every workload (SGD).
 3. **robustness**: noise that really perturbs training -- added to the *gradients*
    (``p.grad += sigma * randn``) or to the *loss value the scheduler sees* (the loss tensor that is
    back-propagated is untouched; a constant added to it would have zero gradient and change
    nothing) -- for GreedyLR with and without smoothing and for cosine.
-4. **summary**: the paper's scoring (below), ``summary.json``, ``table.md`` and figures under
-   ``results/greedylr[-quick]/``.
+4. **summary**: the scoring (below), ``summary.json``, ``table.md`` and figures under
+   ``results/greedylr[-quick]/``, all from the records of the current sweeps (lines that an
+   earlier configuration left in the JSONL files are ignored). ``summary.json`` also holds a
+   compact table of every main run's loss at 0/10/50/100% of its budget (``runs``), from which
+   the pairs and their labels can be rebuilt (:func:`runs_from_table`, :func:`pairs_of`).
 
-Scoring (the paper's way)
--------------------------
+Hypergradient granularities
+---------------------------
+``hd_parameter`` learns one rate per scalar weight (``lr_granularity="element"`` of
+:class:`greedylr.HypergradientSGD` / :class:`greedylr.HypergradientAdam`). ``hd_group`` splits the
+model's parameters into one param group per layer (each submodule that owns parameters directly,
+e.g. a ``Linear``'s weight and bias) and learns one rate per group (``lr_granularity="group"``).
+The noisy quadratic (one tensor) and logistic regression (one ``Linear``) have a single layer, so
+there ``hd_group`` is Baydin et al.'s global hypergradient descent. Every other schedule,
+GreedyLR included, keeps the model in one param group. The ``lr`` recorded for a hypergradient
+run is the mean rate over all scalar weights. The hypergradient step :data:`HYPERGRAD_LR` is
+Baydin et al.'s value for one shared rate at every granularity; a per-weight rate's hypergradient
+is one product ``g_i u_i`` rather than a sum over many weights, so it moves far less (Adam-HD's
+per-weight rates barely leave the initial rate).
+
+Workloads and training loop
+---------------------------
+The study trains its own small workloads (:func:`make_workload`, reusing the data and models of
+:mod:`rl_scheduler.tasks`) instead of :class:`rl_scheduler.tasks.torch_tasks.TorchTask`, whose
+``advance(lr, n_steps)`` sets one rate for a chunk of steps and reports only chunk statistics.
+The comparison needs what that interface does not offer: the scheduler stepped after *every*
+optimizer step with that step's mini-batch loss, five optimizers (the tasks build SGD or Adam),
+optimizers that set their own rates per layer or per weight, the closure that stochastic line
+search re-evaluates on the same mini-batch, a hook between ``backward()`` and ``step()`` for
+gradient noise, and the noisy quadratic, which has no task. Divergence differs too: a run stops
+as diverged when a mini-batch loss is not finite or exceeds 100x the *first mini-batch loss*
+(the tasks use 5x the initial training objective; single mini-batch losses are noisier, hence
+the looser factor).
+
+Scoring
+-------
 For every (workload, optimizer, seed) and every stage (10%, 50% and 100% of the step budget),
 GreedyLR is paired with each other schedule of that optimizer (the adaptive optimizers pair with
 GreedyLR on the optimizer they extend). The loss compared is the training objective evaluated on a
-fixed evaluation set at that step (the exact excess loss for the quadratic). The pair's
+fixed evaluation set at that step (the exact excess loss for the quadratic). The paper (arXiv
+2512.14527, Section 4.1) defines an insignificant difference as an absolute loss difference below
+0.1, so the headline uses
 
-    delta = ln(L_baseline / L_GreedyLR)
+    delta = L_baseline - L_GreedyLR
 
-is positive when GreedyLR is better. It is scale-free (final losses of the workloads span two
-orders of magnitude: an MLP's training cross-entropy near 0.01, the character model's near 2),
-antisymmetric, handles diverged runs (``inf``) and keeps late-stage differences visible, which a
-difference divided by the initial loss would squash towards 0. ``|delta| < 0.1`` -- the paper's
-threshold, here "within about 10% of each other" -- counts as *slightly*; otherwise *clearly*.
-"As good or better" is ``delta >= 0`` (clearly or slightly better; exact ties count as good). The
-counts are also given for two other readings -- ``delta > -0.1`` ("not clearly worse") and the
-labels under the difference normalised by the initial loss -- so the sensitivity of the
-conclusion to the definition is visible. (Any delta with the sign of ``L_baseline - L_GreedyLR``
-gives the same "as good or better" share; the threshold only moves pairs between "slightly" and
-"clearly".)
+positive when GreedyLR is better; ``|delta| < 0.1`` counts as *slightly*, otherwise *clearly*, and
+"as good or better" is ``delta >= 0`` (clearly or slightly better; exact ties count as good). A
+fixed threshold in loss units means something different on every workload (final losses span two
+orders of magnitude: an MLP's training cross-entropy near 0.01, the character model's near 2), so
+the labels are also given under two scale-free readings: the log ratio
+``ln(L_baseline / L_GreedyLR)`` (``|.| < 0.1`` is "within about 10%") and the difference
+normalised by the initial loss, ``(L_baseline - L_GreedyLR) / L_initial``; with the share "not
+clearly worse" next to them, this shows how the labels depend on the choice. All three readings
+have the sign of ``L_baseline - L_GreedyLR``, so they give the same "as good or better" share; they
+only move pairs between "slightly" and "clearly".
+
+A diverged run's loss is ``inf``: a diverged GreedyLR against a finite baseline is *clearly
+worse*, the reverse *clearly better*. A pair in which both runs diverged has no winner: it gets no
+label, is left out of every count and share, and is counted separately (``both_diverged``).
 
 GreedyLR's configuration is fixed in advance for every workload (:data:`GREEDY_CONFIG`): the
 library defaults (``variant="paper"``, ``F = 0.95``, ``patience = 10``, absolute threshold
@@ -51,17 +87,16 @@ import math
 import time
 import warnings
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.cli import parse_pipeline_args
-from experiments.runner import load_results, run_sweep, write_json_atomic, write_text_atomic
+from experiments.cli import parse_pipeline_args, sweep_options
+from experiments.runner import run_sweep, write_json_atomic, write_text_atomic
 from experiments.stats import format_mean_ci, mean_ci
 
 # ---------------------------------------------------------------------------------- vocabulary
@@ -89,7 +124,8 @@ ADAPTIVE: dict[str, tuple[str, ...]] = {
 """Optimizers that replace a family's optimizer and run without a schedule.
 
 ``hd_parameter`` / ``hd_group``: hypergradient descent (SGD-HD, SGDN-HD, Adam-HD) with one learned
-rate per parameter tensor / per param group; ``sls``: SGD with a stochastic Armijo line search.
+rate per scalar weight / per layer (see "Hypergradient granularities" in the module docstring);
+``sls``: SGD with a stochastic Armijo line search.
 """
 
 WORKLOADS: tuple[str, ...] = ("quadratic", "logreg", "mlp", "cnn", "charlm")
@@ -337,15 +373,29 @@ def make_workload(name: str, seed: int) -> Workload:
 
 
 # ---------------------------------------------------------------------------------- optimizers
+HD_GRANULARITY = {"hd_parameter": "element", "hd_group": "group"}
+"""``lr_granularity`` of the hypergradient optimizers: one rate per scalar weight / per group."""
+
+
+def layer_groups(model: nn.Module) -> list[dict[str, list[nn.Parameter]]]:
+    """One param group per layer: the parameters each submodule owns directly."""
+    groups = [{"params": list(m.parameters(recurse=False))} for m in model.modules()]
+    return [g for g in groups if g["params"]]
+
+
 def make_optimizer(
-    optimizer: str, scheduler: str, params: Iterable[nn.Parameter], lr: float, steps_per_epoch: int
+    optimizer: str, scheduler: str, model: nn.Module, lr: float, steps_per_epoch: int
 ) -> torch.optim.Optimizer:
-    """The optimizer of a run (the adaptive schedulers replace the family's optimizer)."""
+    """The optimizer of a run (the adaptive schedulers replace the family's optimizer).
+
+    ``hd_group`` gets one param group per layer (:func:`layer_groups`); every other run gets the
+    model's parameters as one group.
+    """
     from greedylr import HypergradientAdam, HypergradientSGD, StochasticLineSearch
 
-    params = list(params)
-    if scheduler in ("hd_parameter", "hd_group"):
-        granularity = scheduler.removeprefix("hd_")
+    params: Any = layer_groups(model) if scheduler == "hd_group" else list(model.parameters())
+    if scheduler in HD_GRANULARITY:
+        granularity = HD_GRANULARITY[scheduler]
         bounds = (0.0, LR_CEILING * lr)
         beta = HYPERGRAD_LR[optimizer]
         if optimizer == "adam":
@@ -441,11 +491,15 @@ def make_stepper(
 
 
 def _current_lr(optimizer: torch.optim.Optimizer, scheduler: str) -> float:
-    """The learning rate of the last/next step (the mean over tensors for per-parameter HD)."""
-    if scheduler == "hd_parameter":
-        rates = [r for group in optimizer.learning_rates() for r in group]  # type: ignore[attr-defined]
-        return float(np.mean([float(r) for r in rates]))
-    return float(optimizer.param_groups[0]["lr"])
+    """The learning rate of the last/next step (hypergradient: the mean over scalar weights)."""
+    if scheduler not in HD_GRANULARITY:
+        return float(optimizer.param_groups[0]["lr"])
+    total, size = 0.0, 0
+    for group, rates in zip(optimizer.param_groups, optimizer.learning_rates(), strict=True):  # type: ignore[attr-defined]
+        for p, rate in zip(group["params"], rates, strict=True):
+            total += float(torch.as_tensor(rate).expand(p.shape).sum())
+            size += p.numel()
+    return total / size
 
 
 def _short(x: float) -> float:
@@ -484,11 +538,13 @@ def run_greedy(spec: GreedyRunSpec) -> dict[str, Any]:
     start = time.perf_counter()
     workload = make_workload(spec.workload, spec.seed)
     params = list(workload.model.parameters())
-    opt = make_optimizer(spec.optimizer, spec.scheduler, params, spec.lr, workload.steps_per_epoch)
+    opt = make_optimizer(
+        spec.optimizer, spec.scheduler, workload.model, spec.lr, workload.steps_per_epoch
+    )
     stepper = make_stepper(spec.scheduler, opt, spec.budget, dict(spec.greedy))
     batches = torch.Generator().manual_seed(spec.seed)
     noise_gen = torch.Generator().manual_seed(1_000_003 + spec.seed)
-    adaptive = spec.scheduler in ("hd_parameter", "hd_group", "sls")
+    adaptive = spec.scheduler in (*HD_GRANULARITY, "sls")
 
     evals = eval_steps(spec.budget, spec.n_evals)
     train_eval: list[float] = []
@@ -697,14 +753,26 @@ def robust_variant(spec: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------- scoring
 def pair_delta(greedy_loss: float, baseline_loss: float) -> float:
-    """``ln(L_baseline / L_greedy)``: > 0 when GreedyLR's loss is lower.
+    """The paper's difference ``L_baseline - L_greedy``: > 0 when GreedyLR's loss is lower.
 
     Non-finite losses (diverged runs) count as ``+inf`` loss: a diverged baseline against a
-    finite GreedyLR gives ``+inf``, the reverse ``-inf``, two diverged runs ``0``. Losses are
-    floored at ``1e-30`` so an exact zero stays comparable.
+    finite GreedyLR gives ``+inf``, the reverse ``-inf``; two diverged runs have no winner and
+    give ``nan``.
     """
-    g = float(greedy_loss) if math.isfinite(float(greedy_loss)) else math.inf
-    b = float(baseline_loss) if math.isfinite(float(baseline_loss)) else math.inf
+    g, b = _as_loss(greedy_loss), _as_loss(baseline_loss)
+    if math.isinf(g) and math.isinf(b):
+        return math.nan
+    return 0.0 if g == b else b - g
+
+
+def log_ratio_delta(greedy_loss: float, baseline_loss: float) -> float:
+    """``ln(L_baseline / L_greedy)``, the scale-free reading; diverged runs as in :func:`pair_delta`.
+
+    Losses are floored at ``1e-30`` so an exact zero stays comparable.
+    """
+    g, b = _as_loss(greedy_loss), _as_loss(baseline_loss)
+    if math.isinf(g) and math.isinf(b):
+        return math.nan
     if g == b:
         return 0.0
     if math.isinf(g):
@@ -712,6 +780,11 @@ def pair_delta(greedy_loss: float, baseline_loss: float) -> float:
     if math.isinf(b):
         return math.inf
     return math.log(max(b, 1e-30) / max(g, 1e-30))
+
+
+def _as_loss(x: float) -> float:
+    x = float(x)
+    return x if math.isfinite(x) else math.inf
 
 
 def label_delta(delta: float, threshold: float = SLIGHT) -> str:
@@ -727,6 +800,17 @@ def label_delta(delta: float, threshold: float = SLIGHT) -> str:
     return "clearly worse"
 
 
+BOTH_DIVERGED = "both diverged"
+"""The label of a pair whose two runs diverged (no winner; left out of counts and shares)."""
+
+READINGS: dict[str, str] = {
+    "counts": "delta",
+    "log_counts": "delta_log",
+    "initial_counts": "delta_initial",
+}
+"""Label counts in :func:`tally` -> the pair's delta they are computed from."""
+
+
 def stage_name(fraction: float) -> str:
     return f"{100 * fraction:g}%"
 
@@ -739,81 +823,123 @@ def loss_at(result: dict[str, Any], fraction: float, key: str = "train_eval_loss
     return float(result[key][idx])
 
 
-def score_pairs(records: list[dict[str, Any]], key: str = "train_eval_loss") -> list[dict]:
-    """Every GreedyLR-vs-baseline pair of the main sweep at every stage.
+RunLosses = dict[tuple[str, str, int], dict[str, dict[str, float]]]
+"""(workload, optimizer, seed) -> schedule -> stage ("0%", "10%", ...) -> evaluated loss."""
 
-    Pairs share the workload, optimizer and seed; the baselines are every other schedule of that
-    optimizer and its adaptive replacements. Records of failed runs are skipped.
+_TABLE_STAGES = (0.0, *STAGES)
+
+
+def stage_losses(records: Sequence[dict[str, Any]], key: str = "train_eval_loss") -> RunLosses:
+    """The losses the scoring reads (initial and every stage) of the main sweep's ok records.
+
+    Records of failed runs and of the factor and robustness sweeps are skipped.
     """
-    runs: dict[tuple[str, str, int], dict[str, dict]] = defaultdict(dict)
+    runs: RunLosses = defaultdict(dict)
     for rec in records:
         if rec["status"] != "ok":
             continue
         s = rec["spec"]
         if s["greedy"] or s["grad_noise"] or s["loss_noise"]:
             continue
-        runs[(s["workload"], s["optimizer"], int(s["seed"]))][s["scheduler"]] = rec["result"]
+        runs[(s["workload"], s["optimizer"], int(s["seed"]))][s["scheduler"]] = {
+            stage_name(f): loss_at(rec["result"], f, key) for f in _TABLE_STAGES
+        }
+    return dict(runs)
+
+
+def score_pairs(records: Sequence[dict[str, Any]], key: str = "train_eval_loss") -> list[dict]:
+    """Every GreedyLR-vs-baseline pair of the main sweep at every stage (see :func:`pairs_of`)."""
+    return pairs_of(stage_losses(records, key))
+
+
+def pairs_of(runs: RunLosses) -> list[dict[str, Any]]:
+    """Every GreedyLR-vs-baseline pair at every stage, with its deltas and label.
+
+    Pairs share the workload, optimizer and seed; the baselines are every other schedule of that
+    optimizer and its adaptive replacements. ``delta`` is :func:`pair_delta` (the paper's
+    difference); the other readings are ``delta_log`` (:func:`log_ratio_delta`) and
+    ``delta_initial`` (``delta`` divided by GreedyLR's initial loss). Both-diverged pairs get
+    ``nan`` deltas and the label :data:`BOTH_DIVERGED`.
+    """
     pairs = []
     for (workload, optimizer, seed), by_sched in sorted(runs.items()):
-        if "greedy" not in by_sched:
+        greedy = by_sched.get("greedy")
+        if greedy is None:
             continue
-        greedy = by_sched["greedy"]
-        initial = float(greedy[key][0])
-        for baseline, result in sorted(by_sched.items()):
+        initial = greedy[stage_name(0.0)]
+        for baseline, losses in sorted(by_sched.items()):
             if baseline == "greedy":
                 continue
-            for frac in STAGES:
-                g, b = loss_at(greedy, frac, key), loss_at(result, frac, key)
+            for stage in map(stage_name, STAGES):
+                g, b = _as_loss(greedy[stage]), _as_loss(losses[stage])
                 delta = pair_delta(g, b)
-                if math.isinf(g) or math.isinf(b):
-                    delta_init = delta
-                else:
-                    delta_init = (b - g) / initial if initial > 0 else 0.0
                 pairs.append(
                     {
                         "workload": workload,
                         "optimizer": optimizer,
                         "seed": seed,
                         "baseline": baseline,
-                        "stage": stage_name(frac),
+                        "stage": stage,
                         "greedy_loss": g,
                         "baseline_loss": b,
                         "delta": delta,
-                        "label": label_delta(delta),
-                        "delta_initial": delta_init,
+                        "label": BOTH_DIVERGED if math.isnan(delta) else label_delta(delta),
+                        "delta_log": log_ratio_delta(g, b),
+                        "delta_initial": delta / initial if initial > 0 else delta,
                     }
                 )
     return pairs
 
 
+def run_table(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The main runs' losses at 0/10/50/100% of the budget, one CSV line per run (summary.json)."""
+    columns = ["workload", "optimizer", "schedule", "seed"]
+    columns += [f"loss_{stage_name(f)}" for f in _TABLE_STAGES]
+    rows = [
+        ",".join([w, o, sched, str(seed)] + [f"{losses[stage_name(f)]:.6g}" for f in _TABLE_STAGES])
+        for (w, o, seed), by_sched in sorted(stage_losses(records).items())
+        for sched, losses in sorted(by_sched.items())
+    ]
+    return {"columns": ",".join(columns), "rows": rows}
+
+
+def runs_from_table(table: dict[str, Any]) -> RunLosses:
+    """Invert :func:`run_table`: ``pairs_of(runs_from_table(summary["runs"]))`` rebuilds the pairs."""
+    stages = [c.removeprefix("loss_") for c in table["columns"].split(",")[4:]]
+    runs: RunLosses = defaultdict(dict)
+    for row in table["rows"]:
+        w, o, sched, seed, *losses = row.split(",")
+        runs[(w, o, int(seed))][sched] = dict(zip(stages, map(float, losses), strict=True))
+    return dict(runs)
+
+
 def tally(pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Label counts and "as good or better" shares (in percent) of a set of pairs.
 
-    ``share`` (the headline) counts ``delta >= 0``; ``share_not_clearly_worse`` counts
-    ``delta > -0.1``. ``initial_counts`` are the labels under the other scale-free delta,
-    ``(L_baseline - L_greedy) / L_initial``; it has the same sign as the log ratio, so only the
-    split between "slightly" and "clearly" (and ``share_initial_not_clearly_worse``) can differ.
+    Both-diverged pairs are left out of ``n``, every count and every share; ``both_diverged``
+    counts them. ``share`` (the headline) counts ``delta >= 0``; ``share_not_clearly_worse``
+    counts ``delta > -0.1``. ``log_counts`` / ``initial_counts`` are the labels under the other
+    readings (``delta_log``, ``delta_initial``); they have the sign of ``delta``, so only the
+    split between "slightly" and "clearly" (and the "not clearly worse" share) can differ.
     """
-    n = len(pairs)
-    counts = {label: 0 for label in LABELS}
-    initial_counts = {label: 0 for label in LABELS}
-    for p in pairs:
-        counts[p["label"]] += 1
-        initial_counts[label_delta(p["delta_initial"])] += 1
-    good = counts["clearly better"] + counts["slightly better"]
+    scored = [p for p in pairs if p["label"] != BOTH_DIVERGED]
+    n = len(scored)
 
     def pct(k: int) -> float:
         return 100.0 * k / n if n else math.nan
 
-    return {
-        "n": n,
-        "counts": counts,
-        "as_good_or_better": good,
-        "share": pct(good),
-        "share_not_clearly_worse": pct(n - counts["clearly worse"]),
-        "initial_counts": initial_counts,
-        "share_initial_not_clearly_worse": pct(n - initial_counts["clearly worse"]),
-    }
+    out: dict[str, Any] = {"n": n, "both_diverged": len(pairs) - n}
+    for name, delta in READINGS.items():
+        counts = {label: 0 for label in LABELS}
+        for p in scored:
+            counts[label_delta(p[delta])] += 1
+        out[name] = counts
+    good = out["counts"]["clearly better"] + out["counts"]["slightly better"]
+    out |= {"as_good_or_better": good, "share": pct(good)}
+    out["share_not_clearly_worse"] = pct(n - out["counts"]["clearly worse"])
+    for prefix in ("log", "initial"):
+        out[f"share_{prefix}_not_clearly_worse"] = pct(n - out[f"{prefix}_counts"]["clearly worse"])
+    return out
 
 
 def aggregate(pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -941,6 +1067,7 @@ def summarise(
         "final_train_loss": _final_losses(main_records),
         "factor_sweep": summarise_factor(factor_records, main_records),
         "robustness": summarise_robustness(robust_records),
+        "runs": run_table(main_records),
     }
 
 
@@ -965,8 +1092,9 @@ def markdown_table(summary: dict) -> str:
     sc = summary["scoring"]
     lines = [
         "**GreedyLR vs every other schedule, per (workload, optimizer, seed) pair** — "
-        "delta = ln(L_baseline / L_GreedyLR) of the training objective on a fixed evaluation "
-        'set; |delta| < 0.1 is "slightly"; "as good or better" is delta >= 0.',
+        "delta = L_baseline - L_GreedyLR of the training objective on a fixed evaluation set "
+        '(the paper\'s absolute difference); |delta| < 0.1 is "slightly"; "as good or better" is '
+        "delta >= 0.",
         "",
         "| stage | clearly better | slightly better | slightly worse | clearly worse | "
         "as good or better | paper |",
@@ -981,16 +1109,28 @@ def markdown_table(summary: dict) -> str:
             f"{PAPER_SHARES[stage]:.2f}% |"
         )
     o, v = sc["overall"], summary["scoring_val"]["overall"]
-    ic = o["initial_counts"]
+    both = " / ".join(str(t["both_diverged"]) for _, t in rows)
+
+    def labels(counts: dict[str, int]) -> str:
+        return " / ".join(str(counts[label]) for label in LABELS)
+
     lines += [
         "",
-        "Other readings (overall): *not clearly worse* (delta > -0.1): "
-        f"{o['share_not_clearly_worse']:.2f}%. With the delta normalised by the initial loss "
-        "instead, (L_baseline - L_GreedyLR) / L_initial, the sign and so the share are the same; "
-        f"the labels become {ic['clearly better']} / {ic['slightly better']} / "
-        f"{ic['slightly worse']} / {ic['clearly worse']} (not clearly worse "
-        f"{o['share_initial_not_clearly_worse']:.2f}%). Scored on the validation loss: "
+        "A threshold of 0.1 in loss units means something different on every workload. Labels "
+        "under each reading (overall: clearly better / slightly better / slightly worse / "
+        "clearly worse; not clearly worse): absolute difference (above) "
+        f"{labels(o['counts'])}; {o['share_not_clearly_worse']:.2f}%. Log ratio "
+        'ln(L_baseline / L_GreedyLR) (|.| < 0.1 is "slightly", i.e. within about 10%) '
+        f"{labels(o['log_counts'])}; {o['share_log_not_clearly_worse']:.2f}%. Difference "
+        "normalised by the initial loss, (L_baseline - L_GreedyLR) / L_initial, "
+        f"{labels(o['initial_counts'])}; {o['share_initial_not_clearly_worse']:.2f}%. All three "
+        'have the sign of L_baseline - L_GreedyLR, so the same "as good or better" share. '
+        "Scored on the validation loss: "
         f"{v['share']:.2f}% ({v['as_good_or_better']}/{v['n']}).",
+        "",
+        f"Diverged runs in the main sweep: {summary['diverged_main_runs']}. Pairs in which both "
+        "runs diverged (no label; left out of every count and share above), 10% / 50% / 100% / "
+        f"overall: {both}.",
         "",
         "**As good or better, per baseline** (stages 10% / 50% / 100%, overall)",
         "",
@@ -1071,7 +1211,7 @@ def main(argv: list[str] | None = None) -> dict:
     args, out = parse_pipeline_args("greedylr", __doc__.split("\n")[0], argv)
     config = QUICK if args.quick else FULL
     start = time.perf_counter()
-    kw = {"jobs": args.jobs, "quiet": args.quiet}
+    kw = sweep_options(args)
     main_records = run_sweep(run_greedy, main_specs(config), out / "main.jsonl", **kw)
     factor_records = run_sweep(run_greedy, factor_specs(config), out / "factor.jsonl", **kw)
     robust_records = run_sweep(run_greedy, robust_specs(config), out / "robustness.jsonl", **kw)
@@ -1081,11 +1221,7 @@ def main(argv: list[str] | None = None) -> dict:
     from experiments import plots_greedylr
 
     figures = plots_greedylr.greedylr_figures(
-        load_results(out / "main.jsonl"),
-        load_results(out / "factor.jsonl"),
-        load_results(out / "robustness.jsonl"),
-        summary,
-        out,
+        main_records, factor_records, robust_records, summary, out
     )
     summary["figures"] = [p.name for p in figures]
     summary["wall_time_s"] = time.perf_counter() - start

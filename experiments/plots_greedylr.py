@@ -5,8 +5,10 @@
 * ``lr_schedules.png`` -- the learning rate GreedyLR produces next to linear, constant and cosine
   (SGD, seed 0, one panel per workload);
 * ``hypergradient.png`` -- evaluated training loss (top) and learning rates (bottom) of GreedyLR,
-  the SGD baseline (constant rate), per-parameter and per-group hypergradient descent and
-  stochastic line search (SGD, mean over seeds);
+  the SGD baseline (constant rate), hypergradient descent per parameter (one rate per weight)
+  and per group (one rate per layer) -- their mean rate over the weights, dashed and dotted with
+  markers so that coinciding curves stay visible -- and stochastic line search (SGD, mean over
+  seeds);
 * ``factor_sweep.png`` -- GreedyLR's evaluated training loss for each factor ``F``;
 * ``robustness.png`` -- mean final loss against the noise level, gradient noise and loss noise
   (95% confidence intervals are in ``table.md``);
@@ -34,8 +36,22 @@ STYLE: dict[str, dict[str, Any]] = {
     "constant": {"color": "tab:gray", "label": "constant (SGD baseline)"},
     "linear": {"color": "tab:green", "label": "linear"},
     "cosine": {"color": "tab:blue", "label": "cosine"},
-    "hd_parameter": {"color": "tab:red", "label": "hypergradient, per parameter"},
-    "hd_group": {"color": "tab:orange", "label": "hypergradient, per group"},
+    "hd_parameter": {
+        "color": "tab:red",
+        "ls": "--",
+        "marker": "v",
+        "markevery": 0.1,
+        "zorder": 3,
+        "label": "hypergradient, per parameter (one rate per weight)",
+    },
+    "hd_group": {
+        "color": "tab:orange",
+        "ls": ":",
+        "marker": "^",
+        "markevery": 0.1,
+        "zorder": 3,
+        "label": "hypergradient, per group (one group per layer)",
+    },
     "sls": {"color": "tab:purple", "label": "stochastic line search"},
 }
 ROBUST_STYLE = {
@@ -111,7 +127,7 @@ def hypergradient(records: list[dict], out: Path) -> Path:
                 continue
             steps = recs[0]["result"]["eval_steps"]
             loss = _mean_curve([r["result"]["train_eval_loss"] for r in recs])
-            axes[0, j].plot(steps[: len(loss)], loss, marker=".", **STYLE[name])
+            axes[0, j].plot(steps[: len(loss)], loss, **({"marker": "."} | STYLE[name]))
             axes[1, j].plot(_mean_curve([r["result"]["lr"] for r in recs]), **STYLE[name])
         axes[0, j].set(title=f"{w} (SGD)", ylabel="training loss (evaluated)", yscale="log")
         axes[1, j].set(xlabel="step", ylabel="learning rate", yscale="log")

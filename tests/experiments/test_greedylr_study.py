@@ -5,25 +5,35 @@ import pytest
 import torch
 
 from experiments import greedylr as study
+from experiments import plots_greedylr
 from experiments.runner import load_results
 
 # ---------------------------------------------------------------------------------- scoring
 
 
-def test_delta_is_the_log_ratio_and_antisymmetric():
-    assert study.pair_delta(1.0, math.exp(0.05)) == pytest.approx(0.05)
-    assert study.pair_delta(2.0, 1.0) == pytest.approx(-math.log(2))
+def test_delta_is_the_papers_absolute_difference():
+    assert study.pair_delta(1.0, 1.25) == pytest.approx(0.25)  # GreedyLR lower: positive
+    assert study.pair_delta(2.0, 1.0) == pytest.approx(-1.0)
     assert study.pair_delta(0.3, 0.7) == pytest.approx(-study.pair_delta(0.7, 0.3))
-    # scale-free: the same ratio gives the same delta at any loss scale
-    assert study.pair_delta(1e-3, 1.2e-3) == pytest.approx(study.pair_delta(10.0, 12.0))
+    # not scale-free: the same ratio gives a different delta at another loss scale
+    assert study.pair_delta(1e-3, 1.2e-3) == pytest.approx(2e-4)
+    assert study.pair_delta(10.0, 12.0) == pytest.approx(2.0)
     assert study.pair_delta(0.5, 0.5) == 0.0
 
 
-def test_delta_of_diverged_runs():
-    assert study.pair_delta(1.0, math.inf) == math.inf
-    assert study.pair_delta(math.nan, 1.0) == -math.inf
-    assert study.pair_delta(math.inf, math.nan) == 0.0
-    assert study.pair_delta(0.0, 0.0) == 0.0 and study.pair_delta(0.0, 1e-3) > 0
+def test_log_ratio_delta_is_scale_free_and_antisymmetric():
+    assert study.log_ratio_delta(1.0, math.exp(0.05)) == pytest.approx(0.05)
+    assert study.log_ratio_delta(2.0, 1.0) == pytest.approx(-math.log(2))
+    assert study.log_ratio_delta(0.3, 0.7) == pytest.approx(-study.log_ratio_delta(0.7, 0.3))
+    assert study.log_ratio_delta(1e-3, 1.2e-3) == pytest.approx(study.log_ratio_delta(10.0, 12.0))
+    assert study.log_ratio_delta(0.0, 0.0) == 0.0 and study.log_ratio_delta(0.0, 1e-3) > 0
+
+
+@pytest.mark.parametrize("delta", [study.pair_delta, study.log_ratio_delta])
+def test_delta_of_diverged_runs(delta):
+    assert delta(1.0, math.inf) == math.inf
+    assert delta(math.nan, 1.0) == -math.inf
+    assert math.isnan(delta(math.inf, math.nan))  # no winner
 
 
 @pytest.mark.parametrize(
@@ -76,7 +86,7 @@ def _record(scheduler, losses, seed=0, optimizer="sgd", workload="mlp", **spec):
 def test_scoring_of_hand_made_runs():
     # evaluated losses at steps 0..10; stages read index 1 (10%), 5 (50%), 10 (100%)
     greedy = [2.0, 1.0, 0.9, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, 0.2, 0.1]
-    cosine = [2.0, 1.05, 0.9, 0.8, 0.7, 0.4, 0.4, 0.3, 0.2, 0.2, 0.1]
+    cosine = [2.0, 1.05, 0.9, 0.8, 0.7, 0.35, 0.4, 0.3, 0.2, 0.2, 0.1]
     constant = [2.0, 0.98, 0.9, 0.8, 0.7, 0.7, 0.4, 0.3, 0.2, 0.2, math.inf]
     records = [
         _record("greedy", greedy),
@@ -89,14 +99,16 @@ def test_scoring_of_hand_made_runs():
     pairs = study.score_pairs(records)
     assert len(pairs) == 2 * len(study.STAGES)
     by = {(p["baseline"], p["stage"]): p for p in pairs}
-    assert by[("cosine", "10%")]["delta"] == pytest.approx(math.log(1.05))
+    assert by[("cosine", "10%")]["delta"] == pytest.approx(0.05)
+    assert by[("cosine", "10%")]["delta_log"] == pytest.approx(math.log(1.05))
     assert by[("cosine", "10%")]["label"] == "slightly better"
-    assert by[("cosine", "50%")]["label"] == "clearly worse"  # ln(0.4/0.5) = -0.22
+    assert by[("cosine", "50%")]["label"] == "clearly worse"  # 0.35 - 0.5 = -0.15
     assert by[("cosine", "100%")]["label"] == "slightly better"  # a tie counts as good
     assert by[("constant", "10%")]["label"] == "slightly worse"
     assert by[("constant", "50%")]["label"] == "clearly better"
     assert by[("constant", "100%")]["delta"] == math.inf
     assert by[("constant", "50%")]["delta_initial"] == pytest.approx((0.7 - 0.5) / 2.0)
+    assert by[("constant", "50%")]["delta"] == pytest.approx(0.7 - 0.5)
 
     agg = study.aggregate(pairs)
     overall = agg["overall"]
@@ -109,11 +121,87 @@ def test_scoring_of_hand_made_runs():
         "clearly worse": 1,
     }
     assert overall["share_not_clearly_worse"] == pytest.approx(100 * 5 / 6)
-    # normalised by the initial loss (2.0), cosine's -0.1 at 50% is only "slightly" worse
+    # normalised by the initial loss (2.0), cosine's -0.15 at 50% is only "slightly" worse
     assert overall["initial_counts"]["clearly worse"] == 0
+    assert overall["both_diverged"] == 0
     assert agg["by_stage"]["50%"]["share"] == pytest.approx(50.0)
     assert agg["by_baseline"]["cosine"]["as_good_or_better"] == 2
     assert set(agg["by_workload"]) == {"mlp"}
+
+
+def test_the_labels_depend_on_the_reading():
+    small = [2.0] + [0.01] * 10  # GreedyLR at 0.01 against 0.02: ln 2, but a raw 0.01
+    large = [8.0] + [5.0] * 10  # GreedyLR at 5.0 against 5.3: ln 1.06, but a raw 0.3
+    records = [
+        _record("greedy", small),
+        _record("cosine", [2.0] + [0.02] * 10),
+        _record("greedy", large, seed=1),
+        _record("cosine", [8.0] + [5.3] * 10, seed=1),
+    ]
+    final = [p for p in study.score_pairs(records) if p["stage"] == "100%"]
+    labels = {
+        reading: [study.label_delta(p[reading]) for p in final]
+        for reading in ("delta", "delta_log", "delta_initial")
+    }
+    assert labels == {
+        "delta": ["slightly better", "clearly better"],
+        "delta_log": ["clearly better", "slightly better"],
+        "delta_initial": ["slightly better", "slightly better"],
+    }
+    t = study.tally(final)
+    assert t["log_counts"]["clearly better"] == t["initial_counts"]["slightly better"] - 1 == 1
+    assert t["share"] == t["share_log_not_clearly_worse"] == 100.0
+
+
+def test_diverged_pairs():
+    good = [2.0, 1.0, 0.9, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, 0.2, 0.1]
+    gone = [2.0] + [math.inf] * 10
+    records = [
+        _record("greedy", gone),
+        _record("cosine", gone),  # both diverged: no label, left out of the shares
+        _record("constant", good),  # diverged GreedyLR vs a finite baseline: clearly worse
+    ]
+    pairs = study.score_pairs(records)
+    both = [p for p in pairs if p["baseline"] == "cosine"]
+    assert {p["label"] for p in both} == {study.BOTH_DIVERGED}
+    assert all(math.isnan(p["delta"]) for p in both)
+    assert {p["label"] for p in pairs if p["baseline"] == "constant"} == {"clearly worse"}
+    agg = study.aggregate(pairs)
+    overall = agg["overall"]
+    assert overall["n"] == 3 and overall["both_diverged"] == 3 and overall["share"] == 0.0
+    for counts in ("counts", "log_counts", "initial_counts"):
+        assert overall[counts]["clearly worse"] == 3 and sum(overall[counts].values()) == 3
+    assert agg["by_stage"]["100%"]["both_diverged"] == 1
+    summary = {
+        "scoring": agg,
+        "scoring_val": agg,
+        "diverged_main_runs": 2,
+        "final_train_loss": {},
+        "factor_sweep": {},
+        "robustness": {},
+    }
+    table = study.markdown_table(summary)
+    assert "both runs diverged" in table and "1 / 1 / 1 / 3" in table
+
+
+def test_the_run_table_rebuilds_the_pairs():
+    greedy = [2.0, 1.0, 0.9, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, 0.2, 0.1]
+    cosine = [2.0, 1.05, 0.9, 0.8, 0.7, 0.4, 0.4, 0.3, 0.2, 0.2, 0.1]
+    records = [
+        _record("greedy", greedy),
+        _record("cosine", cosine),
+        _record("constant", greedy[:5] + [math.inf] * 6),
+        _record("greedy", greedy, seed=1, optimizer="adam", workload="charlm"),
+        _record("hd_group", cosine, seed=1, optimizer="adam", workload="charlm"),
+        _record("greedy", cosine, grad_noise=1.0),  # robustness: not in the table
+    ]
+    table = study.run_table(records)
+    assert (
+        table["columns"] == "workload,optimizer,schedule,seed,loss_0%,loss_10%,loss_50%,loss_100%"
+    )
+    assert len(table["rows"]) == 5 and "mlp,sgd,constant,0,2,1,inf,inf" in table["rows"]
+    rebuilt = study.pairs_of(study.runs_from_table(json.loads(json.dumps(table))))
+    assert rebuilt == study.score_pairs(records)
 
 
 def test_tally_of_nothing_is_nan():
@@ -197,6 +285,38 @@ def test_classic_schedules_follow_their_closed_forms(scheduler, expected):
     assert lrs == pytest.approx([expected(k) for k in range(20)], abs=1e-12)
 
 
+def test_hypergradient_granularities_are_per_weight_and_per_layer():
+    mlp = study.make_workload("mlp", 0).model  # two Linear layers
+    per_layer = study.make_optimizer("sgd", "hd_group", mlp, 0.1, 10)
+    assert per_layer.lr_granularity == "group" and len(per_layer.param_groups) == 2
+    assert [len(g["params"]) for g in per_layer.param_groups] == [2, 2]  # weight and bias
+    per_weight = study.make_optimizer("adam", "hd_parameter", mlp, 1e-3, 10)
+    assert per_weight.lr_granularity == "element" and len(per_weight.param_groups) == 1
+    cnn = study.make_workload("cnn", 0).model
+    assert len(study.make_optimizer("momentum", "hd_group", cnn, 0.01, 10).param_groups) == 3
+    # the quadratic has one tensor, so one group: per-group is global there
+    quadratic = study.make_workload("quadratic", 0).model
+    assert len(study.make_optimizer("sgd", "hd_group", quadratic, 1.0, 10).param_groups) == 1
+    # every other schedule keeps the model in one param group
+    for scheduler in (*study.SCHEDULES, "sls"):
+        assert len(study.make_optimizer("sgd", scheduler, mlp, 0.1, 10).param_groups) == 1
+
+
+def test_per_weight_and_per_layer_rates_differ():
+    r = {s: study.run_greedy(_spec(s, workload="mlp", budget=30)) for s in study.HD_GRANULARITY}
+    assert r["hd_parameter"]["lr"] != r["hd_group"]["lr"]
+    assert r["hd_parameter"]["train_loss"] != r["hd_group"]["train_loss"]
+
+
+def test_recorded_hypergradient_rate_is_the_mean_over_weights():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    )
+    opt = study.make_optimizer("sgd", "hd_group", model, 1.0, 10)
+    opt.param_groups[1]["lr"] = 4.0  # 2 weights at rate 1, 1 weight at rate 4
+    assert study._current_lr(opt, "hd_group") == pytest.approx((2 * 1.0 + 4.0) / 3)
+
+
 def test_greedy_raises_the_rate_while_the_loss_falls():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=1.0)
@@ -218,7 +338,7 @@ def test_a_run_is_deterministic_and_complete():
 
 @pytest.mark.parametrize(
     ("optimizer", "scheduler"),
-    [("sgd", "hd_parameter"), ("momentum", "hd_group"), ("adam", "hd_parameter"), ("sgd", "sls")],
+    [("sgd", "hd_parameter"), ("momentum", "hd_group"), ("adam", "hd_group"), ("sgd", "sls")],
 )
 def test_adaptive_optimizers_run_and_move_their_rate(optimizer, scheduler):
     r = study.run_greedy(_spec(scheduler, optimizer, budget=30))
@@ -254,7 +374,7 @@ def test_divergence_is_detected():
 
 
 @pytest.mark.slow
-def test_quick_study_end_to_end_and_resume(tmp_path):
+def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
     args = ["--quick", "--jobs", "2", "--quiet", "--out", str(tmp_path)]
     summary = study.main(args)
     sweeps = ("main.jsonl", "factor.jsonl", "robustness.jsonl")
@@ -282,8 +402,24 @@ def test_quick_study_end_to_end_and_resume(tmp_path):
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["scoring"]["overall"]["counts"] == sc["overall"]["counts"]
     assert set(saved["figures"]) == set(figures)
+    # the committed summary alone rebuilds every pair and its label
+    rebuilt = study.aggregate(study.pairs_of(study.runs_from_table(saved["runs"])))
+    assert rebuilt["by_baseline"] == saved["scoring"]["by_baseline"]
+    assert len(saved["runs"]["rows"]) == n_main
 
+    # a line an earlier configuration left in main.jsonl is in no table and no figure
+    stale = json.loads((tmp_path / "main.jsonl").read_text().splitlines()[0])
+    stale["spec"]["budget"] += 1
+    stale["spec_id"] = "0" * len(stale["spec_id"])
+    with open(tmp_path / "main.jsonl", "a") as f:
+        f.write(json.dumps(stale) + "\n")
+    drawn = []
+    figures_of = plots_greedylr.greedylr_figures
+    monkeypatch.setattr(
+        plots_greedylr, "greedylr_figures", lambda *a: drawn.append(a[0]) or figures_of(*a)
+    )
     lines = {f: len((tmp_path / f).read_text().splitlines()) for f in sweeps}
     again = study.main(args)
     assert {f: len((tmp_path / f).read_text().splitlines()) for f in sweeps} == lines
     assert again["scoring"] == summary["scoring"]
+    assert len(drawn[0]) == n_main < len(load_results(tmp_path / "main.jsonl"))
