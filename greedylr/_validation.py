@@ -83,14 +83,23 @@ def per_group(
     *,
     allow_inf: bool = False,
 ) -> list[float]:
-    """Expand a scalar or a per-group sequence of non-negative reals to a list of floats."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
+    """Expand a scalar or a per-group sequence of non-negative reals to a list of floats.
+
+    A sequence is a list or tuple, or a 1-D array-like with ``tolist()`` (numpy array, tensor);
+    0-d arrays and tensors count as scalars.
+    """
+    expected = f"{name} must be a number or a list/tuple of numbers (one per param group)"
+    ndim = getattr(value, "ndim", None)
+    if ndim is not None and hasattr(value, "tolist"):  # numpy array or scalar, torch tensor
+        if ndim > 1:
+            raise ValueError(f"{expected}; got a {ndim}-D array.")
+        value = value.tolist()
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         if len(value) != n_groups:
-            raise ValueError(
-                f"{name} must be a number or a sequence with one entry per param group "
-                f"({n_groups}); got {len(value)} entries."
-            )
+            raise ValueError(f"{expected}; got {len(value)} entries for {n_groups} param group(s).")
         return [
             check_real(f"{name}[{i}]", v, low=0.0, allow_inf=allow_inf) for i, v in enumerate(value)
         ]
+    if not _is_real(value):
+        raise TypeError(f"{expected}; got {value!r}.")
     return [check_real(name, value, low=0.0, allow_inf=allow_inf)] * n_groups

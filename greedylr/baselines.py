@@ -78,19 +78,30 @@ class _HypergradientOptimizer(Optimizer):
     ) -> None:
         self.lr_granularity = check_choice("lr_granularity", lr_granularity, LR_GRANULARITIES)
         self.lr_bounds = _check_bounds(lr_bounds)
-        super().__init__(params, defaults)
-        for i, group in enumerate(self.param_groups):
-            check_real(f"param_groups[{i}]['lr']", group["lr"], low=0.0)
-            check_real(f"param_groups[{i}]['hypergrad_lr']", group["hypergrad_lr"], low=0.0)
-        if self.lr_granularity == "global":
-            lrs = {float(g["lr"]) for g in self.param_groups}
-            betas = {float(g["hypergrad_lr"]) for g in self.param_groups}
-            if len(lrs) > 1 or len(betas) > 1:
-                raise ValueError(
-                    "lr_granularity='global' learns one learning rate shared by all param groups, "
-                    "so every group needs the same 'lr' and 'hypergrad_lr'; use "
-                    "lr_granularity='group' for per-group rates."
-                )
+        super().__init__(params, defaults)  # checks every group with add_param_group
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """As in :class:`torch.optim.Optimizer`, after checking ``lr`` and ``hypergrad_lr``.
+
+        With ``lr_granularity="global"`` a new group must have the current shared ``lr`` (that of
+        ``param_groups[0]``, which changes during training) and the same ``hypergrad_lr``.
+        """
+        if isinstance(param_group, dict):  # torch raises the TypeError otherwise
+            i = len(self.param_groups)
+            lr = param_group.get("lr", self.defaults["lr"])
+            beta = param_group.get("hypergrad_lr", self.defaults["hypergrad_lr"])
+            lr = check_real(f"param_groups[{i}]['lr']", lr, low=0.0)
+            beta = check_real(f"param_groups[{i}]['hypergrad_lr']", beta, low=0.0)
+            if self.lr_granularity == "global" and self.param_groups:
+                shared = (float(self.param_groups[0]["lr"]), self.param_groups[0]["hypergrad_lr"])
+                if (lr, beta) != shared:
+                    raise ValueError(
+                        "lr_granularity='global' learns one learning rate shared by all param "
+                        "groups, so every group needs the same 'lr' and 'hypergrad_lr' (now "
+                        f"{shared[0]!r} and {shared[1]!r}; got {lr!r} and {beta!r}); use "
+                        "lr_granularity='group' for per-group rates."
+                    )
+        super().add_param_group(param_group)
 
     def _direction(
         self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]
@@ -137,6 +148,8 @@ class _HypergradientOptimizer(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     g_list.append(None)
+                    if p in self.state:  # skipped: the next step has no previous direction
+                        self.state[p].pop("prev_direction", None)
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients.")
@@ -146,22 +159,25 @@ class _HypergradientOptimizer(Optimizer):
                 g_list.append(grad)
                 state = self.state[p]
                 prev = state.get("prev_direction")
+                # Learned rates and hypergradients in at least float32: in bf16/fp16 the small
+                # updates beta * g . u would round away.
+                dtype = torch.promote_types(p.dtype, torch.float32)
+                if prev is not None:
+                    g, u = grad.to(dtype), prev.to(dtype)  # no-ops unless p is bf16/fp16
                 if self.lr_granularity == "element":
                     if "lr" not in state:
-                        state["lr"] = torch.full_like(p, float(group["lr"]))
+                        state["lr"] = torch.full_like(p, float(group["lr"]), dtype=dtype)
                     if prev is not None:
-                        state["lr"].addcmul_(grad, prev, value=group["hypergrad_lr"])
+                        state["lr"].addcmul_(g, u, value=group["hypergrad_lr"])
                         state["lr"].clamp_(*self.lr_bounds)
                 elif self.lr_granularity == "parameter":
                     if "lr" not in state:
-                        state["lr"] = torch.tensor(
-                            float(group["lr"]), dtype=p.dtype, device=p.device
-                        )
+                        state["lr"] = torch.tensor(float(group["lr"]), dtype=dtype, device=p.device)
                     if prev is not None:
-                        state["lr"].add_(torch.sum(grad * prev), alpha=group["hypergrad_lr"])
+                        state["lr"].add_(torch.sum(g * u), alpha=group["hypergrad_lr"])
                         state["lr"].clamp_(*self.lr_bounds)
                 elif prev is not None:
-                    dot = torch.sum(grad * prev)
+                    dot = torch.sum(g * u)
                     h_group = dot if h_group is None else h_group + dot
             grads.append(g_list)
             group_h.append(h_group)
@@ -223,7 +239,11 @@ class HypergradientSGD(_HypergradientOptimizer):
     -----
     For ``"global"``/``"group"`` the learned rate is ``param_groups[k]["lr"]``; for
     ``"parameter"``/``"element"`` it lives in ``optimizer.state[p]["lr"]`` (see
-    :meth:`learning_rates`) and ``param_groups[k]["lr"]`` keeps the initial value.
+    :meth:`learning_rates`), in float32 or wider even for bf16/fp16 parameters, and
+    ``param_groups[k]["lr"]`` keeps the initial value. A parameter whose ``grad`` is ``None`` in
+    a step is skipped and forgets its previous direction, so its next step has no hypergradient
+    (as at the first step). With ``"global"``, :meth:`add_param_group` requires the current
+    shared ``lr`` and ``hypergrad_lr``.
     """
 
     def __init__(
@@ -351,8 +371,11 @@ class StochasticLineSearch(Optimizer):
 
     holds on that same mini-batch (the closure must therefore not draw a new batch). The next
     search starts from ``eta_0 = min(eta * growth ** (1 / n_batches_per_epoch), max_lr)``
-    (``reset="increase"``, the authors' default), from the last accepted ``eta``
-    (``reset="keep"``) or from ``lr`` (``reset="initial"``).
+    (``reset="increase"``, the authors' default), from ``eta`` itself (``reset="keep"``) or from
+    ``lr`` (``reset="initial"``). Here ``eta`` is ``param_groups[0]["lr"]``: the last accepted
+    step size, unless something else (a wrapping scheduler, a manual change) has written
+    ``param_groups[0]["lr"]`` since, in which case that value is used. ``reset="initial"``
+    ignores such changes.
 
     Parameters
     ----------
@@ -374,7 +397,8 @@ class StochasticLineSearch(Optimizer):
         Upper bound on the starting step size (``>= lr``; may be ``inf``).
     max_backtracks : int, default 100
         Give up after this many failed trials: the parameters and the stored step size are left
-        as they were and a ``RuntimeWarning`` is emitted.
+        as they were and a ``RuntimeWarning`` is emitted. A NaN or infinite loss at the start
+        point also skips the step with a ``RuntimeWarning``.
     grad_tol : float, default 1e-8
         Skip the search (and the step) when ``||g|| <= grad_tol``. Near an exact minimum the loss
         differences are rounding noise and no step can pass the Armijo test; the authors'
@@ -472,12 +496,19 @@ class StochasticLineSearch(Optimizer):
         active = [p for p in params if p.grad is not None]
         grads = [p.grad.detach().clone() for p in active]
         grad_norm_sq = float(sum(torch.sum(g * g).item() for g in grads))
+        if not math.isfinite(loss0):
+            warnings.warn(
+                f"StochasticLineSearch: the loss at the start point is {loss0!r}; no step taken.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         if math.sqrt(grad_norm_sq) <= self.grad_tol or not math.isfinite(loss0):
             state["n_backtracks"] = 0
             return loss
 
         start = [p.detach().clone() for p in active]
-        eta = self._start_step_size(float(state["step_size"]))
+        # group["lr"] equals state["step_size"] unless something outside changed it: honour that.
+        eta = self._start_step_size(float(group["lr"]))
         accepted = False
         n_backtracks = 0
         for _ in range(self.max_backtracks):

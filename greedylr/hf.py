@@ -94,7 +94,8 @@ class GreedyLRCallback(TrainerCallback):
     Give the Trainer :attr:`trainer_scheduler` (a :class:`HeldLR`) as its scheduler, so that the
     Trainer neither builds its own schedule (which would overwrite the learning rates every step)
     nor steps the GreedyLR a second time after evaluations. :meth:`on_train_begin` raises
-    ``ValueError`` when the Trainer holds any other scheduler.
+    ``ValueError`` when the Trainer holds any other scheduler, or when the Trainer's optimizer
+    (unwrapped from accelerate's wrapper) does not own the scheduler's param groups.
 
     Examples
     --------
@@ -115,7 +116,18 @@ class GreedyLRCallback(TrainerCallback):
         self.num_steps = 0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Refuse configurations in which something else also sets the learning rate."""
+        """Refuse configurations in which something else also sets the learning rate, or in
+        which the scheduler would set the learning rates of an optimizer the Trainer ignores."""
+        optimizer = kwargs.get("optimizer")
+        if optimizer is not None:
+            # accelerate's AcceleratedOptimizer exposes the wrapped optimizer's param_groups list.
+            ours, theirs = self.scheduler.optimizer.param_groups, optimizer.param_groups
+            if [id(g) for g in ours] != [id(g) for g in theirs]:
+                raise ValueError(
+                    "The Trainer's optimizer is not the one this GreedyLR schedules, so its "
+                    "learning rates would never change. Build the GreedyLR on the optimizer you "
+                    "pass as Trainer(optimizers=(optimizer, callback.trainer_scheduler))."
+                )
         lr_scheduler = kwargs.get("lr_scheduler")
         if lr_scheduler is self.trainer_scheduler:
             return

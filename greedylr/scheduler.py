@@ -12,16 +12,20 @@ Two variants live behind one class, selected with ``variant=``:
     The rule as described by the paper, with the bookkeeping of torch's ``ReduceLROnPlateau``
     mirrored for increases: every metric is compared with the best value so far; a *cooldown*
     (after a decrease) only discards bad steps and a *warmup* (after an increase) only discards good
-    steps; ``reset_start`` counts scheduler *steps* spent with every group at its floor; ``eps`` is
+    steps; ``reset_start`` counts non-improving scheduler *steps* made with every group at its
+    floor; ``eps`` is
     relative to the current rate; ``min_lr``/``max_lr`` default to ``1e-3``/``10`` times each
-    group's initial rate.
+    group's initial rate; a relative threshold is a fraction of ``|best|`` (so it also works for
+    negative metrics); the moving average is recomputed exactly (``math.fsum``) on every call.
 
 ``"transformers"``
     Step-for-step parity with ``transformers.GreedyLR`` (transformers 5.23): during a hold the
     metric is not compared at all and both counters are cleared; ``reset_start`` counts *decrease
     attempts* made while every group is at its floor; ``eps`` is absolute; ``min_lr=1e-3`` and
-    ``max_lr=1.0`` are absolute defaults. The same finite metric sequence gives the same learning
-    rates, bit for bit.
+    ``max_lr=1.0`` are absolute defaults; a relative threshold scales ``best`` itself (the wrong
+    side of ``best`` when it is negative); the moving average is a running sum. The same finite
+    metric sequence gives the same learning rates, bit for bit (unless the running sum overflows:
+    transformers then stays at ``inf`` for good, here the sum is recomputed from the window).
 
 Both variants share the handling of non-finite metrics (see ``on_nonfinite``), which differs from
 transformers on purpose: there a single NaN poisons the moving average for ``window_size`` steps and
@@ -71,6 +75,14 @@ class NonFiniteMetricWarning(RuntimeWarning):
     """Emitted when :meth:`GreedyLR.step` receives a NaN or infinite metric."""
 
 
+def _exact_sum(values: list[float]) -> float:
+    """Correctly rounded sum of finite values (``+-inf`` only if the sum itself overflows)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:  # a partial sum overflowed: scale by a power of two and back
+        return math.fsum(v * 2.0**-600 for v in values) * 2.0**600
+
+
 def _read_lr(group: dict[str, Any]) -> float:
     return float(group["lr"])
 
@@ -81,6 +93,16 @@ def _write_lr(group: dict[str, Any], value: float) -> None:
         group["lr"].fill_(value)
     else:
         group["lr"] = value
+
+
+def _check_threshold(threshold_mode: Any, threshold: Any) -> tuple[str, float]:
+    mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
+    if mode == "abs":
+        return mode, check_real("threshold", threshold, low=0.0)
+    # A relative threshold >= 1 makes every call a non-improvement (inf * 0 is nan, inf * -x -inf).
+    return mode, check_real(
+        "threshold (with threshold_mode='rel')", threshold, low=0.0, high=1.0, high_open=True
+    )
 
 
 class GreedyLR(ReduceLROnPlateau):
@@ -111,10 +133,15 @@ class GreedyLR(ReduceLROnPlateau):
     patience : int, default 10
         A change happens on the ``patience + 1``-th consecutive good (or bad) step.
     threshold : float, default 1e-6
-        Minimum improvement over the best value that counts as an improvement (``>= 0``).
+        Minimum improvement over the best value that counts as an improvement (``>= 0``, and
+        ``< 1`` with ``threshold_mode="rel"``).
     threshold_mode : {"rel", "abs"}, default "abs"
         ``"abs"``: better means ``metric < best - threshold`` (``> best + threshold`` in max
-        mode). ``"rel"``: ``metric < best * (1 - threshold)`` (``> best * (1 + threshold)``).
+        mode). ``"rel"``, paper variant: ``metric < best - threshold * |best|``
+        (``> best + threshold * |best|``). ``"rel"``, transformers variant:
+        ``metric < best * (1 - threshold)`` (``> best * (1 + threshold)``), as in transformers and
+        torch; for a negative ``best`` that bar lies on the wrong side of ``best``, so worsening
+        metrics count as improvements.
     cooldown : int, default 0
         Hold after a decrease. Paper variant: bad steps are ignored for ``cooldown`` steps
         (improvements still count). Transformers variant: the next ``cooldown`` steps are skipped
@@ -124,7 +151,8 @@ class GreedyLR(ReduceLROnPlateau):
         (worsening still counts). Transformers variant: the next ``warmup`` steps are skipped
         entirely (only when no cooldown is running).
     min_lr, max_lr : float or sequence of float, optional
-        Per-group bounds (a scalar applies to every group; ``max_lr`` may be ``math.inf``).
+        Per-group bounds: a number for every group, or one number per group in a list, tuple or
+        1-D array/tensor (``max_lr`` may be ``math.inf``).
         ``None`` selects the variant's default: ``1e-3``/``10`` times each group's initial LR for
         ``"paper"``, the absolute ``1e-3``/``1.0`` of transformers for ``"transformers"``.
         In the paper variant an initial LR outside ``[min_lr, max_lr]`` raises ``ValueError``; in
@@ -139,14 +167,18 @@ class GreedyLR(ReduceLROnPlateau):
         Print a line for every change and reset.
     smooth : bool, default False
         Compare a moving average of the last ``window_size`` finite metrics instead of the raw
-        metric.
+        metric. Paper variant: ``math.fsum(window) / len(window)``, exact on every call.
+        Transformers variant: transformers' running sum (same rounding), recomputed from the window
+        only when it overflows; a huge value leaving the window can still cancel the sum there.
     window_size : int, default 50
         Length of the moving-average window (``>= 1``).
     reset_start : int or None, default 500
         After the LR has sat at its floor for ``reset_start`` units every group is reset to its
         initial LR and the best value, counters, holds and smoothing window are cleared.
-        Paper variant: the unit is a :meth:`step` call with every group at its floor (within the
-        relative ``eps``; a floor of ``0`` is never reached). Transformers variant: the unit is a
+        Paper variant: the unit is a non-improving :meth:`step` call made with every group at its
+        floor (within the relative ``eps``; a floor of ``0`` is never reached); improving calls
+        at the floor are not counted, and leaving the floor restarts the count, so a run that
+        keeps improving is never reset. Transformers variant: the unit is a
         decrease attempt made while every group is at or below its floor (transformers counts
         attempts, not steps, so with ``patience=10`` "500" means about 5500 steps). ``None``
         disables the reset. Must be ``>= 1`` (transformers' ``0`` behaves exactly like ``1``).
@@ -278,8 +310,7 @@ class GreedyLR(ReduceLROnPlateau):
         self.mode = check_choice("mode", mode, ("min", "max"))
         self.factor = check_real("factor", factor, low=0.0, high=1.0, low_open=True, high_open=True)
         self.patience = check_int("patience", patience)
-        self.threshold = check_real("threshold", threshold, low=0.0)
-        self.threshold_mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.threshold_mode, self.threshold = _check_threshold(threshold_mode, threshold)
         self.cooldown = check_int("cooldown", cooldown)
         self.warmup = check_int("warmup", warmup)
         for i, (lo, hi) in enumerate(zip(min_lrs, max_lrs, strict=True)):
@@ -392,16 +423,16 @@ class GreedyLR(ReduceLROnPlateau):
             self._last_lr = [float(g["lr"]) for g in groups]
             return
 
-        self._step_paper(current)
+        improved = self._step_paper(current)
         lrs = [float(g["lr"]) for g in groups]
-        if self.reset_start is not None:  # paper reset rule: count steps spent at the floor
-            if self._at_floor(lrs):
+        if self.reset_start is not None:  # paper reset rule: non-improving calls at the floor
+            if not self._at_floor(lrs):
+                self.floor_count = 0
+            elif not improved:
                 self.floor_count += 1
                 if self.floor_count >= self.reset_start:
                     self._restart()
                     lrs = [float(g["lr"]) for g in groups]
-            else:
-                self.floor_count = 0
         self._last_lr = lrs
 
     def state_dict(self) -> dict[str, Any]:
@@ -446,8 +477,11 @@ class GreedyLR(ReduceLROnPlateau):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` and write its learning rates into the optimizer.
 
-        The optimizer's LRs are set from the saved state, so a resumed run continues identically
-        whether or not the optimizer's own state dict is loaded as well.
+        Everything is restored, the hyperparameters (``variant``, ``factor``, bounds, ``verbose``,
+        ...) included: the saved values replace those given to the constructor. The optimizer's
+        LRs are set from the saved state, so a resumed run continues identically whether or not
+        the optimizer's own state dict is loaded as well. An invalid state raises before anything
+        is changed.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict)!r}.")
@@ -456,6 +490,9 @@ class GreedyLR(ReduceLROnPlateau):
                 f"not a GreedyLR state dict of format {_STATE_FORMAT} "
                 f"(got format={state_dict.get('format')!r})."
             )
+        missing = sorted(set(self.state_dict()) - set(state_dict))
+        if missing:
+            raise ValueError(f"state_dict is missing the keys {missing}.")
         n_groups = len(self.optimizer.param_groups)
         for key in ("min_lrs", "max_lrs", "base_lrs", "last_lr"):
             if len(state_dict[key]) != n_groups:
@@ -463,6 +500,18 @@ class GreedyLR(ReduceLROnPlateau):
                     f"state_dict[{key!r}] has {len(state_dict[key])} entries but the optimizer has "
                     f"{n_groups} param groups."
                 )
+        before = dict(self.__dict__)  # attributes are replaced below, never mutated in place
+        try:
+            self._load_checked(state_dict)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
+            _write_lr(group, lr)
+
+    def _load_checked(self, state_dict: dict[str, Any]) -> None:
+        n_groups = len(self.optimizer.param_groups)
         self.variant = check_choice("variant", state_dict["variant"], VARIANTS)
         self._set_hyperparameters(
             mode=state_dict["mode"],
@@ -472,8 +521,8 @@ class GreedyLR(ReduceLROnPlateau):
             threshold_mode=state_dict["threshold_mode"],
             cooldown=state_dict["cooldown"],
             warmup=state_dict["warmup"],
-            min_lrs=[float(v) for v in state_dict["min_lrs"]],
-            max_lrs=[float(v) for v in state_dict["max_lrs"]],
+            min_lrs=per_group("min_lrs", state_dict["min_lrs"], n_groups),
+            max_lrs=per_group("max_lrs", state_dict["max_lrs"], n_groups, allow_inf=True),
             eps=state_dict["eps"],
             verbose=state_dict["verbose"],
             smooth=state_dict["smooth"],
@@ -481,26 +530,25 @@ class GreedyLR(ReduceLROnPlateau):
             reset_start=state_dict["reset_start"],
             on_nonfinite=state_dict["on_nonfinite"],
         )
-        self.base_lrs = [float(v) for v in state_dict["base_lrs"]]
-        self.best = float(state_dict["best"])
-        self.num_good_epochs = int(state_dict["num_good_epochs"])
-        self.num_bad_epochs = int(state_dict["num_bad_epochs"])
-        self.cooldown_counter = int(state_dict["cooldown_counter"])
-        self.warmup_counter = int(state_dict["warmup_counter"])
-        self.floor_count = int(state_dict["floor_count"])
-        self.num_resets = int(state_dict["num_resets"])
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._window = [float(v) for v in state_dict["window"]]
-        self._window_sum = float(state_dict["window_sum"])
-        self._last_lr = [float(v) for v in state_dict["last_lr"]]
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
-            _write_lr(group, lr)
+        self.base_lrs = per_group("base_lrs", state_dict["base_lrs"], n_groups)
+        self.best = check_real("best", state_dict["best"], allow_inf=True)
+        for key in ("num_good_epochs", "num_bad_epochs", "cooldown_counter", "warmup_counter"):
+            setattr(self, key, check_int(key, state_dict[key]))
+        self.floor_count = check_int("floor_count", state_dict["floor_count"])
+        self.num_resets = check_int("num_resets", state_dict["num_resets"])
+        self.last_epoch = check_int("last_epoch", state_dict["last_epoch"], low=-1)
+        self._window = [check_real(f"window[{i}]", v) for i, v in enumerate(state_dict["window"])]
+        if len(self._window) > self.window_size:
+            raise ValueError(f"state_dict['window'] has more than window_size={self.window_size}.")
+        self._window_sum = check_real("window_sum", state_dict["window_sum"], allow_inf=True)
+        self._last_lr = per_group("last_lr", state_dict["last_lr"], n_groups)
 
     # ------------------------------------------------------------------ the two rule sets
 
-    def _step_paper(self, current: float | None) -> None:
-        # ReduceLROnPlateau's bookkeeping, mirrored for increases.
-        if current is not None and self._is_better(current, self.best):
+    def _step_paper(self, current: float | None) -> bool:
+        """ReduceLROnPlateau's bookkeeping, mirrored for increases; returns whether it improved."""
+        improved = current is not None and self._is_better(current, self.best)
+        if improved:
             self.best = current
             self.num_bad_epochs = 0
             self.num_good_epochs += 1
@@ -523,6 +571,7 @@ class GreedyLR(ReduceLROnPlateau):
             self._increase()
             self.warmup_counter = self.warmup
             self.num_good_epochs = 0
+        return improved
 
     def _step_transformers(self, current: float | None) -> None:
         # transformers.GreedyLR.step, same order of operations.
@@ -610,22 +659,31 @@ class GreedyLR(ReduceLROnPlateau):
 
     # ------------------------------------------------------------------ helpers
 
-    def _is_better(self, a: float, best: float) -> bool:  # same formulas as torch/transformers
-        if self.mode == "min":
-            if self.threshold_mode == "rel":
-                return a < best * (1.0 - self.threshold)
-            return a < best - self.threshold
-        if self.threshold_mode == "rel":
-            return a > best * (1.0 + self.threshold)
-        return a > best + self.threshold
+    def _is_better(self, a: float, best: float) -> bool:
+        t = self.threshold
+        if self.threshold_mode == "abs":
+            return a < best - t if self.mode == "min" else a > best + t
+        # torch and transformers scale `best` by (1 -/+ t), which moves the bar to the wrong side
+        # of a negative `best`. The paper variant moves it by t * |best| towards "better": the
+        # same product, hence the same floats, whenever best >= 0.
+        if self.variant == "paper" and best < 0:
+            t = -t
+        return a < best * (1.0 - t) if self.mode == "min" else a > best * (1.0 + t)
 
     def _smoothed(self, value: float) -> float:
-        # Running sum, updated in the same order as transformers' StreamingAverage so that the
-        # rounding (and hence every comparison) is identical.
         self._window.append(value)
-        self._window_sum += value
-        if len(self._window) > self.window_size:
-            self._window_sum -= self._window.pop(0)
+        if self.variant == "paper":
+            if len(self._window) > self.window_size:
+                self._window.pop(0)
+            self._window_sum = _exact_sum(self._window)
+        else:
+            # transformers' StreamingAverage, same order of operations (hence the same rounding).
+            # Recomputed only once it overflows, which transformers never recovers from.
+            self._window_sum += value
+            if len(self._window) > self.window_size:
+                self._window_sum -= self._window.pop(0)
+            if not math.isfinite(self._window_sum):
+                self._window_sum = _exact_sum(self._window)
         return self._window_sum / len(self._window)
 
     def _current_lrs(self) -> list[float]:
@@ -654,8 +712,7 @@ class GreedyLR(ReduceLROnPlateau):
 
     def _init_is_better(self, mode: Any, threshold: Any, threshold_mode: Any) -> None:
         self.mode = check_choice("mode", mode, ("min", "max"))
-        self.threshold = check_real("threshold", threshold, low=0.0)
-        self.threshold_mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.threshold_mode, self.threshold = _check_threshold(threshold_mode, threshold)
         self.mode_worse = math.inf if self.mode == "min" else -math.inf
 
     def __repr__(self) -> str:

@@ -256,6 +256,51 @@ def test_hypergradient_validation(factory, match):
         factory(params)
 
 
+def test_add_param_group_checks_the_global_rate():
+    x = torch.nn.Parameter(torch.ones(1, dtype=DT))
+    opt = HypergradientSGD([x], lr=0.1, hypergrad_lr=0.01)
+    run(opt, x, lambda: quadratic([1.0], x), 2)  # the shared rate has moved away from 0.1
+    shared = opt.param_groups[0]["lr"]
+    assert shared != 0.1
+    for group in ({"lr": 0.5}, {}, {"lr": shared, "hypergrad_lr": 0.5}, {"lr": -1.0}):
+        y = torch.nn.Parameter(torch.ones(1, dtype=DT))
+        with pytest.raises(ValueError, match="same 'lr'|lr"):
+            opt.add_param_group({"params": [y], **group})
+        assert len(opt.param_groups) == 1  # nothing half-added
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(1, dtype=DT))], "lr": shared})
+    per_group = HypergradientSGD([x], lr=0.1, lr_granularity="group")
+    per_group.add_param_group({"params": [torch.nn.Parameter(torch.ones(1))], "lr": 0.5})
+    assert [g["lr"] for g in per_group.param_groups] == [0.1, 0.5]
+
+
+@pytest.mark.parametrize("granularity", ["parameter", "element"])
+def test_learned_rates_of_low_precision_params_are_float32(granularity):
+    # beta * g . u ~ 4e-6 is below half a bf16 ulp of 0.01 (3e-5): stored in bf16 it would vanish.
+    x = torch.nn.Parameter(torch.ones(4, dtype=torch.bfloat16))
+    opt = HypergradientSGD([x], lr=0.01, hypergrad_lr=1e-6, lr_granularity=granularity)
+    run(opt, x, lambda: 0.5 * (x.float() ** 2).sum(), 2)
+    lr = opt.learning_rates()[0][0]
+    assert lr.dtype == torch.float32
+    assert bool((lr > torch.tensor(0.01, dtype=torch.float32)).all())
+    assert x.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("granularity", ["global", "parameter"])
+def test_a_skipped_step_forgets_the_previous_direction(granularity):
+    # Step 1 sets a direction; in step 2 the gradient is None (parameter skipped); step 3 must
+    # not combine its gradient with the stale direction of step 1, so the rate is still lr0.
+    x = torch.nn.Parameter(torch.ones(2, dtype=DT))
+    opt = HypergradientSGD([x], lr=0.1, hypergrad_lr=0.01, lr_granularity=granularity)
+    run(opt, x, lambda: quadratic([1.0, 2.0], x), 1)
+    opt.zero_grad(set_to_none=True)
+    opt.step()
+    assert "prev_direction" not in opt.state[x]
+    run(opt, x, lambda: quadratic([1.0, 2.0], x), 1)
+    assert float(opt.learning_rates()[0][0]) == 0.1
+    run(opt, x, lambda: quadratic([1.0, 2.0], x), 1)
+    assert float(opt.learning_rates()[0][0]) > 0.1  # consecutive steps: the rate moves again
+
+
 # ----------------------------------------------------------------------------- line search
 
 
@@ -380,6 +425,38 @@ def test_failed_search_leaves_parameters_unchanged():
     assert torch.equal(x.detach(), torch.ones(2, dtype=DT))
     assert calls["n"] == 4 and opt.state[x]["accepted"] is False
     assert opt.state[x]["step_size"] == 1.0
+
+
+def test_non_finite_start_loss_warns_and_skips_the_step():
+    x = torch.nn.Parameter(torch.ones(2, dtype=DT))
+    opt = StochasticLineSearch([x])
+
+    def closure():
+        opt.zero_grad()
+        loss = (x * x).sum() * float("inf")
+        if torch.is_grad_enabled():
+            loss.backward()
+        return loss
+
+    with pytest.warns(RuntimeWarning, match="loss at the start point is inf"):
+        opt.step(closure)
+    assert torch.equal(x.detach(), torch.ones(2, dtype=DT))
+    assert opt.state[x]["n_evals"] == 1
+
+
+def test_line_search_starts_from_an_outside_change_of_lr():
+    # reset="keep": the search starts from param_groups[0]["lr"]. After an outside change to
+    # 0.01 (a step size that passes Armijo at once on this quadratic) that is the step taken.
+    x = torch.nn.Parameter(torch.ones(2, dtype=DT))
+    opt = StochasticLineSearch([x], lr=1.0, reset="keep")
+    closure = _quadratic_closure(opt, x, [1.0, 2.0])
+    opt.step(closure)
+    opt.param_groups[0]["lr"] = 0.01
+    before = x.detach().clone()
+    opt.step(closure)
+    assert opt.state[x]["step_size"] == 0.01 and opt.state[x]["n_backtracks"] == 0
+    g = torch.tensor([1.0, 2.0], dtype=DT) * before
+    torch.testing.assert_close(x.detach(), before - 0.01 * g)
 
 
 def test_line_search_validation():

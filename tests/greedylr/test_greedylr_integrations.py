@@ -163,6 +163,23 @@ def test_callback_refuses_competing_schedulers(hf, tmp_path):
         GreedyLRCallback(sched, metric="")
 
 
+def test_callback_checks_the_trainers_optimizer(hf, tmp_path):
+    transformers, GreedyLRCallback, _ = hf
+    opt = make_optimizer((0.1,))
+    cb = GreedyLRCallback(GreedyLR(opt))
+    args = _args(transformers, tmp_path)
+    state, control = transformers.TrainerState(), transformers.TrainerControl()
+    held = cb.trainer_scheduler
+    with pytest.raises(ValueError, match="not the one this GreedyLR schedules"):
+        cb.on_train_begin(args, state, control, lr_scheduler=held, optimizer=make_optimizer((0.1,)))
+
+    class Wrapped:  # like accelerate's AcceleratedOptimizer: the wrapped optimizer's groups
+        param_groups = opt.param_groups
+
+    cb.on_train_begin(args, state, control, lr_scheduler=held, optimizer=Wrapped())
+    cb.on_train_begin(args, state, control, lr_scheduler=held, optimizer=opt)
+
+
 def test_held_lr_facade(hf):
     _, _, HeldLR = hf
     opt = make_optimizer((0.1, 0.2))

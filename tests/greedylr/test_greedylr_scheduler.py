@@ -10,6 +10,7 @@ import io
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from _greedylr_helpers import lrs_of, make_optimizer, make_scheduler, trajectory
@@ -21,6 +22,7 @@ from greedylr import GreedyLR, NonFiniteMetricWarning
 from greedylr.scheduler import PAPER_MAX_LR_RATIO, PAPER_MIN_LR_RATIO
 
 BASE = {"factor": 0.5, "min_lr": 1 / 64, "max_lr": 64.0, "reset_start": None}
+BASE_NO_BOUNDS = {"factor": 0.5, "reset_start": None}
 BOTH = pytest.mark.parametrize("variant", ["paper", "transformers"])
 
 
@@ -77,6 +79,48 @@ def test_max_mode(variant):
     assert run([1, 1.05, 1.2], variant, patience=0, mode="max", threshold=0.1) == [2, 1, 2]
 
 
+@BOTH
+def test_threshold_rel_in_max_mode(variant):
+    # better iff metric > best * (1 + 0.1): 1.05 is not better than 1, 1.2 is.
+    rel = {"patience": 0, "mode": "max", "threshold": 0.1, "threshold_mode": "rel"}
+    assert run([1, 1.05, 1.2], variant, **rel) == [2, 1, 2]
+
+
+REL = {"patience": 0, "threshold": 0.1, "threshold_mode": "rel"}
+
+
+def test_threshold_rel_with_negative_metrics_paper():
+    # Paper variant: better iff metric < best - 0.1 |best| (> best + 0.1 |best| in max mode).
+    assert run([-1, -0.95, -0.9], **REL) == [2, 1, 0.5]  # worsening lowers the LR
+    assert run([-1, -1.05, -1.2], **REL) == [2, 1, 2]  # -1.05 > -1.1, -1.2 < -1.1
+    assert run([-1, -1.05, -1.1, -1.15], mode="max", **REL) == [2, 1, 0.5, 0.25]
+    assert run([-1, -0.95, -0.85], mode="max", **REL) == [2, 1, 2]  # -0.95 < -0.9 < -0.85
+
+
+def test_threshold_rel_with_negative_metrics_transformers():
+    # transformers scales best itself: for best < 0 the bar lies on the worse side of best, so a
+    # worsening metric counts as an improvement. Kept for parity (see the variant table).
+    assert run([-1, -0.95, -0.9], "transformers", **REL) == [2, 4, 8]
+    assert run([-1, -1.05, -1.1, -1.15], "transformers", mode="max", **REL) == [2, 4, 8, 16]
+
+
+@BOTH
+def test_negative_metrics_with_abs_threshold(variant):
+    assert run([-1, -2, -1.5, -3], variant, patience=0, threshold=0.1) == [2, 4, 2, 4]
+    assert run([-3, -2, -2.05, -1], variant, patience=0, mode="max", threshold=0.1) == [2, 4, 2, 4]
+
+
+@BOTH
+@pytest.mark.parametrize("threshold", [1.0, 1.5])
+def test_threshold_rel_must_be_below_one(variant, threshold):
+    # With threshold >= 1 nothing could ever be an improvement (inf * 0 = nan, inf * -0.5 = -inf).
+    with pytest.raises(
+        ValueError, match=r"threshold \(with threshold_mode='rel'\).*\[0\.0, 1\.0\)"
+    ):
+        make_scheduler(variant=variant, threshold=threshold, threshold_mode="rel", **BASE)
+    make_scheduler(variant=variant, threshold=threshold, threshold_mode="abs", **BASE)
+
+
 # ----------------------------------------------------------------------------- holds
 
 
@@ -108,6 +152,19 @@ def test_warmup_paper_still_counts_worsening():
 
 def test_warmup_transformers_skips_the_metric_entirely():
     assert run([5, 6, 7], "transformers", patience=0, warmup=2) == [2, 2, 2]
+
+
+def test_cooldown_and_warmup_running_together_paper():
+    # 5: up (warmup 2); 6: bad -> down (cooldown 2) while the warmup still runs; 4: good but the
+    # warmup discards it; 3: good -> up (warmup 2); 7: bad -> down (the cooldown has run out).
+    assert run([5, 6, 4, 3, 7], patience=0, cooldown=2, warmup=2) == [2, 1, 1, 2, 1]
+
+
+def test_cooldown_and_warmup_together_transformers():
+    # Holds skip the metric, so they never overlap: 5 up (warmup 1); 6 skipped; 7 down
+    # (cooldown 1); 3 skipped; 2 up (warmup 1); 1 skipped; 0.5 up.
+    kwargs = {"patience": 0, "cooldown": 1, "warmup": 1}
+    assert run([5, 6, 7, 3, 2, 1, 0.5], "transformers", **kwargs) == [2, 2, 1, 1, 2, 2, 4]
 
 
 # ----------------------------------------------------------------------------- bounds and eps
@@ -176,6 +233,43 @@ def test_smoothing_uses_the_moving_average(variant):
     assert run(metrics, variant, patience=0, smooth=True, window_size=1) == [2, 4, 2]
 
 
+@BOTH
+def test_smoothing_in_max_mode(variant):
+    metrics = [-4, 0, -3]
+    assert run(metrics, variant, patience=0, mode="max") == [2, 4, 2]
+    # window 2: averages -4, -2, -1.5 -> all improvements; window 3: -4, -2, -7/3
+    assert run(metrics, variant, patience=0, mode="max", smooth=True, window_size=2) == [2, 4, 8]
+    assert run(metrics, variant, patience=0, mode="max", smooth=True, window_size=3) == [2, 4, 2]
+
+
+def test_smoothing_survives_a_spike_paper():
+    # A running sum would keep 1e20 + 1 + 1 - 1e20 = 0 once the spike leaves the window.
+    sched = make_scheduler(smooth=True, window_size=3, **BASE)
+    trajectory(sched, [1e20, 1, 1, 1])
+    assert sched.state_dict()["window_sum"] == 3.0 and sched.best == 1.0
+    # After three 0.5s the window [1, 1, 1] averages 1: a worsening, not a new best of 0.
+    metrics = [0.5] * 3 + [1e20, 1, 1, 1]
+    got = run(metrics, patience=0, smooth=True, window_size=3)
+    assert got == [2, 1, 0.5, 0.25, 0.125, 1 / 16, 1 / 32]
+
+
+def test_smoothing_transformers_keeps_the_running_sum():
+    # Parity: the same cancellation as transformers' StreamingAverage (average 0, "improvement").
+    metrics = [0.5] * 3 + [1e20, 1, 1, 1]
+    got = run(metrics, "transformers", patience=0, smooth=True, window_size=3)
+    assert got == [2, 1, 0.5, 0.25, 0.125, 1 / 16, 1 / 8]
+
+
+@BOTH
+def test_smoothing_recovers_from_an_overflowing_sum(variant):
+    # 1e308 + 1e308 overflows: that average counts as a worsening, and once one 1e308 has left
+    # the window the averages are finite again (transformers' running sum would stay inf).
+    metrics = [1e308, 1e308, 1, 1, 0.5, 0.25]
+    sched = make_scheduler(variant=variant, patience=0, smooth=True, window_size=2, **BASE)
+    assert [row[0] for row in trajectory(sched, metrics)] == [2, 1, 2, 4, 8, 16]
+    assert math.isfinite(sched.state_dict()["window_sum"])
+
+
 def test_smoothing_window_contents():
     sched = make_scheduler(smooth=True, window_size=3, **BASE)
     trajectory(sched, [1, 2, 3, 4])
@@ -198,6 +292,22 @@ def test_reset_to_initial_lr(variant):
 def test_reset_start_counts_steps_at_the_floor_in_paper_variant():
     got = run([1.0] * 10, "paper", patience=2, min_lr=0.5, reset_start=3)
     assert got == [1, 1, 1, 0.5, 0.5, 1, 1, 1, 1, 0.5]
+
+
+def test_paper_reset_never_fires_while_improving():
+    # min_lr = initial lr: the LR starts at its floor. Improving calls are not counted, so the
+    # 4th improvement raises the LR instead of a reset sending it back (it used to reset forever).
+    sched = make_scheduler(factor=0.5, patience=3, min_lr=1.0, max_lr=64.0, reset_start=2)
+    assert [r[0] for r in trajectory(sched, range(10, 0, -1))] == [1, 1, 1, 2, 2, 2, 2, 4, 4, 4]
+    assert sched.num_resets == 0
+
+
+def test_paper_reset_counts_only_non_improving_calls_at_the_floor():
+    # patience 1, floor 0.5, reset after 2 non-improving calls at the floor. 3 lowers the LR to
+    # the floor (count 1); 0.5 is a new best at the floor (not counted); 4 -> count 2 -> reset;
+    # 5 is a new best after the reset.
+    got = run([1, 2, 3, 0.5, 4, 5], patience=1, min_lr=0.5, reset_start=2)
+    assert got == [1, 1, 0.5, 0.5, 1, 1]
 
 
 def test_reset_start_counts_decrease_attempts_in_transformers_variant():
@@ -234,6 +344,13 @@ def test_reset_start_none_never_resets(variant):
     assert got[-1] == 0.25 and min(got) == 0.25
 
 
+@BOTH
+def test_reset_in_max_mode(variant):
+    # up, up, then a plateau: down to the floor 0.25 and a reset on the second call there.
+    got = run([1, 2, 2, 2, 2, 2, 2], variant, patience=0, mode="max", min_lr=0.25, reset_start=2)
+    assert got == [2, 4, 2, 1, 0.5, 0.25, 1]
+
+
 def test_increase_restarts_the_transformers_countdown():
     kwargs = {"patience": 0, "min_lr": 0.5, "reset_start": 2}
     # 1 -> up 2; 2 -> down 1; 3 -> down .5 (attempt 1 at the floor); 0.1 -> up 1 (the countdown
@@ -265,8 +382,20 @@ def test_per_group_bounds(variant):
 
 
 def test_bounds_sequence_length_must_match_groups():
-    with pytest.raises(ValueError, match="one entry per param group"):
+    with pytest.raises(ValueError, match="one per param group"):
         make_scheduler((1.0, 1.0), min_lr=[0.1])
+
+
+def test_bounds_accept_1d_arrays_and_tensors():
+    sched = make_scheduler(
+        (1.0, 1.0), min_lr=np.array([0.5, 0.25]), max_lr=torch.tensor([2.0, 4.0]), **BASE_NO_BOUNDS
+    )
+    assert (sched.min_lrs, sched.max_lrs) == ([0.5, 0.25], [2.0, 4.0])
+    assert make_scheduler((1.0,), min_lr=np.float64(0.5), **BASE_NO_BOUNDS).min_lrs == [0.5]
+    with pytest.raises(ValueError, match="a number or a list/tuple of numbers"):
+        make_scheduler((1.0, 1.0), min_lr=np.full((2, 1), 0.5))
+    with pytest.raises(TypeError, match="a number or a list/tuple of numbers"):
+        make_scheduler((1.0,), min_lr={0: 0.5})
 
 
 # ----------------------------------------------------------------------------- non-finite metrics
@@ -369,6 +498,38 @@ def test_state_dict_is_plain_data():
     assert plain(state)
     state["window"].append(99.0)  # a copy, not the live window
     assert sched.state_dict()["window"] == [3.0, 2.0, 1.0]
+
+
+def test_load_state_dict_restores_hyperparameters():
+    saved = make_scheduler(factor=0.5, patience=3, verbose=True).state_dict()
+    sched = make_scheduler(factor=0.9, patience=0)
+    sched.load_state_dict(saved)
+    assert (sched.factor, sched.patience, sched.verbose) == (0.5, 3, True)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"num_bad_epochs": -1}, "num_bad_epochs"),
+        ({"factor": 2.0}, "factor"),
+        ({"window": [1.0, float("nan")]}, "window"),
+        ({"best": float("nan")}, "best"),
+        ({"last_lr": [-1.0]}, "last_lr"),
+        ({"threshold_mode": "rel", "threshold": 1.0}, "threshold"),
+    ],
+)
+def test_invalid_state_leaves_the_scheduler_unchanged(change, match):
+    sched = make_scheduler(smooth=True, window_size=3, patience=0, **BASE)
+    trajectory(sched, [3, 2, 2.5])
+    before, lrs = sched.state_dict(), sched.get_last_lr()
+    other = make_scheduler(factor=0.8, min_lr=0.1, max_lr=2.0, patience=5).state_dict()
+    with pytest.raises((ValueError, TypeError), match=match):
+        sched.load_state_dict({**other, **change})
+    assert sched.state_dict() == before
+    assert [g["lr"] for g in sched.optimizer.param_groups] == lrs
+    with pytest.raises(ValueError, match="missing"):
+        sched.load_state_dict({k: v for k, v in other.items() if k != "best"})
+    assert sched.state_dict() == before
 
 
 def test_load_state_dict_checks_group_count():
