@@ -3,29 +3,48 @@
 The rule (Subramanian, Krishnamoorthy and Murthy, arXiv:2512.14527): with a factor ``F`` in
 ``(0, 1)`` the learning rate is divided by ``F`` after a run of improvements and multiplied by ``F``
 after a run of non-improvements, with patience, an improvement threshold, cooldown/warmup holds,
-per-group bounds, an optional moving average of the metric and a reset to the initial learning
-rates after the rate has sat at its floor for a while.
+per-group bounds, an optional moving average of the metric and a reset after the rate has sat at
+its floor for a while. The paper states the rule twice: a bare form that compares each loss with
+the *previous* one (Algorithm 1, App. A.3; the form its theory analyses) and a detailed form that
+compares with the best value so far (App. A.4, Algorithms 2-3). Both variants implement the
+detailed form.
 
 Two variants live behind one class, selected with ``variant=``:
 
 ``"paper"`` (default)
-    The rule as described by the paper, with the bookkeeping of torch's ``ReduceLROnPlateau``
-    mirrored for increases: every metric is compared with the best value so far; a *cooldown*
-    (after a decrease) only discards bad steps and a *warmup* (after an increase) only discards good
-    steps; ``reset_start`` counts non-improving scheduler *steps* made with every group at its
-    floor; ``eps`` is
-    relative to the current rate; ``min_lr``/``max_lr`` default to ``1e-3``/``10`` times each
-    group's initial rate; a relative threshold is a fraction of ``|best|`` (so it also works for
-    negative metrics); the moving average is recomputed exactly (``math.fsum``) on every call.
+    Follows arXiv 2512.14527, App. A.4, Algorithms 2-3 where they are explicit: every metric is
+    compared with the best value so far, also during a hold; a *cooldown* (after a decrease) zeroes
+    the bad-step count and a *warmup* (after an increase) the good-step count; a change happens
+    when a count exceeds ``patience``; decreases are ``max(lr * F, min_lr)``. This is torch's
+    ``ReduceLROnPlateau`` bookkeeping mirrored for increases. (The paper's prose in App. A.7
+    describes the holds differently, as the rate continuing to move.) Where the paper is silent,
+    ambiguous or self-contradictory, the following are this repository's choices, not the paper's:
+
+    - ``eps`` is relative to the current rate (Algorithm 3: absolute);
+    - ``min_lr``/``max_lr`` default to ``1e-3``/``10`` times each group's initial rate (the paper
+      gives no defaults);
+    - a relative threshold is a fraction of ``|best|`` (Algorithm 3 scales ``best`` itself: the
+      same bar for ``best >= 0``, the wrong side of ``best`` for negative metrics), and the
+      default threshold is absolute (transformers' ``1e-6``);
+    - ``reset_start`` counts non-improving steps made with every group at its floor and restarts
+      when the rate leaves it (the paper's printed floor test looks like a typo); the reset
+      restores the initial rates and clears the smoothing window (the paper's reset does not
+      restore the rate);
+    - the moving average is recomputed exactly (``math.fsum``) on every call (the paper does not
+      give its arithmetic);
+    - non-finite metrics are handled by ``on_nonfinite`` (the paper does not address them).
 
 ``"transformers"``
     Step-for-step parity with ``transformers.GreedyLR`` (transformers 5.23): during a hold the
     metric is not compared at all and both counters are cleared; ``reset_start`` counts *decrease
     attempts* made while every group is at its floor; ``eps`` is absolute; ``min_lr=1e-3`` and
-    ``max_lr=1.0`` are absolute defaults; a relative threshold scales ``best`` itself (the wrong
-    side of ``best`` when it is negative); the moving average is a running sum. The same finite
-    metric sequence gives the same learning rates, bit for bit (unless the running sum overflows:
-    transformers then stays at ``inf`` for good, here the sum is recomputed from the window).
+    ``max_lr=1.0`` are absolute defaults; a relative threshold scales ``best`` itself, as in
+    Algorithm 3 (the wrong side of ``best`` when it is negative); the moving average is a running
+    sum. The same finite metric sequence gives the same learning rates, bit for bit (unless the
+    running sum overflows: transformers then stays at ``inf`` for good, here the sum is
+    recomputed from the window).
+
+``docs/greedylr_usage.md`` compares the paper and both variants rule by rule, with sections cited.
 
 Both variants share the handling of non-finite metrics (see ``on_nonfinite``), which differs from
 transformers on purpose: there a single NaN poisons the moving average for ``window_size`` steps and
@@ -139,30 +158,32 @@ class GreedyLR(ReduceLROnPlateau):
         ``"abs"``: better means ``metric < best - threshold`` (``> best + threshold`` in max
         mode). ``"rel"``, paper variant: ``metric < best - threshold * |best|``
         (``> best + threshold * |best|``). ``"rel"``, transformers variant:
-        ``metric < best * (1 - threshold)`` (``> best * (1 + threshold)``), as in transformers and
-        torch; for a negative ``best`` that bar lies on the wrong side of ``best``, so worsening
-        metrics count as improvements.
+        ``metric < best * (1 - threshold)`` (``> best * (1 + threshold)``), as in the paper's
+        Algorithm 3, transformers and torch; for a negative ``best`` that bar lies on the wrong
+        side of ``best``, so worsening metrics count as improvements. The paper only has the
+        relative form; the ``"abs"`` default is transformers'.
     cooldown : int, default 0
-        Hold after a decrease. Paper variant: bad steps are ignored for ``cooldown`` steps
-        (improvements still count). Transformers variant: the next ``cooldown`` steps are skipped
-        entirely.
+        Hold after a decrease. Paper variant (as Algorithm 2 of the paper): bad steps are ignored
+        for ``cooldown`` steps (improvements still count). Transformers variant: the next
+        ``cooldown`` steps are skipped entirely.
     warmup : int, default 0
-        Hold after an increase. Paper variant: good steps are ignored for ``warmup`` steps
-        (worsening still counts). Transformers variant: the next ``warmup`` steps are skipped
-        entirely (only when no cooldown is running).
+        Hold after an increase. Paper variant (as Algorithm 2 of the paper): good steps are
+        ignored for ``warmup`` steps (worsening still counts). Transformers variant: the next
+        ``warmup`` steps are skipped entirely (only when no cooldown is running).
     min_lr, max_lr : float or sequence of float, optional
         Per-group bounds: a number for every group, or one number per group in a list, tuple or
         1-D array/tensor (``max_lr`` may be ``math.inf``).
         ``None`` selects the variant's default: ``1e-3``/``10`` times each group's initial LR for
-        ``"paper"``, the absolute ``1e-3``/``1.0`` of transformers for ``"transformers"``.
+        ``"paper"`` (our choice; the paper gives no defaults), the absolute ``1e-3``/``1.0`` of
+        transformers for ``"transformers"``.
         In the paper variant an initial LR outside ``[min_lr, max_lr]`` raises ``ValueError``; in
         the transformers variant it only warns (decreases below ``min_lr``, or increases above
         ``max_lr``, are then silent no-ops, exactly as in transformers).
     eps : float, default 1e-8
         Changes not larger than ``eps`` are skipped. Paper variant: relative to the current LR
-        (``|new - old| > eps * old``), so it never freezes small fine-tuning LRs. Transformers
-        variant: absolute, as in transformers (an LR below about ``eps / (1 - F)`` can no longer
-        move).
+        (``|new - old| > eps * old``; our choice, the paper's Algorithm 3 uses an absolute
+        ``eps``), so it never freezes small fine-tuning LRs. Transformers variant: absolute, as in
+        the paper and transformers (an LR below about ``eps / (1 - F)`` can no longer move).
     verbose : bool, default False
         Print a line for every change and reset.
     smooth : bool, default False
@@ -178,10 +199,12 @@ class GreedyLR(ReduceLROnPlateau):
         Paper variant: the unit is a non-improving :meth:`step` call made with every group at its
         floor (within the relative ``eps``; a floor of ``0`` is never reached); improving calls
         at the floor are not counted, and leaving the floor restarts the count, so a run that
-        keeps improving is never reset. Transformers variant: the unit is a
-        decrease attempt made while every group is at or below its floor (transformers counts
-        attempts, not steps, so with ``patience=10`` "500" means about 5500 steps). ``None``
-        disables the reset. Must be ``>= 1`` (transformers' ``0`` behaves exactly like ``1``).
+        keeps improving is never reset. Transformers variant: the unit is a decrease attempt
+        made while every group is at or below its floor (transformers counts attempts, not
+        steps, so with ``patience=10`` "500" means about 5500 steps). ``None`` disables the
+        reset. Must be ``>= 1`` (transformers' ``0`` behaves exactly like ``1``). Both variants
+        restore the initial LRs on a reset; the paper's Algorithm 3 does not, and its floor test
+        is ambiguous, so the paper variant's counting rule is our choice.
     variant : {"paper", "transformers"}, default "paper"
         Which rule set to follow; see the module docstring and ``docs/greedylr_usage.md``.
     on_nonfinite : {"worse", "skip", "raise"}, default "worse"
@@ -546,7 +569,13 @@ class GreedyLR(ReduceLROnPlateau):
     # ------------------------------------------------------------------ the two rule sets
 
     def _step_paper(self, current: float | None) -> bool:
-        """ReduceLROnPlateau's bookkeeping, mirrored for increases; returns whether it improved."""
+        """Algorithm 2 of arXiv 2512.14527 (App. A.4); returns whether the metric improved.
+
+        Same order as the paper: compare with the best value, let a running cooldown (warmup)
+        zero the bad (good) count, then change the LR when a count exceeds ``patience``. This is
+        ReduceLROnPlateau's bookkeeping mirrored for increases. The reset is handled in
+        :meth:`step`, by this repository's rule (see the ``reset_start`` parameter).
+        """
         improved = current is not None and self._is_better(current, self.best)
         if improved:
             self.best = current
