@@ -29,7 +29,7 @@ from nmf.datasets import NMFInstance
 INSTANCES = {
     "synthetic 200x100, r=10": NMFInstance("synthetic", rank=10, size=(200, 100)),
     "digits 1797x64, r=10": NMFInstance("digits", rank=10),
-    "faces 200x625, r=10": NMFInstance("faces", rank=10),
+    "faces 100x625, r=10": NMFInstance("faces", rank=10),
 }
 CLIPS = (None, 0.1, 0.01)
 SUSTAINED_STEPS = 50

@@ -15,6 +15,7 @@ learning rates is an interval ``[0, bound]`` and the functions below find its en
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from numbers import Real
 
@@ -27,7 +28,12 @@ from nmf.problem import Array, StochasticNMF, projected_step
 def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
-    if not isinstance(value, Real) or not np.isfinite(value) or value <= 0:
+    if (
+        not isinstance(value, Real)
+        or isinstance(value, bool)
+        or not np.isfinite(value)
+        or value <= 0
+    ):
         allowed = "None or a finite float > 0" if allow_none else "a finite float > 0"
         raise ValueError(f"{name} must be {allowed}, got {value!r}.")
 
@@ -36,16 +42,24 @@ def _check_iterate(W: Array, H: Array, box: float | None) -> None:
     """The theory needs the current point inside the feasible set."""
     upper = np.inf if box is None else box
     for name, X in (("W", W), ("H", H)):
-        if X.size and not (X.min() >= 0 and X.max() <= upper):
+        if not X.size:
+            continue
+        lo, hi = X.min(), X.max()
+        if not (lo >= 0 and hi <= upper):
+            found = "NaN" if np.isnan(lo) else f"entries in [{lo:g}, {hi:g}]"
             raise ValueError(
-                f"{name} must have entries in [0, box] = [0, {upper}] (the feasible set)."
+                f"{name} must have entries in [0, box] = [0, {upper}] (the feasible set), "
+                f"found {found}."
             )
 
 
 def spectral_scale(W: Array, H: Array) -> float:
     """``a = sqrt(||W||_2^2 + ||H||_2^2)``, from the r x r Gram matrices (cheap for small rank)."""
-    w2 = np.linalg.eigvalsh(W.T @ W)[-1]
-    h2 = np.linalg.eigvalsh(H @ H.T)[-1]
+    gram_W, gram_H = W.T @ W, H @ H.T
+    if not (np.all(np.isfinite(gram_W)) and np.all(np.isfinite(gram_H))):
+        return float("inf")  # factors beyond ~1e154: no step is provably safe
+    w2 = np.linalg.eigvalsh(gram_W)[-1]
+    h2 = np.linalg.eigvalsh(gram_H)[-1]
     return float(np.sqrt(max(w2, 0.0) + max(h2, 0.0)))
 
 
@@ -53,6 +67,12 @@ def curvature_bound(a: float, residual_norm: float, step_norm: float) -> float:
     """``M(s)``: bound on the loss's curvature (per unit squared step) along a step of length s."""
     s = step_norm
     return (a + s) ** 2 + residual_norm + a * s + 0.5 * s * s
+
+
+def _bracket_end(base: float) -> float:
+    """``2 / M(0)``, the largest ``lr`` the test can accept, capped at the largest float."""
+    largest = float(np.finfo(float).max)
+    return 2.0 / base if base > 2.0 / largest else largest
 
 
 def _largest_root(fails: Callable[[float], float], hi: float) -> float:
@@ -95,32 +115,41 @@ class StepLength:
         box: float | None,
         lr_max: float,
     ) -> None:
+        abs_gs = [np.abs(g.ravel()) for g in gradients]
+        # Squares are taken of g / max|g| and kappa / max(kappa), and the two parts of the length
+        # are combined by hypot, so that extreme data scales neither overflow nor underflow.
+        g_scale = max(float(a.max(initial=0.0)) for a in abs_gs) or 1.0
         free_g2 = 0.0
-        stops, kappas2, gs2 = [], [], []
-        for x, g in zip(factors, gradients, strict=True):
-            x, g = x.ravel(), g.ravel()
-            room = np.where(g > 0, x, np.inf if box is None else box - x)
+        stops, kappas, gs = [], [], []
+        for x, g, abs_g in zip(factors, gradients, abs_gs, strict=True):
+            x = x.ravel()
+            room = np.where(g.ravel() > 0, x, np.inf if box is None else box - x)
             if clip is not None:
                 np.minimum(room, clip, out=room)
-            abs_g = np.abs(g)
             is_early = room < lr_max * abs_g  # stops before lr_max (so g != 0)
             g_early, room_early = abs_g[is_early], room[is_early]
-            g_free = g[~is_early]
+            g_free = abs_g[~is_early] / g_scale
             free_g2 += float(g_free @ g_free)  # summed directly: g@g - g_early@g_early cancels
             stops.append(room_early / g_early)
-            kappas2.append(room_early**2)
-            gs2.append(g_early**2)
+            kappas.append(room_early)
+            gs.append(g_early / g_scale)
         stop = np.concatenate(stops)
         order = np.argsort(stop, kind="stable")
         self._stops = stop[order]
-        self._stopped_k2 = np.concatenate([[0.0], np.cumsum(np.concatenate(kappas2)[order])])
-        moving_g2 = np.concatenate(gs2)[order]
+        kappa = np.concatenate(kappas)[order]
+        k_scale = float(kappa.max(initial=0.0)) or 1.0
+        self._stopped_k2 = np.concatenate([[0.0], np.cumsum((kappa / k_scale) ** 2)])
+        moving_g2 = (np.concatenate(gs)[order]) ** 2
         self._moving_g2 = free_g2 + np.concatenate([np.cumsum(moving_g2[::-1])[::-1], [0.0]])
+        self._g_scale, self._k_scale = g_scale, k_scale
         self.lr_max = lr_max
 
     def __call__(self, lr: float) -> float:
         k = int(np.searchsorted(self._stops, lr, side="right"))  # entries already stopped
-        return float(np.sqrt(lr * lr * self._moving_g2[k] + self._stopped_k2[k]))
+        return math.hypot(
+            lr * self._g_scale * math.sqrt(self._moving_g2[k]),
+            self._k_scale * math.sqrt(self._stopped_k2[k]),
+        )
 
 
 def stability_bound(
@@ -153,7 +182,10 @@ def stability_bound(
     Returns
     -------
     float
-        The bound; ``inf`` only in the degenerate case ``W = H = 0 = V``.
+        The bound. Where the gradient is zero (nothing moves, whatever ``lr``) it is the end of the
+        bracket, ``2 / M(0) = 2 / (a^2 + ||R||)``; ``inf`` only in the degenerate case
+        ``W = H = 0 = V``. At data scales so small that ``2 / M(0)`` overflows, the bracket is
+        capped at the largest float.
     """
     _check_positive("clip", clip)
     _check_positive("box", box)
@@ -165,9 +197,13 @@ def stability_bound(
     base = curvature_bound(a, r_norm, 0.0)
     if base == 0.0:
         return float("inf")
+    if not math.isfinite(base):
+        return 0.0  # the factors or the residual are too large to square
 
-    hi = 2.0 / base
+    hi = _bracket_end(base)
     step_norm = StepLength((W, H), (gW, gH), clip=clip, box=box, lr_max=hi)
+    if step_norm(hi) == 0.0:  # a zero gradient: lr * M(0) <= 2 is the whole test
+        return hi
     return _largest_root(lambda lr: lr * curvature_bound(a, r_norm, step_norm(lr)) - 2.0, hi)
 
 
@@ -202,7 +238,9 @@ def noisy_stability_bound(
     -------
     float
         The bound, ``0.0`` when the noise is too large for any guarantee (the noiseless gradient
-        mapping is smaller than twice the noise's standard deviation).
+        mapping is smaller than twice the noise's standard deviation), and also when the noise's
+        variance is 0 or overflows (an exact fit, or data so small or large that squared
+        gradients leave the range of a float).
     """
     _check_positive("clip", clip)
     _check_positive("box", box)
@@ -215,12 +253,18 @@ def noisy_stability_bound(
     _check_iterate(W, H, box)
     R = problem.residual(W, H) if residual is None else residual
     gW, gH = problem.gradient(W, H, R)
-    variance = problem.gradient_noise_variance(W, H, R, gradient=(gW, gH))
-    if variance == 0.0:
+    if not problem.is_stochastic:
         return stability_bound(problem, W, H, clip=clip, box=box, residual=R, gradient=(gW, gH))
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below
+        variance = problem.gradient_noise_variance(W, H, R, gradient=(gW, gH))
+        g_hat_max = problem.max_stochastic_gradient_norm(W, H, R, gradient=(gW, gH))
+    if not (0.0 < variance < np.inf and math.isfinite(g_hat_max)):
+        return 0.0  # squares under- or overflowed (extreme data scales): nothing is certified
     a = spectral_scale(W, H)
     r_norm = float(np.linalg.norm(R))
     base = curvature_bound(a, r_norm, 0.0)
+    if not math.isfinite(base):
+        return 0.0
     noise_sd = np.sqrt(variance)  # E||xi|| <= sqrt(E||xi||^2)
     N = problem.n_params
     sure_step = np.inf
@@ -228,7 +272,6 @@ def noisy_stability_bound(
         sure_step = min(sure_step, clip * np.sqrt(N))
     if box is not None:
         sure_step = min(sure_step, box * np.sqrt(N))
-    g_hat_max = problem.max_stochastic_gradient_norm(W, H, R, gradient=(gW, gH))
     if problem.noise_std > 0:
         g_hat_max = g_hat_max + (
             np.inf
@@ -236,17 +279,17 @@ def noisy_stability_bound(
             else problem.noise_std * (np.sqrt(N) + np.sqrt(2 * np.log(1 / delta)))
         )
 
-    hi = 2.0 / base
+    hi = _bracket_end(base)
     step_norm = StepLength((W, H), (gW, gH), clip=clip, box=box, lr_max=hi)
 
     def fails(lr: float) -> float:
-        lr = max(lr, 1e-12 / base)  # lr = 0 stands for the limit lr -> 0 of the gradient mapping
+        lr = max(lr, 5e-13 * hi)  # lr = 0 stands for the limit lr -> 0 of the gradient mapping
         mapping = step_norm(lr) / lr  # the noiseless gradient mapping, non-increasing in lr
         margin = mapping - noise_sd
         if margin <= noise_sd:
             return 1.0
         step = min(lr * g_hat_max, sure_step)
-        return lr * curvature_bound(a, r_norm, step) / 2.0 + variance / margin**2 - 1.0
+        return lr * curvature_bound(a, r_norm, step) / 2.0 + (noise_sd / margin) ** 2 - 1.0
 
     return _largest_root(fails, hi)
 

@@ -8,11 +8,13 @@ so nothing is downloaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
-from nmf.problem import Array, StochasticNMF
+from nmf.problem import Array, StochasticNMF, stream_rng
 
 
 def synthetic(
@@ -26,14 +28,22 @@ def synthetic(
     """A random non-negative rank-``rank`` matrix plus noise, clipped at zero.
 
     ``V = max(0, W* H* + noise * std(W* H*) * N(0, 1))`` with ``W*``, ``H*`` uniform on ``[0, 1)``,
-    so ``noise`` is the noise-to-signal ratio of the entries.
+    so ``noise`` is the noise-to-signal ratio of the entries. ``seed`` (None or an integer >= 0)
+    draws from its ``"data"`` stream (:func:`nmf.problem.stream_rng`), independent of the initial
+    factors and gradient noise of the same seed.
     """
     for name, value in (("m", m), ("n", n), ("rank", rank)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    if not (noise >= 0 and np.isfinite(noise)):
+    if not (
+        isinstance(noise, Real)
+        and not isinstance(noise, bool)
+        and noise >= 0
+        and np.isfinite(noise)
+    ):
         raise ValueError(f"noise must be a finite float >= 0, got {noise!r}.")
-    rng = np.random.default_rng(seed)
+    rng = stream_rng(seed, "data")
+    m, n, rank = int(m), int(n), int(rank)
     clean = rng.random((m, rank)) @ rng.random((rank, n))
     return np.maximum(clean + noise * clean.std() * rng.standard_normal((m, n)), 0.0)
 
@@ -46,10 +56,15 @@ def digits() -> Array:
 
 
 def faces() -> Array:
-    """scikit-image's ``lfw_subset``: 200 face crops of 25x25 pixels as a (200, 625) matrix in [0, 1]."""
-    from skimage.data import lfw_subset
+    """scikit-image's 100 face crops of 25x25 pixels as a (100, 625) matrix in [0, 1].
 
-    images = lfw_subset()
+    ``skimage.data.lfw_subset`` holds 100 faces followed by 100 non-face background patches;
+    only the faces are used.
+    """
+    from skimage.data import lfw_subset
+    from skimage.util import img_as_float
+
+    images = img_as_float(lfw_subset()[:100])
     return images.reshape(len(images), -1).astype(np.float64)
 
 
@@ -58,13 +73,17 @@ def load_matrix(path: str | Path) -> Array:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path {str(path)!r} is not a file.")
-    if path.suffix == ".npy":
-        V = np.load(path, allow_pickle=False)
-    elif path.suffix == ".csv":
-        V = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
-    else:
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
         raise ValueError(f"path must end in .npy or .csv, got {path.name!r}.")
-    V = np.asarray(V, dtype=np.float64)
+    try:
+        if suffix == ".npy":
+            V = np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+        else:
+            V = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    except (TypeError, ValueError) as err:
+        what = "a numeric .npy array" if suffix == ".npy" else "comma-separated numbers, no header"
+        raise ValueError(f"could not read {str(path)!r} as {what}: {err}") from None
     if V.ndim != 2:
         raise ValueError(f"the matrix in {path.name!r} must be 2-D, got shape {V.shape}.")
     return V
@@ -73,11 +92,11 @@ def load_matrix(path: str | Path) -> Array:
 DATASETS = {"synthetic": synthetic, "digits": digits, "faces": faces}
 
 
-def load_dataset(name: str, **kwargs) -> Array:
+def load_dataset(name: str | PathLike, **kwargs) -> Array:
     """``"synthetic"`` (keyword arguments go to :func:`synthetic`), ``"digits"``, ``"faces"``, or a file path."""
-    if name in DATASETS:
+    if isinstance(name, str) and name in DATASETS:
         return DATASETS[name](**kwargs)
-    if name.endswith((".npy", ".csv")):
+    if isinstance(name, str | PathLike) and Path(name).suffix.lower() in (".npy", ".csv"):
         return load_matrix(name)
     raise ValueError(
         f"dataset must be one of {sorted(DATASETS)} or a .npy/.csv path, got {name!r}."
@@ -88,8 +107,9 @@ def load_dataset(name: str, **kwargs) -> Array:
 class NMFInstance:
     """A JSON-able recipe for one problem: data source, rank and gradient noise.
 
-    ``seed`` seeds the synthetic data (if any), the initial factors and the gradient noise, so two
-    instances that differ only in ``seed`` are independent draws of the same kind of problem.
+    ``seed`` seeds the synthetic data or the row subsample (if any), the initial factors and the
+    gradient noise, through independent streams (:func:`nmf.problem.stream_rng`), so two instances
+    that differ only in ``seed`` are independent draws of the same kind of problem.
     ``size`` is ``(m, n)`` for synthetic data and a row subsample for real data (``None``: all rows).
     """
 
@@ -105,18 +125,18 @@ class NMFInstance:
     def data(self) -> Array:
         """The matrix V of this instance."""
         if self.dataset == "synthetic":
-            m, n = self.size if isinstance(self.size, tuple) else (200, 100)
+            m, n = self.size if isinstance(self.size, tuple | list) else (200, 100)
             return synthetic(
                 m, n, self.data_rank or self.rank, noise=self.data_noise, seed=self.seed
             )
         V = load_dataset(self.dataset)
-        if isinstance(self.size, int) and self.size < len(V):
-            rows = np.random.default_rng(self.seed).choice(len(V), self.size, replace=False)
+        if isinstance(self.size, Integral) and self.size < len(V):
+            rows = stream_rng(self.seed, "data").choice(len(V), self.size, replace=False)
             V = V[np.sort(rows)]
         return V
 
     def build(self) -> StochasticNMF:
-        """The :class:`StochasticNMF` of this instance (``seed`` is also its default init seed)."""
+        """The :class:`StochasticNMF` of this instance (``seed`` is also its default seed)."""
         return StochasticNMF(
             self.data(),
             self.rank,

@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 Array = NDArray[np.float64]
+
+SEED_STREAMS = ("data", "init", "noise")
+"""The independent random streams that one seed stands for (see :func:`stream_rng`)."""
+
+
+def check_seed(seed: object, name: str = "seed") -> None:
+    """Seeds are ``None`` (fresh entropy) or an integer >= 0 (Python or numpy integer, not bool)."""
+    if seed is not None and (not isinstance(seed, Integral) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"{name} must be None or an integer >= 0, got {seed!r}.")
+
+
+def stream_rng(seed: int | None, stream: str) -> np.random.Generator:
+    """The generator of one of the :data:`SEED_STREAMS` of ``seed``.
+
+    ``np.random.SeedSequence(seed).spawn(3)`` gives one child per stream, so the synthetic data,
+    the initial factors and the gradient noise drawn from one seed are independent of each other.
+    """
+    check_seed(seed)
+    children = np.random.SeedSequence(None if seed is None else int(seed)).spawn(len(SEED_STREAMS))
+    return np.random.default_rng(children[SEED_STREAMS.index(stream)])
+
+
+def frobenius_norm(*arrays: Array) -> float:
+    """Euclidean norm of all entries together, rescaled where their squares overflow."""
+    with np.errstate(over="ignore"):
+        norm = math.hypot(*(float(np.linalg.norm(a)) for a in arrays))
+    if math.isinf(norm):
+        scale = max(float(np.abs(a).max()) for a in arrays)
+        if math.isfinite(scale):
+            norm = scale * math.hypot(*(float(np.linalg.norm(a / scale)) for a in arrays))
+    return norm
+
+
+def as_real_array(name: str, X: ArrayLike) -> Array:
+    """A float64 copy of ``X``, or a ``ValueError`` naming ``name`` if ``X`` is not real numbers."""
+    if isinstance(X, np.ma.MaskedArray) and np.ma.is_masked(X):
+        raise ValueError(f"{name} has masked entries; fill them first (e.g. {name}.filled(0)).")
+    try:
+        if np.iscomplexobj(X):
+            raise TypeError("it has complex entries")
+        return np.array(X, dtype=np.float64)
+    except (TypeError, ValueError) as err:  # ragged lists, strings, objects, complex numbers
+        raise ValueError(f"{name} must be an array of real numbers ({err}).") from None
 
 
 class StochasticNMF:
@@ -26,9 +70,11 @@ class StochasticNMF:
         If given, the stochastic oracle uses a mini-batch of ``batch_size`` columns of V drawn
         without replacement and rescales it by ``n / batch_size`` so that it stays unbiased:
         ``gW`` sums the batch's contributions, ``gH`` is non-zero on the batch's columns only.
-        ``None`` uses all columns.
+        ``None`` uses all columns. Mini-batches change only the noise of the gradient, not the
+        cost of a step: :class:`nmf.ProjectedSGD` still computes the full residual ``W H - V``
+        (and the exact gradient) of every iterate for its loss, gradient norm and bounds.
     seed : int or None, default None
-        Default seed of :meth:`init`.
+        Default seed of :meth:`init` and of :class:`nmf.ProjectedSGD` (None or an integer >= 0).
 
     Notes
     -----
@@ -47,7 +93,7 @@ class StochasticNMF:
         batch_size: int | None = None,
         seed: int | None = None,
     ) -> None:
-        V = np.array(V, dtype=np.float64)
+        V = as_real_array("V", V)
         if V.ndim != 2:
             raise ValueError(f"V must be a 2-D matrix, got an array with shape {V.shape}.")
         if V.size == 0:
@@ -61,7 +107,12 @@ class StochasticNMF:
             raise ValueError(
                 f"rank must be an integer in [1, min(m, n)] = [1, {min(m, n)}], got {rank!r}."
             )
-        if not isinstance(noise_std, Real) or not np.isfinite(noise_std) or noise_std < 0:
+        if (
+            not isinstance(noise_std, Real)
+            or isinstance(noise_std, bool)
+            or not np.isfinite(noise_std)
+            or noise_std < 0
+        ):
             raise ValueError(f"noise_std must be a finite float >= 0, got {noise_std!r}.")
         if batch_size is not None and (
             not isinstance(batch_size, Integral)
@@ -76,6 +127,7 @@ class StochasticNMF:
         self.rank = int(rank)
         self.noise_std = float(noise_std)
         self.batch_size = None if batch_size is None or batch_size == n else int(batch_size)
+        check_seed(seed)
         self.seed = seed
         self._norm_V = float(np.linalg.norm(V))
 
@@ -99,20 +151,22 @@ class StochasticNMF:
     def init(self, seed: int | None = None) -> tuple[Array, Array]:
         """Random non-negative factors scaled so that ``W @ H`` has the mean of V.
 
-        Entries are ``sqrt(mean(V) / rank) * |N(0, 1)|``, scikit-learn's ``init="random"`` rule.
+        Entries are ``sqrt(mean(V) / rank) * |N(0, 1)|``, scikit-learn's ``init="random"`` rule,
+        drawn from the ``"init"`` stream of ``seed`` (default: the problem's seed), which is
+        independent of the data and gradient noise of the same seed (:func:`stream_rng`).
         """
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        rng = stream_rng(self.seed if seed is None else seed, "init")
         m, n = self.shape
         scale = np.sqrt(max(self.V.mean(), np.finfo(float).tiny) / self.rank)
         W = scale * np.abs(rng.standard_normal((m, self.rank)))
         H = scale * np.abs(rng.standard_normal((self.rank, n)))
         return W, H
 
-    def _check_factors(self, W: Array, H: Array) -> None:
+    def _check_factors(self, W: Array, H: Array, names: tuple[str, str] = ("W", "H")) -> None:
         m, n = self.shape
         if W.shape != (m, self.rank) or H.shape != (self.rank, n):
             raise ValueError(
-                f"W and H must have shapes {(m, self.rank)} and {(self.rank, n)}, "
+                f"{names[0]} and {names[1]} must have shapes {(m, self.rank)} and {(self.rank, n)}, "
                 f"got {W.shape} and {H.shape}."
             )
 
@@ -145,6 +199,7 @@ class StochasticNMF:
         H: Array,
         rng: np.random.Generator,
         residual: Array | None = None,
+        gradient: tuple[Array, Array] | None = None,
     ) -> tuple[Array, Array]:
         """An unbiased noisy gradient: column mini-batch (if configured), then Gaussian noise.
 
@@ -156,13 +211,16 @@ class StochasticNMF:
             Source of all randomness of the oracle.
         residual : array, optional
             ``W @ H - V`` if the caller already has it (saves one matrix product).
+        gradient : pair of arrays, optional
+            The exact gradient, if the caller already has it (saves two matrix products when
+            there is no mini-batch; a mini-batch computes its own gradient).
         """
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}.")
-        R = self.residual(W, H) if residual is None else residual
         if self.batch_size is None:
-            gW, gH = self.gradient(W, H, R)
+            gW, gH = self.gradient(W, H, residual) if gradient is None else gradient
         else:
+            R = self.residual(W, H) if residual is None else residual
             n = self.shape[1]
             cols = rng.choice(n, size=self.batch_size, replace=False)
             scale = n / self.batch_size
@@ -188,7 +246,7 @@ class StochasticNMF:
         replacement; the Gaussian part adds ``noise_std^2 * n_params``. Pass ``residual`` and the
         exact ``gradient`` if already known.
         """
-        variance = self.noise_std**2 * self.n_params
+        variance = self.noise_std * self.noise_std * self.n_params  # inf, not OverflowError
         if self.batch_size is None:
             return variance
         R = self.residual(W, H) if residual is None else residual
@@ -215,7 +273,7 @@ class StochasticNMF:
         R = self.residual(W, H) if residual is None else residual
         gW, U = self.gradient(W, H, R) if gradient is None else gradient
         if self.batch_size is None:
-            return float(np.sqrt(np.linalg.norm(gW) ** 2 + np.linalg.norm(U) ** 2))
+            return frobenius_norm(gW, U)
         n, b = self.shape[1], self.batch_size
         r_norm = np.sqrt(np.einsum("ij,ij->j", R, R))
         h_norm = np.sqrt(np.einsum("ij,ij->j", H, H))

@@ -29,7 +29,7 @@ def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
 
 
 def _fraction(name: str, value: Any) -> None:
-    if not (isinstance(value, Real) and 0 < value <= 1):
+    if not (isinstance(value, Real) and not isinstance(value, bool) and 0 < value <= 1):
         raise ValueError(f"{name} must be a number in (0, 1], got {value!r}.")
 
 
@@ -132,8 +132,7 @@ class FollowBound:
     _bound: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.fraction, Real) and 0 < self.fraction):
-            raise ValueError(f"fraction must be a number > 0, got {self.fraction!r}.")
+        _positive("fraction", self.fraction)
 
     def observe(self, stats: Any) -> None:
         self._bound = stats.bound

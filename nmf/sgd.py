@@ -10,7 +10,14 @@ from numbers import Integral, Real
 import numpy as np
 
 from nmf.bounds import noisy_stability_bound, stability_bound
-from nmf.problem import Array, StochasticNMF, projected_step
+from nmf.problem import (
+    Array,
+    StochasticNMF,
+    as_real_array,
+    frobenius_norm,
+    projected_step,
+    stream_rng,
+)
 from nmf.schedules import Schedule
 
 DIVERGENCE_FACTOR = 1e6
@@ -55,6 +62,16 @@ class Trajectory:
         return self.times[-1] if self.times else 0.0
 
 
+def _start(name: str, X: Array) -> Array:
+    """A float64 copy of a user's starting factor, checked to be finite and non-negative."""
+    X = as_real_array(name, X)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} must be finite and >= 0, found NaN or inf.")
+    if np.any(X < 0):
+        raise ValueError(f"{name} must be finite and >= 0, found minimum {X.min():g}.")
+    return X
+
+
 class ProjectedSGD:
     """Projected stochastic gradient descent on a :class:`StochasticNMF`, one step at a time.
 
@@ -66,7 +83,9 @@ class ProjectedSGD:
     box : float or None
         Keep every entry of W and H in ``[0, box]``.
     seed : int or None
-        Seeds both the initialisation and the gradient noise.
+        An integer >= 0 seeds the initialisation (``problem.init(seed)``) and the gradient noise,
+        through independent streams (:func:`nmf.problem.stream_rng`); ``None`` uses
+        ``problem.seed`` (fresh entropy if that is ``None`` too).
     compute_bound : bool, default True
         Compute the deterministic stability bound of every iterate (needed by
         :class:`FollowBound`; costs about two or three extra passes over the factors).
@@ -76,7 +95,8 @@ class ProjectedSGD:
         (``StepStats.noisy_bound`` is ``nan`` otherwise). For an exact-gradient problem it equals
         the deterministic bound and costs nothing.
     W0, H0 : arrays, optional
-        Starting point instead of ``problem.init(seed)``.
+        Starting point instead of ``problem.init(seed)``: finite, non-negative, of shapes
+        ``(m, rank)`` and ``(rank, n)``. With ``box``, entries above it are clipped to it.
     """
 
     def __init__(
@@ -95,7 +115,10 @@ class ProjectedSGD:
             raise TypeError(f"problem must be a StochasticNMF, got {type(problem).__name__}.")
         for name, value in (("clip", clip), ("box", box)):
             if value is not None and not (
-                isinstance(value, Real) and math.isfinite(value) and value > 0
+                isinstance(value, Real)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value > 0
             ):
                 raise ValueError(f"{name} must be None or a finite float > 0, got {value!r}.")
         self.problem = problem
@@ -103,13 +126,17 @@ class ProjectedSGD:
         self.box = box
         self.compute_bound = compute_bound
         self.compute_noisy_bound = compute_noisy_bound
-        self.rng = np.random.default_rng(seed)
+        seed = problem.seed if seed is None else seed
+        self.rng = stream_rng(seed, "noise")
         if (W0 is None) != (H0 is None):
             raise ValueError("W0 and H0 must be given together.")
-        W, H = problem.init(seed) if W0 is None else (np.array(W0, float), np.array(H0, float))
-        problem._check_factors(W, H)
+        if W0 is None:
+            W, H = problem.init(seed)
+        else:
+            W, H = _start("W0", W0), _start("H0", H0)
+            problem._check_factors(W, H, names=("W0", "H0"))
         if box is not None:
-            W, H = np.minimum(W, box), np.minimum(H, box)
+            W, H = np.clip(W, 0.0, box), np.clip(H, 0.0, box)
         self.W, self.H = W, H
         self.step_count = 0
         self._refresh()
@@ -121,11 +148,7 @@ class ProjectedSGD:
         self._R = p.residual(W, H)
         loss = 0.5 * float(np.einsum("ij,ij->", self._R, self._R))
         self._grad = p.gradient(W, H, self._R) if math.isfinite(loss) else None
-        grad_norm = (
-            float(np.sqrt(np.linalg.norm(self._grad[0]) ** 2 + np.linalg.norm(self._grad[1]) ** 2))
-            if self._grad is not None
-            else math.inf
-        )
+        grad_norm = frobenius_norm(*self._grad) if self._grad is not None else math.inf
         bound = noisy = math.nan
         if self.compute_bound and self._grad is not None:
             bound = stability_bound(
@@ -146,11 +169,20 @@ class ProjectedSGD:
 
     def step(self, lr: float) -> StepStats:
         """Take one step at learning rate ``lr`` and return the statistics of the new iterate."""
-        if not (isinstance(lr, Real) and math.isfinite(lr) and lr >= 0):
+        if not (
+            isinstance(lr, Real) and not isinstance(lr, bool) and math.isfinite(lr) and lr >= 0
+        ):
             raise ValueError(f"lr must be a finite float >= 0, got {lr!r}.")
+        if self.diverged:
+            raise RuntimeError(
+                f"the run diverged at step {self.step_count} (loss {self.stats.loss:g}); "
+                "start a new ProjectedSGD instead of stepping on."
+            )
         p = self.problem
         if p.is_stochastic:
-            gW, gH = p.stochastic_gradient(self.W, self.H, self.rng, residual=self._R)
+            gW, gH = p.stochastic_gradient(
+                self.W, self.H, self.rng, residual=self._R, gradient=self._grad
+            )
         else:
             gW, gH = self._grad
         self.W, self.H = projected_step(self.W, self.H, gW, gH, lr, clip=self.clip, box=self.box)

@@ -30,7 +30,7 @@ MAX_INSTANCES_PER_SPLIT = 100_000
 DEFAULT_SIZES: dict[str, tuple[int, int] | int | None] = {
     "synthetic": (60, 40),
     "digits": 300,
-    "faces": 100,
+    "faces": 60,
 }
 """Default ``NMFInstance.size`` per dataset: small enough that RL training takes minutes on a CPU.
 

@@ -17,7 +17,17 @@ def test_bundled_real_data():
     D = datasets.digits()
     assert D.shape == (1797, 64) and D.min() == 0 and D.max() == 1
     F = datasets.faces()
-    assert F.shape == (200, 625) and F.min() >= 0 and F.max() <= 1
+    assert F.shape == (100, 625) and F.min() >= 0 and F.max() <= 1
+
+
+def test_faces_are_the_first_100_images_of_lfw_subset():
+    from skimage.data import lfw_subset
+    from skimage.util import img_as_float
+
+    # lfw_subset is 100 faces followed by 100 non-face patches (scikit-image's docstring).
+    images = lfw_subset()
+    assert images.shape[0] == 200
+    assert np.array_equal(datasets.faces(), img_as_float(images[:100]).reshape(100, -1))
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv"])
@@ -26,6 +36,9 @@ def test_user_files_round_trip(tmp_path, suffix):
     path = tmp_path / f"m{suffix}"
     np.save(path, V) if suffix == ".npy" else np.savetxt(path, V, delimiter=",")
     assert np.allclose(datasets.load_dataset(str(path)), V)
+    assert np.allclose(datasets.load_dataset(path), V)  # a pathlib.Path works too
+    upper = path.rename(path.with_suffix(suffix.upper()))  # and the suffix may be upper case
+    assert np.allclose(datasets.load_dataset(upper), V)
 
 
 def test_bad_user_files(tmp_path):
@@ -41,11 +54,51 @@ def test_bad_user_files(tmp_path):
         datasets.load_dataset("mnist")
 
 
+@pytest.mark.parametrize("text", ["a,b\n1,2\n", "1;2\n3;4\n", "1,2\n3\n"])
+def test_unparsable_csv_names_the_file(tmp_path, text):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="bad.csv"):
+        datasets.load_matrix(path)
+
+
+def test_object_npy_names_the_file(tmp_path):
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([1, "a"], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="objects.npy"):
+        datasets.load_matrix(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"m": True}, "m must"),
+        ({"n": 2.0}, "n must"),
+        ({"noise": None}, "noise"),
+        ({"noise": True}, "noise"),
+        ({"seed": -1}, "seed"),
+        ({"seed": "x"}, "seed"),
+        ({"seed": 1.5}, "seed"),
+    ],
+)
+def test_bad_synthetic_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.synthetic(**{"m": 5, "n": 4, "rank": 2, **kwargs})
+
+
+def test_numpy_integers_are_integers():
+    V = datasets.synthetic(np.int64(5), np.int32(4), np.int8(2), seed=np.uint16(3))
+    assert np.array_equal(V, datasets.synthetic(5, 4, 2, seed=3))
+    instance = datasets.NMFInstance("digits", rank=3, seed=np.int64(1), size=np.int64(50))
+    assert instance.data().shape == (50, 64)
+
+
 def test_instances_are_reproducible_recipes():
     a = datasets.NMFInstance("synthetic", rank=3, noise_std=0.1, seed=4, size=(20, 10))
     p, q = a.build(), a.build()
     assert p.shape == (20, 10) and p.rank == 3 and p.noise_std == 0.1
     assert np.array_equal(p.V, q.V) and np.array_equal(p.init()[0], q.init()[0])
+    assert np.array_equal(p.V, datasets.synthetic(20, 10, 3, seed=4))
     b = datasets.NMFInstance("digits", rank=5, seed=1, size=300)
     assert b.build().shape == (300, 64)
     assert not np.array_equal(

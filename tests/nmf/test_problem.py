@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from nmf import StochasticNMF, projected_step
+from nmf.problem import SEED_STREAMS, stream_rng
 
 
 @pytest.fixture
@@ -22,6 +23,15 @@ def problem():
         (np.ones((3, 4)), 4, {}, "rank"),
         (np.ones((3, 4)), 1.5, {}, "rank"),
         (np.ones((3, 4)), 1, {"noise_std": -1.0}, "noise_std"),
+        (np.ones((3, 4)), 1, {"noise_std": True}, "noise_std"),
+        (np.ones((3, 4)), True, {}, "rank"),
+        (np.ones((3, 4)), 1, {"seed": -1}, "seed"),
+        (np.ones((3, 4)), 1, {"seed": "x"}, "seed"),
+        (np.ones((3, 4)), 1, {"seed": True}, "seed"),
+        ([[1.0, 2.0], [3.0]], 1, {}, "V must be an array of real numbers"),
+        ([["a", "b"], ["c", "d"]], 1, {}, "V must be an array of real numbers"),
+        (np.ones((2, 2)) * (1 + 1j), 1, {}, "V must be an array of real numbers"),
+        (np.ma.masked_array(np.ones((2, 2)), [[0, 1], [0, 0]]), 1, {}, "V has masked entries"),
         (np.ones((3, 4)), 1, {"batch_size": 5}, "batch_size"),
         (np.ones((3, 4)), 1, {"batch_size": 0}, "batch_size"),
     ],
@@ -29,6 +39,12 @@ def problem():
 def test_bad_input_names_the_problem(V, rank, kwargs, match):
     with pytest.raises(ValueError, match=match):
         StochasticNMF(V, rank, **kwargs)
+
+
+def test_numpy_integers_are_integers():
+    p = StochasticNMF(np.ones((3, 4)), np.int64(2), batch_size=np.int32(2), seed=np.uint8(3))
+    assert p.rank == 2 and p.batch_size == 2
+    assert np.array_equal(p.init()[0], p.init(3)[0])
 
 
 def test_data_is_copied_and_read_only():
@@ -88,6 +104,31 @@ def test_stochastic_gradient_is_unbiased_with_the_stated_variance(problem):
     assert np.all(np.abs(err) < 5 * stderr + 1e-12)
     variance = np.mean(np.sum((samples - g) ** 2, axis=1))
     assert variance == pytest.approx(problem.gradient_noise_variance(W, H), rel=0.05)
+
+
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_a_precomputed_gradient_gives_the_same_stochastic_gradient(batch_size):
+    V = np.random.default_rng(0).random((7, 5))
+    p = StochasticNMF(V, 3, noise_std=0.2, batch_size=batch_size)
+    W, H = p.init(0)
+    R = p.residual(W, H)
+    a = p.stochastic_gradient(W, H, np.random.default_rng(5), residual=R)
+    b = p.stochastic_gradient(W, H, np.random.default_rng(5), residual=R, gradient=p.gradient(W, H))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_seed_streams_are_independent():
+    # One seed stands for the data, the init and the gradient noise; they must not replay each
+    # other's random numbers (the noise once started with exactly the init's draws).
+    first = {name: stream_rng(7, name).standard_normal(50) for name in SEED_STREAMS}
+    first["plain"] = np.random.default_rng(7).standard_normal(50)
+    values = list(first.values())
+    for i, x in enumerate(values):
+        for y in values[i + 1 :]:
+            assert abs(np.corrcoef(np.abs(x), np.abs(y))[0, 1]) < 0.5
+    assert np.array_equal(
+        stream_rng(np.int64(7), "init").random(3), stream_rng(7, "init").random(3)
+    )
 
 
 def test_stochastic_gradient_is_deterministic_given_the_generator(problem):

@@ -41,6 +41,9 @@ def test_follow_bound_reads_the_observed_bound():
         ("inverse_time", {"lr": 1.0, "decay": -1.0}, "decay"),
         ("cosine", {"lr": 1.0, "min_lr": 2.0}, "min_lr"),
         ("follow_bound", {"fraction": 0.0}, "fraction"),
+        ("follow_bound", {"fraction": math.inf}, "fraction"),
+        ("follow_bound", {"fraction": True}, "fraction"),
+        ("step", {"lr": 1.0, "factor": True}, "factor"),
         ("warmup", {}, "schedule name"),
     ],
 )

@@ -100,3 +100,104 @@ def test_noisy_bounds_are_opt_in_and_match_the_calculator(problem):
     assert sgd.stats.noisy_bound == pytest.approx(expected, rel=1e-12)
     with_noisy = nmf.run_sgd(problem, Constant(1e-3), 3, seed=1, compute_noisy_bound=True)
     assert with_noisy.losses == plain.losses and np.all(np.isfinite(with_noisy.noisy_bounds))
+
+
+def test_gradient_noise_is_independent_of_the_initialisation():
+    # Regression: init and noise once shared one random stream, so the first noise draw on W was
+    # exactly +-noise_std * W0 / scale. Recover that draw from one tiny, unprojected step.
+    problem = nmf.StochasticNMF(np.ones((50, 40)), 3, noise_std=1.0)
+    sgd = nmf.ProjectedSGD(problem, seed=0, compute_bound=False)
+    W0, H0 = sgd.W.copy(), sgd.H.copy()
+    gW, _ = problem.gradient(W0, H0)
+    lr = 1e-9
+    sgd.step(lr)
+    moved = sgd.W > 0  # entries the projection did not stop
+    noise = ((W0 - sgd.W) / lr - gW)[moved]
+    assert abs(np.corrcoef(np.abs(noise), W0[moved])[0, 1]) < 0.3
+
+
+def test_a_noisy_step_computes_the_exact_gradient_once(problem):
+    sgd = nmf.ProjectedSGD(problem, seed=0, compute_bound=False)
+    calls = []
+    exact = problem.gradient
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return exact(*args, **kwargs)
+
+    problem.gradient = counting
+    sgd.step(1e-3)
+    assert len(calls) == 1  # for the new iterate's statistics; the step reused the old one
+
+
+def test_runs_are_deterministic_per_seed_and_the_problem_seed_is_the_default():
+    problem = nmf.StochasticNMF(nmf.datasets.synthetic(20, 10, 3, seed=0), 3, noise_std=0.1, seed=5)
+    a = nmf.run_sgd(problem, Constant(1e-3), 5)
+    b = nmf.run_sgd(problem, Constant(1e-3), 5, seed=5)
+    assert a.losses == b.losses
+
+
+@pytest.mark.parametrize(
+    ("W0", "H0", "match"),
+    [
+        (-np.ones((30, 4)), np.ones((4, 20)), "W0 must be finite and >= 0, found minimum -1"),
+        (np.ones((30, 4)), np.full((4, 20), np.nan), "H0 must be finite and >= 0, found NaN"),
+        (np.ones((30, 4)), np.full((4, 20), np.inf), "H0 must be finite"),
+        (np.ones((4, 30)), np.ones((4, 20)), "W0 and H0 must have shapes"),
+        ([[1.0, 2.0], [3.0]], np.ones((4, 20)), "W0 must be an array of real numbers"),
+        (np.ones((30, 4)), "x", "H0 must be an array of real numbers"),
+    ],
+)
+def test_bad_starting_points_are_named(problem, W0, H0, match):
+    with pytest.raises(ValueError, match=match):
+        nmf.ProjectedSGD(problem, W0=W0, H0=H0)
+
+
+def test_box_clips_the_starting_point(problem):
+    sgd = nmf.ProjectedSGD(problem, box=0.5, W0=np.ones((30, 4)), H0=np.zeros((4, 20)))
+    assert np.all(sgd.W == 0.5) and np.all(sgd.H == 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"clip": True}, "clip"),
+        ({"box": True}, "box"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.0}, "seed"),
+        ({"seed": "x"}, "seed"),
+    ],
+)
+def test_bad_sgd_arguments(problem, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        nmf.ProjectedSGD(problem, **kwargs)
+
+
+def test_stepping_after_divergence_is_a_clear_error():
+    problem = nmf.StochasticNMF(nmf.datasets.synthetic(30, 20, 4, seed=1), 4)
+    sgd = nmf.ProjectedSGD(problem, seed=0, compute_bound=False)
+    while not sgd.diverged:
+        sgd.step(10.0)
+    with pytest.raises(RuntimeError, match="diverged"):
+        sgd.step(1e-3)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-160, 1e150])
+def test_following_the_bound_works_at_extreme_data_scales(scale):
+    V = scale * nmf.datasets.synthetic(12, 8, 2, seed=0)
+    problem = nmf.StochasticNMF(V, 2)
+    traj = nmf.run_sgd(problem, FollowBound(0.9), 20, seed=0)
+    assert not traj.diverged and np.all(np.isfinite(traj.bounds)) and min(traj.bounds) > 0
+    assert np.all(np.isfinite(traj.grad_norms))
+    assert np.all(np.diff(traj.losses) <= 1e-12 * traj.losses[0])
+
+
+def test_an_all_zero_matrix_runs_with_bounds():
+    # Once crashed in the bound: 2 / M(0) was about 1e308, and lr * lr overflowed.
+    traj = nmf.run_sgd(nmf.StochasticNMF(np.zeros((3, 3)), 1), Constant(0.1), 3)
+    assert traj.losses == [0.0] * 4 and np.all(np.isfinite(traj.bounds))
+
+
+def test_a_bool_is_not_a_learning_rate(problem):
+    with pytest.raises(ValueError, match="lr"):
+        nmf.ProjectedSGD(problem, seed=0).step(True)
