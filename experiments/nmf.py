@@ -171,7 +171,7 @@ QUICK = Config(
 
 
 SHAPES: dict[str, tuple[Any, ...]] = {
-    "step": ((0.5, 5), (0.2, 3), (0.1, 2), (0.5, 10), (0.3, 4)),
+    "step": ((0.3, 2), (0.1, 2), (0.5, 3), (0.5, 6), (0.1, 1)),
     "exponential": (0.1, 0.01, 0.3, 0.03, 0.003),
     "inverse_time": (9.0, 99.0, 2.0, 29.0, 299.0),
     "cosine": (0.0, 0.01, 0.1, 0.03, 0.3),
@@ -180,7 +180,10 @@ SHAPES: dict[str, tuple[Any, ...]] = {
 
 ``step``: (factor, number of drops per run), so ``every = ceil(n / (drops + 1))``: the drops split
 the run into ``drops + 1`` near-equal parts, all within the budget when ``n >= (drops + 1) ** 2``
-(``n // drops`` put the last one at the very end, where it has no effect); ``exponential``: the
+(``n // drops`` put the last one at the very end, where it has no effect). The LR left at the
+end, ``factor ** drops``, is 0.09 and 0.01 for the first two shapes, as for the first two of
+exponential, 1/t and cosine, so a small grid of every family spans the same decay range;
+``exponential``: the
 fraction of the initial LR left at the end; ``inverse_time``: ``decay * n`` (the LR ends at
 ``lr / (1 + decay * n)``); ``cosine``: ``min_lr / lr``."""
 
