@@ -1016,7 +1016,7 @@ def main(argv: list[str] | None = None) -> dict:
     figures = plots_dnn.dnn_figures(load_results(out / "eval.jsonl"), summary, out)
     summary["figures"] = [p.name for p in figures]
     summary["wall_time_s"] = time.perf_counter() - start
-    summary["jobs"] = args.jobs
+    summary["jobs"] = args.jobs if args.backend is None else repr(args.backend)
     write_json_atomic(out / "summary.json", summary)
     if summary["failed_runs"]:
         print(

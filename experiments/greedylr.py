@@ -892,7 +892,11 @@ def pairs_of(runs: RunLosses) -> list[dict[str, Any]]:
 
 
 def run_table(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The main runs' losses at 0/10/50/100% of the budget, one CSV line per run (summary.json)."""
+    """The main runs' losses at 0/10/50/100% of the budget, one CSV line per run (summary.json).
+
+    Losses keep 6 significant digits, so pairs that differ only beyond them rebuild as ties; the
+    reference run's scoring rebuilds exactly from its table.
+    """
     columns = ["workload", "optimizer", "schedule", "seed"]
     columns += [f"loss_{stage_name(f)}" for f in _TABLE_STAGES]
     rows = [
@@ -1225,7 +1229,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     summary["figures"] = [p.name for p in figures]
     summary["wall_time_s"] = time.perf_counter() - start
-    summary["jobs"] = args.jobs
+    summary["jobs"] = args.jobs if args.backend is None else repr(args.backend)
     write_json_atomic(out / "summary.json", summary)
     if not args.quiet:
         print(table)
