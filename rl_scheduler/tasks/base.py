@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -100,6 +100,58 @@ def task_safe_lr(task: Any) -> float | None:
     return float(value)
 
 
+SPLITS = ("train", "test")
+"""Names of the instance splits of every task's instance sets."""
+
+SPLIT_SEED_OFFSET = {"train": 0, "test": 1_000_000}
+"""Instance seeds of a split start here, so train and held-out instances never share a seed."""
+
+MAX_INSTANCES_PER_SPLIT = 100_000
+"""Per value of ``seed``; keeps the seed ranges of different ``seed`` values and splits disjoint."""
+
+
+def is_int(value: Any) -> bool:
+    """An integer (Python or NumPy), not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def instance_seeds(split: str, n: int, seed: int) -> range:
+    """The ``n`` instance seeds of ``split`` in the family ``seed`` (disjoint across both).
+
+    Raises
+    ------
+    ValueError
+        If ``split`` is not in :data:`SPLITS`, ``n`` not in ``[1, MAX_INSTANCES_PER_SPLIT]`` or
+        ``seed`` not an integer >= 0.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    if not is_int(n) or not 1 <= n <= MAX_INSTANCES_PER_SPLIT:
+        raise ValueError(f"n must be an integer in [1, {MAX_INSTANCES_PER_SPLIT}], got {n!r}.")
+    if not is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
+    first = SPLIT_SEED_OFFSET[split] + seed * MAX_INSTANCES_PER_SPLIT
+    return range(first, first + n)
+
+
+def check_advance(lr: Any, n_steps: Any, stats: TaskStats) -> None:
+    """The argument and state checks every task's ``advance(lr, n_steps)`` starts with.
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is not a finite float >= 0 or ``n_steps`` not an integer >= 1.
+    RuntimeError
+        If the current run (``stats``) has diverged.
+    """
+    if not (isinstance(lr, Real) and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"lr must be a finite float >= 0, got {lr!r}.")
+    if not is_int(n_steps) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
+    if stats.diverged:
+        raise RuntimeError("the run has diverged; call reset() before advancing again.")
+
+
 def pick_instance(n_instances: int, seed: int | None, instance: int | None) -> int:
     """The instance a ``reset(seed, instance=...)`` runs: ``instance`` if given, else a uniform draw.
 
@@ -110,9 +162,8 @@ def pick_instance(n_instances: int, seed: int | None, instance: int | None) -> i
     """
     if instance is None:
         return int(np.random.default_rng(seed).integers(n_instances))
-    if isinstance(instance, Integral) and not isinstance(instance, bool):
-        if 0 <= instance < n_instances:
-            return int(instance)
+    if is_int(instance) and 0 <= instance < n_instances:
+        return int(instance)
     raise ValueError(
         f"instance must be None or an index in [0, {n_instances - 1}], got {instance!r}."
     )

@@ -16,16 +16,13 @@ from typing import Any
 
 import nmf
 from nmf.datasets import NMFInstance
-from rl_scheduler.tasks.base import TaskStats, pick_instance
-
-SPLITS = ("train", "test")
-"""Names of the instance splits of :func:`nmf_instance_set`."""
-
-SPLIT_SEED_OFFSET = {"train": 0, "test": 1_000_000}
-"""Instance seeds of a split start here, so train and held-out instances never share a seed."""
-
-MAX_INSTANCES_PER_SPLIT = 100_000
-"""Per value of ``seed``; keeps the seed ranges of different ``seed`` values and splits disjoint."""
+from rl_scheduler.tasks.base import (
+    TaskStats,
+    check_advance,
+    instance_seeds,
+    is_int,
+    pick_instance,
+)
 
 DEFAULT_SIZES: dict[str, tuple[int, int] | int | None] = {
     "synthetic": (60, 40),
@@ -93,12 +90,7 @@ def nmf_instance_set(
     -------
     list of NMFInstance
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
-    if not _is_int(n) or not 1 <= n <= MAX_INSTANCES_PER_SPLIT:
-        raise ValueError(f"n must be an integer in [1, {MAX_INSTANCES_PER_SPLIT}], got {n!r}.")
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
+    seeds = instance_seeds(split, n, seed)
     if isinstance(datasets, str) or not datasets:
         raise ValueError(f"datasets must be a non-empty sequence of names, got {datasets!r}.")
     if isinstance(noise_levels, str | Real) or not noise_levels:
@@ -110,15 +102,14 @@ def nmf_instance_set(
         if isinstance(ranks, Integral) or not ranks:
             raise ValueError(f"ranks must be None or a non-empty sequence, got {ranks!r}.")
         for rank in ranks:
-            if not _is_int(rank) or rank < 1:
+            if not is_int(rank) or rank < 1:
                 raise ValueError(f"ranks must hold integers >= 1, got {rank!r}.")
     all_sizes = {**DEFAULT_SIZES, **(sizes or {})}
     all_sizes = {k: tuple(v) if isinstance(v, list) else v for k, v in all_sizes.items()}
     rank_choices: list[int | None] = list(ranks) if ranks is not None else [None]
     combos = list(itertools.product(datasets, noise_levels, rank_choices))
-    first_seed = SPLIT_SEED_OFFSET[split] + seed * MAX_INSTANCES_PER_SPLIT
     instances = []
-    for i in range(n):
+    for i, instance_seed in enumerate(seeds):
         dataset, noise_std, rank = combos[i % len(combos)]
         instances.append(
             NMFInstance(
@@ -126,7 +117,7 @@ def nmf_instance_set(
                 rank=int(rank if rank is not None else DEFAULT_RANKS.get(dataset, 5)),
                 noise_std=float(noise_std),
                 batch_size=batch_size,
-                seed=first_seed + i,
+                seed=instance_seed,
                 size=all_sizes.get(dataset),
                 data_noise=float(data_noise),
             )
@@ -294,12 +285,7 @@ class NMFTask:
         ``nmf.sgd.DIVERGENCE_FACTOR`` times the initial loss, the rule ``nmf.run_sgd`` stops on.
         """
         self._require_reset()
-        if not (isinstance(lr, Real) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr must be a finite float >= 0, got {lr!r}.")
-        if not _is_int(n_steps) or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
-        if self.stats.diverged:
-            raise RuntimeError("the run has diverged; call reset() before advancing again.")
+        check_advance(lr, n_steps, self.stats)
         sgd = self.sgd
         for _ in range(n_steps):
             sgd.step(float(lr))
@@ -348,7 +334,3 @@ class NMFTask:
             f"NMFTask(n_instances={len(self.instances)}, clip={self.clip}, box={self.box}, "
             f"initial_lr_fraction={self.initial_lr_fraction}, compute_bound={self.compute_bound})"
         )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)

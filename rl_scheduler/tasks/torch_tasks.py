@@ -52,7 +52,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -63,8 +63,13 @@ from torch import nn
 
 from rl_scheduler.tasks import data as datasets
 from rl_scheduler.tasks import models
-from rl_scheduler.tasks.base import TaskStats, pick_instance
-from rl_scheduler.tasks.nmf_task import MAX_INSTANCES_PER_SPLIT, SPLIT_SEED_OFFSET, SPLITS
+from rl_scheduler.tasks.base import (
+    TaskStats,
+    check_advance,
+    instance_seeds,
+    is_int,
+    pick_instance,
+)
 
 __all__ = [
     "AMP_MODES",
@@ -123,10 +128,6 @@ EVAL_SEED = 2024
 
 EVAL_BATCH = 1024
 """Items per forward pass when evaluating (bounds memory on large validation sets)."""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
@@ -206,7 +207,7 @@ class TorchInstance:
             raise ValueError(f"dataset must be a non-empty string, got {self.dataset!r}.")
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a non-empty string, got {self.model!r}.")
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}.")
         kwargs = self.model_kwargs
         if isinstance(kwargs, Mapping):
@@ -258,12 +259,7 @@ def _instance_set(
     allowed_models: Sequence[str],
     allowed_datasets: Sequence[str] | None,
 ) -> list[TorchInstance]:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
-    if not _is_int(n) or not 1 <= n <= MAX_INSTANCES_PER_SPLIT:
-        raise ValueError(f"n must be an integer in [1, {MAX_INSTANCES_PER_SPLIT}], got {n!r}.")
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
+    seeds = instance_seeds(split, n, seed)
     for name, values, allowed in (
         ("datasets", datasets_, allowed_datasets),
         ("models", models_, allowed_models),
@@ -275,10 +271,9 @@ def _instance_set(
             if unknown:
                 raise ValueError(f"{name} must hold names from {tuple(allowed)}, got {unknown}.")
     combos = list(itertools.product(datasets_, models_))
-    first = SPLIT_SEED_OFFSET[split] + seed * MAX_INSTANCES_PER_SPLIT
     return [
-        TorchInstance(str(combos[i % len(combos)][0]), str(combos[i % len(combos)][1]), first + i)
-        for i in range(n)
+        TorchInstance(str(combos[i % len(combos)][0]), str(combos[i % len(combos)][1]), s)
+        for i, s in enumerate(seeds)
     ]
 
 
@@ -468,10 +463,10 @@ class TorchTask:
         if not (isinstance(initial_lr, Real) and math.isfinite(initial_lr) and initial_lr > 0):
             raise ValueError(f"initial_lr must be None or a finite float > 0, got {initial_lr!r}.")
         for name, value in (("batch_size", batch_size), ("eval_size", eval_size)):
-            if value is not None and (not _is_int(value) or value < 1):
+            if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
         for name, value in (("val_size", val_size), ("data_limit", data_limit)):
-            if value is not None and (not _is_int(value) or value < 1):
+            if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}.")
         if grad_clip is not None and not (
             isinstance(grad_clip, Real) and math.isfinite(grad_clip) and grad_clip > 0
@@ -631,12 +626,7 @@ class TorchTask:
         device synchronisation), so ``steps_done`` counts the whole chunk.
         """
         self._require_reset()
-        if not (isinstance(lr, Real) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr must be a finite float >= 0, got {lr!r}.")
-        if not _is_int(n_steps) or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
-        if self.stats.diverged:
-            raise RuntimeError("the run has diverged; call reset() before advancing again.")
+        check_advance(lr, n_steps, self.stats)
         for group in self.optim.param_groups:
             group["lr"] = float(lr)
         params = [p for group in self.optim.param_groups for p in group["params"]]
@@ -857,7 +847,7 @@ class TextTask(TorchTask):
         seq_len: int = 32,
         **kwargs: Any,
     ) -> None:
-        if not _is_int(seq_len) or seq_len < 1:
+        if not is_int(seq_len) or seq_len < 1:
             raise ValueError(f"seq_len must be an integer >= 1, got {seq_len!r}.")
         self.seq_len = int(seq_len)
         super().__init__(instances, **kwargs)
