@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from experiments.runner import Backend
+from experiments.runner import Backend, write_json_atomic, write_text_atomic
 
 BACKEND_ENV = "EXPERIMENTS_BACKEND"
 """Environment variable read when ``--backend`` is not given."""
@@ -108,3 +109,19 @@ def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "backend", None) is not None:
         return {"backend": args.backend, "quiet": args.quiet}
     return {"jobs": args.jobs, "quiet": args.quiet}
+
+
+def finish(args: argparse.Namespace, out: Path, summary: dict, table: str, start: float) -> dict:
+    """End a pipeline run: write ``summary.json`` and ``table.md``, print them unless ``--quiet``.
+
+    Adds ``wall_time_s`` (since ``start``, a :func:`time.perf_counter` reading) and ``jobs``
+    (the backend's repr when ``--backend`` was given) to ``summary``, and returns it.
+    """
+    summary["wall_time_s"] = time.perf_counter() - start
+    summary["jobs"] = args.jobs if args.backend is None else repr(args.backend)
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "table.md", table)
+    if not args.quiet:
+        print(table)
+        print(f"wrote {out}/ in {summary['wall_time_s']:.0f} s")
+    return summary

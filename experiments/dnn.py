@@ -59,13 +59,10 @@ from typing import Any
 
 import numpy as np
 
-from experiments.cli import parse_pipeline_args, sweep_options
+from experiments.cli import finish, parse_pipeline_args, sweep_options
 from experiments.runner import (
-    load_results,
     run_sweep,
     spec_id,
-    write_json_atomic,
-    write_text_atomic,
 )
 from experiments.stats import format_mean_ci, mean_ci
 
@@ -1009,25 +1006,17 @@ def main(argv: list[str] | None = None) -> dict:
     trained = train_stage(config, out, **sweep)
     evaluated = eval_stage(config, trained, out, **sweep)
     summary = summarise(config, trained, evaluated)
-    table = markdown_table(summary)
-    write_text_atomic(out / "table.md", table)
     from experiments import plots_dnn
 
-    figures = plots_dnn.dnn_figures(load_results(out / "eval.jsonl"), summary, out)
+    figures = plots_dnn.dnn_figures([rec for _, _, rec in evaluated], summary, out)
     summary["figures"] = [p.name for p in figures]
-    summary["wall_time_s"] = time.perf_counter() - start
-    summary["jobs"] = args.jobs if args.backend is None else repr(args.backend)
-    write_json_atomic(out / "summary.json", summary)
     if summary["failed_runs"]:
         print(
             f"warning: {len(summary['failed_runs'])} held-out run(s) failed and are missing from "
             f"the table; see {out / 'eval.jsonl'} (rerunning retries them)",
             file=sys.stderr,
         )
-    if not args.quiet:
-        print(table)
-        print(f"wrote {out}/ in {summary['wall_time_s']:.0f} s")
-    return summary
+    return finish(args, out, summary, markdown_table(summary), start)
 
 
 if __name__ == "__main__":

@@ -95,8 +95,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.cli import parse_pipeline_args, sweep_options
-from experiments.runner import run_sweep, write_json_atomic, write_text_atomic
+from experiments.cli import finish, parse_pipeline_args, sweep_options
+from experiments.runner import run_sweep
 from experiments.stats import format_mean_ci, mean_ci
 
 # ---------------------------------------------------------------------------------- vocabulary
@@ -1220,21 +1220,13 @@ def main(argv: list[str] | None = None) -> dict:
     factor_records = run_sweep(run_greedy, factor_specs(config), out / "factor.jsonl", **kw)
     robust_records = run_sweep(run_greedy, robust_specs(config), out / "robustness.jsonl", **kw)
     summary = summarise(config, main_records, factor_records, robust_records)
-    table = markdown_table(summary)
-    write_text_atomic(out / "table.md", table)
     from experiments import plots_greedylr
 
     figures = plots_greedylr.greedylr_figures(
         main_records, factor_records, robust_records, summary, out
     )
     summary["figures"] = [p.name for p in figures]
-    summary["wall_time_s"] = time.perf_counter() - start
-    summary["jobs"] = args.jobs if args.backend is None else repr(args.backend)
-    write_json_atomic(out / "summary.json", summary)
-    if not args.quiet:
-        print(table)
-        print(f"wrote {out}/ in {summary['wall_time_s']:.0f} s")
-    return summary
+    return finish(args, out, summary, markdown_table(summary), start)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from experiments.cli import parse_pipeline_args, sweep_options
-from experiments.runner import load_results, run_sweep, write_json_atomic, write_text_atomic
+from experiments.cli import finish, parse_pipeline_args, sweep_options
+from experiments.runner import run_sweep
 from experiments.stats import format_mean_ci, mean_ci
 from nmf import StochasticNMF, run_sgd
 from nmf.datasets import NMFInstance
@@ -450,16 +450,10 @@ def main(argv: list[str] | None = None) -> dict:
     eval_records = evaluate(config, best, out, **sweep)
     sk_records = sklearn_reference(config, out, **sweep)
     summary = summarise(config, best, eval_records, sk_records)
-    summary["wall_time_s"] = time.perf_counter() - start
-    write_json_atomic(out / "summary.json", summary)
-    write_text_atomic(out / "table.md", markdown_table(summary))
     from experiments import plots
 
-    plots.nmf_figures(load_results(out / "eval.jsonl"), out)
-    if not args.quiet:
-        print(markdown_table(summary))
-        print(f"wrote {out}/ in {summary['wall_time_s']:.0f} s")
-    return summary
+    plots.nmf_figures(eval_records, out)
+    return finish(args, out, summary, markdown_table(summary), start)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.cli import parse_pipeline_args, sweep_options
+from experiments.cli import finish, parse_pipeline_args, sweep_options
 from experiments.nmf import (
     NMFRunSpec,
     row_cells,
@@ -46,7 +46,7 @@ from experiments.nmf import (
     tuning_grid,
     value_at,
 )
-from experiments.runner import run_sweep, spec_id, write_json_atomic, write_text_atomic
+from experiments.runner import run_sweep, spec_id
 from experiments.stats import format_mean_ci, mean_ci
 from nmf import run_sgd
 from nmf.datasets import NMFInstance
@@ -559,16 +559,10 @@ def main(argv: list[str] | None = None) -> dict:
     baseline, learned = evaluate(config, best, out, **sweep)
     summary = summarise(config, best, agents, baseline, learned)
     summary["env_steps_per_s"] = env_throughput(config)
-    summary["wall_time_s"] = time.perf_counter() - start
-    write_json_atomic(out / "summary.json", summary)
-    write_text_atomic(out / "table.md", markdown_table(summary))
     from experiments import plots
 
     plots.rl_figures(summary, baseline, learned, agents, out)
-    if not args.quiet:
-        print(markdown_table(summary))
-        print(f"wrote {out}/ in {summary['wall_time_s']:.0f} s")
-    return summary
+    return finish(args, out, summary, markdown_table(summary), start)
 
 
 if __name__ == "__main__":
