@@ -47,8 +47,6 @@ bench: $(STAMP)  ## micro-benchmarks, printed as ratios against in-process refer
 NMF_OUT := results/nmf$(if $(filter 1,$(QUICK)),-quick)
 reproduce-nmf: $(STAMP)  ## paper 1: NMF schedules, bound tightness, PPO-learned schedule -> results/nmf/
 	$(PY) -m experiments.nmf $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(NMF_OUT)
-	$(PY) -m experiments.nmf_bound $(if $(filter 1,$(QUICK)),--quick) --out $(NMF_OUT)
-	$(PY) -m experiments.nmf_rl $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(NMF_OUT)/rl
 
 GREEDYLR_OUT := results/greedylr$(if $(filter 1,$(QUICK)),-quick)
 reproduce-greedylr: $(STAMP)  ## paper 3: GreedyLR vs schedulers and optimizers -> results/greedylr/

@@ -193,9 +193,14 @@ def _spec_type(spec: Any) -> str:
     A module run as ``python -m pkg.mod`` is named ``__main__`` (``__mp_main__`` in a spawned
     worker); its import name is kept in ``__spec__.name``, so a spec class defined there gets
     the same type, and thus the same ids, as when ``pkg.mod`` is imported. A plain script
-    (``python script.py``) has no import name and stays ``__main__``.
+    (``python script.py``) has no import name and stays ``__main__``. A class attribute
+    ``SPEC_TYPE`` (a ``ClassVar[str]``, not a field) pins the type, so that moving or renaming
+    the class keeps its ids and a results folder still resumes.
     """
     cls = type(spec)
+    pinned = getattr(cls, "SPEC_TYPE", None)
+    if pinned is not None:
+        return str(pinned)
     module = cls.__module__
     if module in ("__main__", "__mp_main__"):
         module_spec = getattr(sys.modules.get(module), "__spec__", None)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from experiments import dnn as pipeline
-from experiments.runner import load_results
+from experiments.dnn.__main__ import main as run_pipeline
+from experiments.runner import load_results, spec_id
 
 TINY = pipeline.TaskSpec(
     "vision",
@@ -57,7 +58,7 @@ def _stats(val_loss):
 
 
 def test_chunk_schedules_follow_their_definitions():
-    make = lambda name: pipeline.ChunkSchedule(name, 0.1, 8, 5)  # noqa: E731
+    make = lambda name: pipeline.make_controller(name, 0.1, 8, 5)  # noqa: E731
     assert [make("constant")(k, None) for k in range(8)] == [0.1] * 8
     assert [make("step")(k, None) for k in range(8)] == pytest.approx(
         [0.1] * 4 + [0.01] * 2 + [0.001] * 2
@@ -104,7 +105,7 @@ def test_baseline_selection_takes_the_lowest_mean_validation_loss():
     records = {}
     for spec in pipeline.tuning_specs(config):
         final = 0.5 if spec.lr == max(config.grid(spec.task, spec.optimizer)) else 0.9
-        records[pipeline.spec_id(spec)] = {
+        records[spec_id(spec)] = {
             "status": "ok",
             "result": {"final_val_loss": final},
             "wall_time_s": 1.0,
@@ -118,7 +119,7 @@ def test_baseline_selection_takes_the_lowest_mean_validation_loss():
 @pytest.mark.slow
 def test_quick_reproduction_end_to_end_and_resume(tmp_path):
     argv = ["--quick", "--jobs", "2", "--quiet", "--out", str(tmp_path)]
-    summary = pipeline.main(argv)
+    summary = run_pipeline(argv)
     for name in (
         "train.jsonl",
         "eval.jsonl",
@@ -155,7 +156,7 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
     assert (tmp_path / "table.md").read_text() == pipeline.markdown_table(summary)
 
     lines = {f: len((tmp_path / f).read_text().splitlines()) for f in ("train.jsonl", "eval.jsonl")}
-    again = pipeline.main(argv)
+    again = run_pipeline(argv)
     assert {f: len((tmp_path / f).read_text().splitlines()) for f in lines} == lines
     assert again["tasks"] == summary["tasks"]
     assert len(load_results(tmp_path / "eval.jsonl")) == lines["eval.jsonl"]

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from experiments import greedylr as study
-from experiments import plots_greedylr
+from experiments.greedylr import plots as plots_greedylr
+from experiments.greedylr import training
+from experiments.greedylr.__main__ import main as run_study
 from experiments.runner import load_results
 
 # ---------------------------------------------------------------------------------- scoring
@@ -281,7 +283,7 @@ def test_classic_schedules_follow_their_closed_forms(scheduler, expected):
     for _ in range(20):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
-        stepper.step(1.0)
+        stepper(1.0)
     assert lrs == pytest.approx([expected(k) for k in range(20)], abs=1e-12)
 
 
@@ -314,7 +316,7 @@ def test_recorded_hypergradient_rate_is_the_mean_over_weights():
     )
     opt = study.make_optimizer("sgd", "hd_group", model, 1.0, 10)
     opt.param_groups[1]["lr"] = 4.0  # 2 weights at rate 1, 1 weight at rate 4
-    assert study._current_lr(opt, "hd_group") == pytest.approx((2 * 1.0 + 4.0) / 3)
+    assert training._current_lr(opt, "hd_group") == pytest.approx((2 * 1.0 + 4.0) / 3)
 
 
 def test_greedy_raises_the_rate_while_the_loss_falls():
@@ -322,7 +324,7 @@ def test_greedy_raises_the_rate_while_the_loss_falls():
     opt = torch.optim.SGD([p], lr=1.0)
     stepper = study.make_stepper("greedy", opt, budget=100, greedy={"smooth": False})
     for k in range(11):
-        stepper.step(10.0 - k)
+        stepper(10.0 - k)
     assert opt.param_groups[0]["lr"] == pytest.approx(1 / study.GREEDY_CONFIG["factor"])
 
 
@@ -376,7 +378,7 @@ def test_divergence_is_detected():
 @pytest.mark.slow
 def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
     args = ["--quick", "--jobs", "2", "--quiet", "--out", str(tmp_path)]
-    summary = study.main(args)
+    summary = run_study(args)
     sweeps = ("main.jsonl", "factor.jsonl", "robustness.jsonl")
     figures = (
         "lr_schedules.png",
@@ -419,7 +421,7 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
         plots_greedylr, "greedylr_figures", lambda *a: drawn.append(a[0]) or figures_of(*a)
     )
     lines = {f: len((tmp_path / f).read_text().splitlines()) for f in sweeps}
-    again = study.main(args)
+    again = run_study(args)
     assert {f: len((tmp_path / f).read_text().splitlines()) for f in sweeps} == lines
     assert again["scoring"] == summary["scoring"]
     assert len(drawn[0]) == n_main < len(load_results(tmp_path / "main.jsonl"))

@@ -4,7 +4,8 @@ from dataclasses import replace
 import pytest
 
 from experiments import nmf as pipeline
-from experiments import nmf_bound
+from experiments.nmf import bound as nmf_bound
+from experiments.nmf.__main__ import main as run_study
 from experiments.runner import load_results
 from nmf import global_stability_bound
 from nmf.datasets import NMFInstance
@@ -12,7 +13,7 @@ from nmf.schedules import make_schedule
 
 
 def test_every_schedule_gets_the_same_tuning_budget():
-    for config in (pipeline.FULL, pipeline.QUICK):
+    for config in (pipeline.SCHEDULES_FULL, pipeline.SCHEDULES_QUICK):
         grid = pipeline.tuning_grid(config.n_steps, config.lr_grid, config.budget)
         assert {len(options) for options in grid.values()} == {config.budget}
         assert set(grid) == {
@@ -41,13 +42,13 @@ def test_step_decay_makes_all_its_drops_within_the_budget(n_steps):
             assert n - steps[-1] >= params["every"] / 2, params  # the last one is not wasted
 
     check(n_steps, (1e-3, 1e-2), 2 * len(pipeline.SHAPES["step"]))  # every shape
-    for config in (pipeline.FULL, pipeline.QUICK):  # the grids the pipeline runs
+    for config in (pipeline.SCHEDULES_FULL, pipeline.SCHEDULES_QUICK):  # the grids the pipeline runs
         check(config.n_steps, config.lr_grid, config.budget)
 
 
 def test_sklearn_comparison_uses_the_schedule_chosen_on_the_training_seeds():
     # "cosine" is better on the held-out seeds, "step" tuned better: the comparison takes "step".
-    config = replace(pipeline.QUICK, eval_seeds=(100, 101))
+    config = replace(pipeline.SCHEDULES_QUICK, eval_seeds=(100, 101))
     setting = "digits/noise=0"
     best = {
         setting: {
@@ -77,14 +78,14 @@ def test_sklearn_comparison_uses_the_schedule_chosen_on_the_training_seeds():
         {"status": "ok", "result": {"final_rel_error": 0.15 + d, "wall_time_s": 1.0, "n_iter": 50}}
         for d in (0.0, 0.01)
     ]
-    summary = pipeline.summarise(config, best, eval_records, sk)
+    summary = pipeline.summarise_schedules(config, best, eval_records, sk)
     ref = summary["sklearn_reference"]
     assert ref["best_sgd_schedule"] == "step"
     assert (
         ref["sgd_rel_error"] == summary["settings"][setting]["schedules"]["step"]["final_rel_error"]
     )
     assert ref["ratio"] == pytest.approx(0.2 / 0.155)
-    assert "| SGD, step (100 steps) |" in pipeline.markdown_table(summary)
+    assert "| SGD, step (100 steps) |" in pipeline.schedules_table(summary)
 
 
 def test_bound_tightness_rows_carry_the_global_bound():
@@ -104,7 +105,7 @@ def test_bound_tightness_rows_carry_the_global_bound():
 
 
 def test_train_and_evaluation_seeds_are_disjoint():
-    for config in (pipeline.FULL, pipeline.QUICK):
+    for config in (pipeline.SCHEDULES_FULL, pipeline.SCHEDULES_QUICK):
         assert not set(config.train_seeds) & set(config.eval_seeds)
 
 
@@ -123,7 +124,9 @@ def test_a_run_is_deterministic_and_reports_curves():
 
 @pytest.mark.slow
 def test_quick_reproduction_end_to_end_and_resume(tmp_path):
-    summary = pipeline.main(["--quick", "--jobs", "1", "--quiet", "--out", str(tmp_path)])
+    summary = run_study(
+        ["--quick", "--jobs", "1", "--quiet", "--stages", "schedules", "--out", str(tmp_path)]
+    )["schedules"]
     for name in (
         "tune.jsonl",
         "eval.jsonl",
@@ -135,20 +138,22 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
     ):
         assert (tmp_path / name).stat().st_size > 0, name
     settings = summary["settings"]
-    assert len(settings) == 2 * len(pipeline.QUICK.noise_levels)
+    assert len(settings) == 2 * len(pipeline.SCHEDULES_QUICK.noise_levels)
     for block in settings.values():
         assert set(block["schedules"]) == set(pipeline.tuning_grid(100, (1e-3, 1e-2), 4))
         for row in block["schedules"].values():
-            assert row["final_rel_error"]["n"] == len(pipeline.QUICK.eval_seeds)
+            assert row["final_rel_error"]["n"] == len(pipeline.SCHEDULES_QUICK.eval_seeds)
     assert json.loads((tmp_path / "summary.json").read_text())["settings"].keys() == settings.keys()
-    assert (tmp_path / "table.md").read_text() == pipeline.markdown_table(summary)
+    assert (tmp_path / "table.md").read_text() == pipeline.schedules_table(summary)
     ref = summary["sklearn_reference"]
     assert 0 < ref["sklearn_rel_error"]["mean"] < 1 and ref["ratio"] > 0
 
     lines_before = {
         f: len((tmp_path / f).read_text().splitlines()) for f in ("tune.jsonl", "eval.jsonl")
     }
-    again = pipeline.main(["--quick", "--jobs", "1", "--quiet", "--out", str(tmp_path)])
+    again = run_study(
+        ["--quick", "--jobs", "1", "--quiet", "--stages", "schedules", "--out", str(tmp_path)]
+    )["schedules"]
     lines_after = {
         f: len((tmp_path / f).read_text().splitlines()) for f in ("tune.jsonl", "eval.jsonl")
     }

@@ -4,33 +4,34 @@ import math
 import numpy as np
 import pytest
 
-from experiments import nmf as nmf_pipeline
-from experiments import nmf_rl as pipeline
+from experiments import nmf as pipeline
+from experiments.nmf import report
+from experiments.nmf.__main__ import main as run_study
 from nmf.datasets import NMFInstance
 
 
 def test_train_and_held_out_instances_are_disjoint_and_cover_every_cell():
-    for config in (pipeline.FULL, pipeline.QUICK):
+    for config in (pipeline.RL_FULL, pipeline.RL_QUICK):
         train, test = config.instances("train"), config.instances("test")
         assert not {i.seed for i in train} & {i.seed for i in test}
         cells = {pipeline.cell_name(i) for i in test}
         assert len(cells) == len(config.datasets) * len(config.noise_levels)
         per_cell = config.n_test // len(cells)
         assert all(sum(pipeline.cell_name(i) == c for i in test) == per_cell for c in cells)
-    assert pipeline.FULL.n_test // 6 >= 5  # at least 5 held-out instances per cell
+    assert pipeline.RL_FULL.n_test // 6 >= 5  # at least 5 held-out instances per cell
 
 
 def test_step_decay_gets_the_compute_of_one_ppo_training_run():
-    cfg = pipeline._config_dict(pipeline.FULL)
+    cfg = report._rl_config_dict(pipeline.RL_FULL)
     step_cost, agent_cost = cfg["tuning_cost_sgd_steps"]["step"], cfg["agent_cost_sgd_steps"]
     assert 0.9 <= step_cost / agent_cost <= 1.1
-    grid = pipeline.FULL.grid()
-    assert {len(v) for k, v in grid.items() if k != "step"} == {pipeline.FULL.budget}
+    grid = pipeline.RL_FULL.grid()
+    assert {len(v) for k, v in grid.items() if k != "step"} == {pipeline.RL_FULL.budget}
 
 
 def test_one_agent_per_variant_and_seed_with_the_variant_shield():
-    specs = pipeline.agent_specs(pipeline.FULL)
-    assert len(specs) == len(pipeline.FULL.variants) * len(pipeline.FULL.ppo_seeds)
+    specs = pipeline.agent_specs(pipeline.RL_FULL)
+    assert len(specs) == len(pipeline.RL_FULL.variants) * len(pipeline.RL_FULL.ppo_seeds)
     for spec in specs:
         env_kwargs = dict(spec.env_kwargs)
         assert env_kwargs["shield_fraction"] == spec.shield_fraction
@@ -42,10 +43,10 @@ def test_steps_above_bound_counts_rates_above_their_own_bound():
     from nmf.sgd import Trajectory
 
     traj = Trajectory(losses=[4.0, 3.0, 2.0, 1.0], lrs=[0.1, 0.3, 0.2], bounds=[0.2, 0.2, 0.2])
-    result = nmf_pipeline.trajectory_result(problem, traj, curves=False)
+    result = pipeline.trajectory_result(problem, traj, curves=False)
     assert result["steps_above_bound"] == 1  # 0.2 is at the bound, not above it
     traj.bounds = [math.nan] * 3
-    assert nmf_pipeline.trajectory_result(problem, traj, curves=False)["steps_above_bound"] is None
+    assert pipeline.trajectory_result(problem, traj, curves=False)["steps_above_bound"] is None
 
 
 def _record(schedule, seed, error, *, ppo_seed=None, dataset="digits", noise=0.0):
@@ -67,7 +68,7 @@ def _record(schedule, seed, error, *, ppo_seed=None, dataset="digits", noise=0.0
 
 
 def test_win_rates_and_error_ratios_by_hand():
-    config = pipeline.QUICK
+    config = pipeline.RL_QUICK
     names = list(config.grid())
     # Two instances; every tuned schedule ends at 0.5. The agent (two PPO seeds) ends at
     # 0.4 / 0.6 on instance 0 and 0.4 / 0.4 on instance 1: wins 1/2 and 2/2.
@@ -78,14 +79,14 @@ def test_win_rates_and_error_ratios_by_hand():
         _record("learned", 0, 0.6, ppo_seed=1),
         _record("learned", 1, 0.4, ppo_seed=1),
     ]
-    config = pipeline.Config(**{**config.__dict__, "ppo_seeds": (0, 1)})
-    runs = pipeline._runs(baseline, learned)
-    overall = pipeline._overall(config, runs, ["learned"])["learned"]["step"]
+    config = pipeline.RLConfig(**{**config.__dict__, "ppo_seeds": (0, 1)})
+    runs = report._runs(baseline, learned)
+    overall = report._overall(config, runs, ["learned"])["learned"]["step"]
     assert overall["win_rate_per_ppo_seed"] == [1.0, 0.5]
     assert overall["win_rate"]["mean"] == pytest.approx(0.75)
     ratios = [0.8, math.sqrt(1.2 * 0.8)]
     assert overall["geomean_error_ratio"]["mean"] == pytest.approx(np.mean(ratios))
-    summary = pipeline.summarise(config, {}, [], baseline, learned)
+    summary = pipeline.summarise_rl(config, {}, [], baseline, learned)
     row = summary["cells"]["digits/noise=0"]["schedules"]["learned"]
     assert row["win_rate_vs_step"] == pytest.approx(0.75)
     assert row["final_rel_error"]["mean"] == pytest.approx(np.mean([0.5, 0.4]))
@@ -93,8 +94,9 @@ def test_win_rates_and_error_ratios_by_hand():
 
 @pytest.mark.slow
 def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
-    argv = ["--quick", "--jobs", "1", "--quiet", "--out", str(tmp_path)]
-    summary = pipeline.main(argv)
+    argv = ["--quick", "--jobs", "1", "--quiet", "--stages", "rl", "--out", str(tmp_path)]
+    summary = run_study(argv)["rl"]
+    tmp_path = tmp_path / "rl"
     for name in (
         "agents.jsonl",
         "tune.jsonl",
@@ -108,7 +110,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
         "benchmark.png",
     ):
         assert (tmp_path / name).stat().st_size > 0, name
-    config = pipeline.QUICK
+    config = pipeline.RL_QUICK
     assert len(summary["cells"]) == len(config.datasets) * len(config.noise_levels)
     per_cell = config.n_test // len(summary["cells"])
     for block in summary["cells"].values():
@@ -122,7 +124,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
     for block in summary["overall"].values():
         assert 0 <= block["step"]["win_rate"]["mean"] <= 1
     assert all(rate > 0 for rate in summary["env_steps_per_s"].values())
-    assert (tmp_path / "table.md").read_text() == pipeline.markdown_table(summary)
+    assert (tmp_path / "table.md").read_text() == pipeline.rl_table(summary)
     assert (
         json.loads((tmp_path / "summary.json").read_text())["cells"].keys()
         == summary["cells"].keys()
@@ -130,6 +132,6 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
 
     files = ("agents.jsonl", "tune.jsonl", "eval.jsonl", "eval_learned.jsonl")
     before = {f: (tmp_path / f).read_text() for f in files}
-    again = pipeline.main(argv)
+    again = run_study(argv)["rl"]
     assert {f: (tmp_path / f).read_text() for f in files} == before  # all resumed, nothing rerun
     assert again["overall"] == summary["overall"]

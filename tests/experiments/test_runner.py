@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from experiments.cli import BACKEND_ENV, parse_pipeline_args, sweep_options
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.cli import BACKEND_ENV, parse_pipeline_args, sweep_options
 from experiments.runner import (
     Backend,
     ProcessPoolBackend,

@@ -22,14 +22,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from experiments.greedylr import GREEDY_CONFIG, LABELS, PAPER_SHARES  # noqa: E402
-from experiments.plots import _grid, _save  # noqa: E402
+from experiments.common.plotting import grid, mean_curve, save
+from experiments.greedylr.config import GREEDY_CONFIG, LABELS, PAPER_SHARES
 
 STYLE: dict[str, dict[str, Any]] = {
     "greedy": {"color": "black", "lw": 2.0, "label": "GreedyLR"},
@@ -67,16 +64,6 @@ LABEL_COLORS = {
 }
 
 
-def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over up to ``window`` values (same length as ``x``)."""
-    if len(x) == 0:
-        return x
-    c = np.cumsum(np.insert(x, 0, 0.0))
-    idx = np.arange(1, len(x) + 1)
-    lo = np.maximum(0, idx - window)
-    return (c[idx] - c[lo]) / (idx - lo)
-
-
 def _runs(records: list[dict], **match: Any) -> dict[tuple[str, str], list[dict]]:
     """(workload, scheduler) -> results of ok records whose spec matches ``match``."""
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -89,16 +76,11 @@ def _runs(records: list[dict], **match: Any) -> dict[tuple[str, str], list[dict]
     return out
 
 
-def _mean_curve(curves: list[list[float]]) -> np.ndarray:
-    length = min(len(c) for c in curves)
-    return np.mean(np.asarray([c[:length] for c in curves], dtype=float), axis=0)
-
-
 def lr_schedules(records: list[dict], out: Path) -> Path:
     """LR traces of GreedyLR next to linear, constant and cosine (SGD, first seed)."""
     runs = _runs(records, optimizer="sgd", greedy=[], grad_noise=0.0, loss_noise=0.0)
     workloads = sorted({w for w, _ in runs})
-    fig, axes = _grid(max(1, len(workloads)))
+    fig, axes = grid(max(1, len(workloads)))
     for ax, w in zip(axes, workloads, strict=False):
         for name in ("constant", "linear", "cosine", "greedy"):
             recs = sorted(runs.get((w, name), []), key=lambda r: r["spec"]["seed"])
@@ -108,7 +90,7 @@ def lr_schedules(records: list[dict], out: Path) -> Path:
         ax.set(ylabel="learning rate", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    return _save(fig, out / "lr_schedules.png")
+    return save(fig, out / "lr_schedules.png")
 
 
 def hypergradient(records: list[dict], out: Path) -> Path:
@@ -126,15 +108,15 @@ def hypergradient(records: list[dict], out: Path) -> Path:
             if not recs:
                 continue
             steps = recs[0]["result"]["eval_steps"]
-            loss = _mean_curve([r["result"]["train_eval_loss"] for r in recs])
+            loss = mean_curve([r["result"]["train_eval_loss"] for r in recs])
             axes[0, j].plot(steps[: len(loss)], loss, **({"marker": "."} | STYLE[name]))
-            axes[1, j].plot(_mean_curve([r["result"]["lr"] for r in recs]), **STYLE[name])
+            axes[1, j].plot(mean_curve([r["result"]["lr"] for r in recs]), **STYLE[name])
         axes[0, j].set(title=f"{w} (SGD)", ylabel="training loss (evaluated)", yscale="log")
         axes[1, j].set(xlabel="step", ylabel="learning rate", yscale="log")
         for ax in axes[:, j]:
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    return _save(fig, out / "hypergradient.png")
+    return save(fig, out / "hypergradient.png")
 
 
 def factor_sweep(factor_records: list[dict], main_records: list[dict], out: Path) -> Path:
@@ -151,14 +133,14 @@ def factor_sweep(factor_records: list[dict], main_records: list[dict], out: Path
                 r["result"] for r in recs if not r["spec"]["grad_noise"]
             ]
     workloads = sorted(curves)
-    fig, axes = _grid(max(1, len(workloads)))
+    fig, axes = grid(max(1, len(workloads)))
     cmap = plt.get_cmap("viridis")
     for ax, w in zip(axes, workloads, strict=False):
         factors = sorted(curves[w])
         for k, f in enumerate(factors):
             results = curves[w][f]
             steps = results[0]["eval_steps"]
-            loss = _mean_curve([r["train_eval_loss"] for r in results])
+            loss = mean_curve([r["train_eval_loss"] for r in results])
             ax.plot(
                 steps[: len(loss)],
                 loss,
@@ -169,7 +151,7 @@ def factor_sweep(factor_records: list[dict], main_records: list[dict], out: Path
         ax.set(title=f"{w} (SGD)", xlabel="step", ylabel="training loss", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    return _save(fig, out / "factor_sweep.png")
+    return save(fig, out / "factor_sweep.png")
 
 
 def robustness(robust_summary: dict, out: Path) -> Path:
@@ -206,7 +188,7 @@ def robustness(robust_summary: dict, out: Path) -> Path:
             )
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    return _save(fig, out / "robustness.png")
+    return save(fig, out / "robustness.png")
 
 
 def scoring(summary: dict, out: Path) -> Path:
@@ -232,7 +214,7 @@ def scoring(summary: dict, out: Path) -> Path:
     ax.set(xlim=(0, 120), xlabel="% of GreedyLR-vs-baseline pairs")
     ax.invert_yaxis()
     fig.legend(fontsize=7, loc="outside lower center", ncol=5)
-    return _save(fig, out / "scoring.png")
+    return save(fig, out / "scoring.png")
 
 
 def greedylr_figures(

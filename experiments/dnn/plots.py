@@ -20,14 +20,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from experiments.dnn import AGENT, RANDOM_SEARCH, TRANSFER, method_label  # noqa: E402
-from experiments.plots import _save  # noqa: E402
+from experiments.common.plotting import mean_curve, moving_average, panels, save
+from experiments.dnn.config import AGENT, RANDOM_SEARCH, TRANSFER
+from experiments.dnn.report import method_label
 
 SCHEDULE_COLORS = {
     "constant": "tab:gray",
@@ -79,24 +77,9 @@ def method_runs(records: list[dict], summary: dict) -> dict[str, dict[str, list[
     return out
 
 
-def _mean_curve(results: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Steps and the mean of ``key`` over runs, up to the shortest run (diverged runs end early)."""
-    length = min(len(r[key]) for r in results)
-    steps = np.asarray(results[0]["steps"][:length], dtype=float)
-    values = np.asarray([r[key][:length] for r in results], dtype=float)
-    return steps, values.mean(axis=0)
-
-
-def _panels(n: int, width: float = 5.2, height: float = 3.8) -> tuple[plt.Figure, np.ndarray]:
-    fig, axes = plt.subplots(
-        1, max(1, n), figsize=(width * max(1, n), height), squeeze=False, layout="constrained"
-    )
-    return fig, axes[0]
-
-
 def lr_schedules(runs: dict[str, dict[str, list[dict]]], out: Path) -> Path:
     """The agent's rates per held-out seed next to cosine, step, random search and transfer."""
-    fig, axes = _panels(len(runs))
+    fig, axes = panels(len(runs))
     for ax, (task, by_method) in zip(axes, runs.items(), strict=False):
         for i, r in enumerate(by_method.get(AGENT, [])):
             steps = np.asarray(r["steps"][:-1], dtype=float)
@@ -117,23 +100,24 @@ def lr_schedules(runs: dict[str, dict[str, list[dict]]], out: Path) -> Path:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, out / "lr_schedules.png")
+    return save(fig, out / "lr_schedules.png")
 
 
 def val_curves(runs: dict[str, dict[str, list[dict]]], out: Path) -> Path:
     """Validation loss over steps (mean over held-out seeds) of every method."""
-    fig, axes = _panels(len(runs), width=6.0, height=4.4)
+    fig, axes = panels(len(runs), width=6.0, height=4.4)
     for ax, (task, by_method) in zip(axes, runs.items(), strict=False):
         for method, results in by_method.items():
             if not results:
                 continue
-            steps, mean = _mean_curve(results, "val_loss")
+            mean = mean_curve([r["val_loss"] for r in results])
+            steps = np.asarray(results[0]["steps"][: len(mean)], dtype=float)
             ax.plot(steps, mean, label=method_label(method), **_style(method))
         ax.set(title=f"{task}: validation loss (held-out seeds)", xlabel="step")
         ax.set(ylabel="validation loss", yscale="log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
-    return _save(fig, out / "val_curves.png")
+    return save(fig, out / "val_curves.png")
 
 
 def _point(summary_ci: dict[str, float]) -> tuple[float, float]:
@@ -144,7 +128,7 @@ def _point(summary_ci: dict[str, float]) -> tuple[float, float]:
 def cost_quality(summary: dict, out: Path) -> Path:
     """Held-out final validation loss against compute (optimizer steps on the training seeds)."""
     tasks = summary["tasks"]
-    fig, axes = _panels(len(tasks))
+    fig, axes = panels(len(tasks))
     for ax, (task, block) in zip(axes, tasks.items(), strict=False):
         cq = block["cost_quality"]
         for method, points in ((RANDOM_SEARCH, cq[RANDOM_SEARCH]), (AGENT, cq[AGENT])):
@@ -195,7 +179,7 @@ def cost_quality(summary: dict, out: Path) -> Path:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, out / "cost_quality.png")
+    return save(fig, out / "cost_quality.png")
 
 
 def agent_training(summary: dict, out: Path) -> Path:
@@ -210,7 +194,7 @@ def agent_training(summary: dict, out: Path) -> Path:
         color = f"C{k}"
         ax.plot(steps, returns, ".", color=color, alpha=0.3, ms=4)
         window = min(len(returns), max(2, len(returns) // 10))
-        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+        smooth = moving_average(returns, window)
         ax.plot(
             steps[window - 1 :], smooth, color=color, label=f"{task} (mean of {window} episodes)"
         )
@@ -218,7 +202,7 @@ def agent_training(summary: dict, out: Path) -> Path:
     ax.set_title("PPO training: return = log(initial / final training loss)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out / "agent_training.png")
+    return save(fig, out / "agent_training.png")
 
 
 def dnn_figures(records: list[dict], summary: dict, out: Path) -> list[Path]:

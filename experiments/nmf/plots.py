@@ -1,4 +1,4 @@
-"""Every figure of the project, drawn only from saved result records (never from live runs)."""
+"""Figures of the NMF study, drawn only from saved result records (never from live runs)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from experiments.common.plotting import grid, moving_average, save
+from experiments.nmf.config import cell_name
+from experiments.nmf.report import schedule_label
 
 STYLE: dict[str, dict[str, Any]] = {
     "learned": {"color": "black", "lw": 2.2},
@@ -24,39 +25,15 @@ STYLE: dict[str, dict[str, Any]] = {
 }
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def _label(record: dict) -> str:
-    spec = record["spec"]
-    return spec["schedule"] if "schedule" in spec else spec["agent"]["variant"]
-
-
 def _curves_by_setting(records: list[dict], key: str) -> dict[str, dict[str, list[np.ndarray]]]:
     curves: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
         if rec["status"] != "ok" or key not in rec["result"]:
             continue
-        inst = rec["spec"]["instance"]
-        setting = f"{inst['dataset']}/noise={float(inst['noise_std']):g}"
-        curves[setting][_label(rec)].append(np.asarray(rec["result"][key], dtype=float))
+        curves[cell_name(rec["spec"]["instance"])][schedule_label(rec)].append(
+            np.asarray(rec["result"][key], dtype=float)
+        )
     return curves
-
-
-def _grid(n: int) -> tuple[plt.Figure, np.ndarray]:
-    cols = min(3, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, layout="constrained"
-    )
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, axes.flat
 
 
 def nmf_figures(records: list[dict], out: Path) -> list[Path]:
@@ -74,7 +51,7 @@ def loss_curves(records: list[dict], path: Path) -> Path:
     Runs that diverged end early and are drawn as far as they went.
     """
     losses = _curves_by_setting(records, "rel_errors")
-    fig, axes = _grid(len(losses))
+    fig, axes = grid(len(losses))
     for ax, (setting, by_schedule) in zip(axes, sorted(losses.items()), strict=False):
         for name, curves in sorted(by_schedule.items()):
             length = min(len(c) for c in curves)
@@ -88,14 +65,14 @@ def loss_curves(records: list[dict], path: Path) -> Path:
         ax.set(title=setting, xlabel="step", ylabel="relative error", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    return _save(fig, Path(path))
+    return save(fig, Path(path))
 
 
 def lr_curves(records: list[dict], path: Path) -> Path:
     """The learning rate of the first held-out run of every schedule, with its bounds (dotted)."""
     lrs = _curves_by_setting(records, "lrs")
     bounds = _curves_by_setting(records, "bounds")
-    fig, axes = _grid(len(lrs))
+    fig, axes = grid(len(lrs))
     for ax, (setting, by_schedule) in zip(axes, sorted(lrs.items()), strict=False):
         for name, curves in sorted(by_schedule.items()):
             ax.plot(curves[0], label=name, **STYLE.get(name, {}))
@@ -110,14 +87,13 @@ def lr_curves(records: list[dict], path: Path) -> Path:
         ax.set(title=setting, xlabel="step", ylabel="learning rate", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    return _save(fig, Path(path))
+    return save(fig, Path(path))
 
 
-# ---------------------------------------------------------------------------------- RL (paper 1)
 def rl_figures(
     summary: dict, baseline: list[dict], learned: list[dict], agents: list[dict], out: Path
 ) -> list[Path]:
-    """Figures of :mod:`experiments.nmf_rl` under ``out``.
+    """Figures of the learned-schedule experiment under ``out``.
 
     ``loss_curves.png`` (every schedule on the held-out set), ``agent_lrs.png`` (the learned
     rates next to the bound of every iterate, with tuned step decay for scale),
@@ -137,17 +113,19 @@ def agent_lrs(baseline: list[dict], learned: list[dict], path: Path) -> Path:
     """Per setting, the first held-out instance: learned rates (PPO seed 0) and their bounds."""
     first: dict[str, int] = {}
     for rec in learned:
-        inst = rec["spec"]["instance"]
-        first.setdefault(f"{inst['dataset']}/noise={float(inst['noise_std']):g}", inst["seed"])
+        first.setdefault(cell_name(rec["spec"]["instance"]), rec["spec"]["instance"]["seed"])
     chosen = [
         r
         for r in baseline + learned
         if r["spec"]["instance"]["seed"] in first.values()
-        and (_label(r) == "step" or ("agent" in r["spec"] and r["spec"]["agent"]["seed"] == 0))
+        and (
+            schedule_label(r) == "step"
+            or ("agent" in r["spec"] and r["spec"]["agent"]["seed"] == 0)
+        )
     ]
     by_setting = _curves_by_setting(chosen, "lrs")
     bounds = _curves_by_setting(chosen, "bounds")
-    fig, axes = _grid(len(by_setting))
+    fig, axes = grid(len(by_setting))
     for ax, (setting, by_name) in zip(axes, sorted(by_setting.items()), strict=False):
         for name, (lrs,) in sorted(by_name.items()):
             style = STYLE.get(name, {})
@@ -158,7 +136,7 @@ def agent_lrs(baseline: list[dict], learned: list[dict], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].plot([], [], ls=":", color="gray", label="bound of each iterate")
     axes[0].legend(fontsize=7)
-    return _save(fig, Path(path))
+    return save(fig, Path(path))
 
 
 def training_curve(agents: list[dict], root: Path, path: Path) -> Path:
@@ -182,7 +160,7 @@ def training_curve(agents: list[dict], root: Path, path: Path) -> Path:
         for i in np.unique(instance):
             r[instance == i] -= r[instance == i].mean()
         window = max(1, len(r) // 20)
-        smooth = np.convolve(r, np.ones(window) / window, mode="valid")
+        smooth = moving_average(r, window)
         style = STYLE.get(variant, {})
         ax.plot(
             t[window - 1 :],
@@ -200,7 +178,7 @@ def training_curve(agents: list[dict], root: Path, path: Path) -> Path:
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, Path(path))
+    return save(fig, Path(path))
 
 
 def rl_benchmark(summary: dict, agents: list[dict], path: Path) -> Path:
@@ -217,4 +195,4 @@ def rl_benchmark(summary: dict, agents: list[dict], path: Path) -> Path:
     right.tick_params(axis="x", labelsize=7)
     for ax in (left, right):
         ax.grid(alpha=0.3, axis="y")
-    return _save(fig, Path(path))
+    return save(fig, Path(path))

@@ -1,4 +1,4 @@
-"""How tight is the stability bound? ``python -m experiments.nmf_bound`` (part of ``make reproduce-nmf``).
+"""How tight is the stability bound? The ``bound`` stage of ``python -m experiments.nmf``.
 
 For each dataset, at the initial point and along a run that follows the bound, compare
 :func:`nmf.stability_bound` with two empirical limits, with and without update clipping:
@@ -17,7 +17,6 @@ constant rate the global guarantee gives up. Every row of ``bound_tightness.json
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -105,15 +104,13 @@ def _ratio_cell(rows: list[dict], key: str, numerator: str = "bound", fmt: str =
     return f"{ratio.mean():{fmt}} ({ratio.min():{fmt}}–{ratio.max():{fmt}})"
 
 
-def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.nmf_bound", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="one seed, fewer checkpoints")
-    parser.add_argument("--out", type=Path, default=Path("results/nmf"))
-    args = parser.parse_args(argv)
-    checkpoints, seeds = ((0, 20), (0,)) if args.quick else ((0, 50, 200), (0, 1, 2))
-    args.out.mkdir(parents=True, exist_ok=True)
+def bound_stage(out: Path, *, quick: bool = False) -> str:
+    """Write ``bound_tightness.md`` and ``bound_tightness.json`` under ``out``; return the table.
+
+    ``quick``: one seed and fewer checkpoints.
+    """
+    checkpoints, seeds = ((0, 20), (0,)) if quick else ((0, 50, 200), (0, 1, 2))
+    out.mkdir(parents=True, exist_ok=True)
     lines = [
         "| data | step | clip | bound / one-step limit | bound / sustained limit "
         "| global bound (box=1) / sustained limit |",
@@ -132,11 +129,6 @@ def main(argv: list[str] | None = None) -> str:
                     f"{_ratio_cell(sel, 'sustained', 'global_bound', '.2g')} |"
                 )
     table = "\n".join(lines) + "\n"
-    write_text_atomic(args.out / "bound_tightness.md", table)
-    write_json_atomic(args.out / "bound_tightness.json", everything)
-    print(table)
+    write_text_atomic(out / "bound_tightness.md", table)
+    write_json_atomic(out / "bound_tightness.json", everything)
     return table
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,51 @@
+"""PPO agents inside the studies: train (or resume) one into a folder, load one (cached)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.zip"
+"""File name of an agent's final policy inside its folder."""
+
+
+def train_agent(
+    folder: Path, env_kwargs: dict[str, Any], *, one_thread: bool = True, **train_kwargs: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Train (or resume from ``folder``'s checkpoints) a PPO agent and save its final policy.
+
+    ``train_kwargs`` go to :func:`rl_scheduler.agent.train_ppo` (``env_id``,
+    ``total_timesteps``, ``n_envs``, ``seed``, checkpoint settings, ``ppo_kwargs``). Returns the
+    model and what every study records of the training: ``train_time_s``,
+    ``resumed_from_timesteps`` (0 for a fresh start), ``timesteps`` and the per-episode
+    ``curve`` (:func:`rl_scheduler.agent.load_training_curve`). The policy network is small, so
+    PPO itself runs on the CPU; ``one_thread`` limits torch to one thread (runs are parallelised
+    across processes instead).
+    """
+    import torch
+
+    from rl_scheduler import agent
+
+    if one_thread:
+        torch.set_num_threads(1)
+    previous = agent.latest_checkpoint(folder)
+    start = time.perf_counter()
+    model = agent.train_ppo(env_kwargs, checkpoint_dir=folder, device="cpu", **train_kwargs)
+    elapsed = time.perf_counter() - start
+    agent.save(model, folder / MODEL_FILE)
+    return model, {
+        "train_time_s": elapsed,
+        "resumed_from_timesteps": 0 if previous is None else int(previous.stem.split("_")[-1]),
+        "timesteps": int(model.num_timesteps),
+        "curve": agent.load_training_curve(folder),
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def load_policy(path: str) -> Any:
+    """The saved agent at ``path`` on the CPU, loaded once per process."""
+    from rl_scheduler import agent
+
+    return agent.load(path, device="cpu")

@@ -1,0 +1,75 @@
+"""Paper 2: a PPO agent schedules the learning rate of CV and NLP training (``make reproduce-dnn``).
+
+Modules: :mod:`~experiments.dnn.config` (tasks, run specs, configurations),
+:mod:`~experiments.dnn.runs` (one run, PPO training, selection, the stages),
+:mod:`~experiments.dnn.report` (summary and tables), :mod:`~experiments.dnn.plots` (figures) and
+``__main__`` (the command). The protocol is in ``docs/dnn.md``.
+"""
+
+from experiments.dnn.config import (
+    AGENT,
+    CONFIGS,
+    CPU,
+    GPU,
+    OPTIMIZERS,
+    QUICK,
+    RANDOM_SEARCH,
+    SCHEDULES,
+    TASKS,
+    TRANSFER,
+    AgentSpec,
+    Config,
+    DNNRunSpec,
+    TaskSpec,
+    agent_specs,
+    check_run_spec,
+    random_search_specs,
+    tuning_specs,
+)
+from experiments.dnn.report import markdown_table, method_label, summarise
+from experiments.dnn.runs import (
+    eval_plan,
+    eval_stage,
+    make_controller,
+    make_task,
+    run_dnn,
+    run_spec,
+    select_baselines,
+    select_random_search,
+    train_agent,
+    train_stage,
+)
+
+__all__ = [
+    "AGENT",
+    "CONFIGS",
+    "CPU",
+    "GPU",
+    "OPTIMIZERS",
+    "QUICK",
+    "RANDOM_SEARCH",
+    "SCHEDULES",
+    "TASKS",
+    "TRANSFER",
+    "AgentSpec",
+    "Config",
+    "DNNRunSpec",
+    "TaskSpec",
+    "agent_specs",
+    "check_run_spec",
+    "eval_plan",
+    "eval_stage",
+    "make_controller",
+    "make_task",
+    "markdown_table",
+    "method_label",
+    "random_search_specs",
+    "run_dnn",
+    "run_spec",
+    "select_baselines",
+    "select_random_search",
+    "summarise",
+    "train_agent",
+    "train_stage",
+    "tuning_specs",
+]

@@ -1,0 +1,67 @@
+"""``python -m experiments.dnn`` (``make reproduce-dnn``): the DNN study.
+
+A PPO agent schedules the learning rate of CV and NLP training; stages **train** (PPO, baseline
+tuning, random search on the training seeds), **eval** (held-out seeds) and the summary. The
+protocol is in ``docs/dnn.md``; ``--quick`` is a minute-long smoke run and ``--config gpu`` the
+(larger, unmeasured) GPU configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from experiments.common.cli import finish, parse_pipeline_args, sweep_options
+from experiments.dnn import plots
+from experiments.dnn.config import CONFIGS, QUICK
+from experiments.dnn.report import markdown_table, summarise
+from experiments.dnn.runs import eval_stage, train_stage
+
+DESCRIPTION = "Paper 2: a PPO agent schedules the learning rate of CV and NLP training."
+
+
+def _add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        choices=sorted(CONFIGS),
+        default="cpu",
+        help="cpu (default): the 2-core configuration; gpu: the larger, unmeasured configuration "
+        "for one GPU (default output results/dnn-gpu); --quick overrides both",
+    )
+
+
+def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, Path]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    _add_config_argument(pre)
+    pre.add_argument("--out", default=None)
+    pre.add_argument("--quick", action="store_true")
+    known, _ = pre.parse_known_args(argv)
+    if known.config == "gpu" and known.out is None and not known.quick:
+        argv += ["--out", str(Path("results") / "dnn-gpu")]
+    return parse_pipeline_args("dnn", DESCRIPTION, argv, _add_config_argument)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args, out = _parse(argv)
+    config = QUICK if args.quick else CONFIGS[args.config]
+    start = time.perf_counter()
+    sweep = sweep_options(args)
+    trained = train_stage(config, out, **sweep)
+    evaluated = eval_stage(config, trained, out, **sweep)
+    summary = summarise(config, trained, evaluated)
+    figures = plots.dnn_figures([rec for _, _, rec in evaluated], summary, out)
+    summary["figures"] = [p.name for p in figures]
+    if summary["failed_runs"]:
+        print(
+            f"warning: {len(summary['failed_runs'])} held-out run(s) failed and are missing from "
+            f"the table; see {out / 'eval.jsonl'} (rerunning retries them)",
+            file=sys.stderr,
+        )
+    return finish(args, out, summary, markdown_table(summary), start)
+
+
+if __name__ == "__main__":
+    main()

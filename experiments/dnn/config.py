@@ -1,0 +1,360 @@
+"""What the DNN study runs: tasks, run specs, configurations and the spec lists of its stages.
+
+The protocol is described in ``docs/dnn.md`` ("The study").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+TASKS: tuple[str, ...] = ("vision", "text")
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine", "plateau", "greedy")
+"""Hand-made schedules, each with SGD and with Adam (ten baselines)."""
+
+AGENT = "agent"
+TRANSFER = "agent_transfer"
+RANDOM_SEARCH = "random_search"
+
+PLATEAU_CONFIG: dict[str, Any] = {"factor": 0.5, "patience": 2}
+"""torch's ``ReduceLROnPlateau`` per chunk (floor ``1e-3`` x the initial rate)."""
+
+GREEDY_CONFIG: dict[str, Any] = {"factor": 0.8, "patience": 1, "smooth": False, "reset_start": None}
+""":class:`greedylr.GreedyLR` per chunk: x1.25 after two improving chunks, x0.8 after two worse
+ones, within ``[1e-3, 10]`` x the initial rate (the library's bounds). Fixed in advance; only the
+initial rate is tuned, as for every baseline."""
+
+STEP_MILESTONES = (0.5, 0.75)
+"""Step decay: x0.1 at half and at three quarters of the budget."""
+
+TARGET_SLACK = 1.05
+"""The time-to-target target is 5% above the best method's mean final validation loss."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What is trained: a data set, a model, the optimizer's fixed settings and the budget.
+
+    ``name`` is ``"vision"`` or ``"text"``; ``seq_len`` is used by text only. The budget of one
+    run is ``steps_per_action * max_actions`` optimizer steps. ``download`` fetches a missing data
+    set into ``data/<name>/`` (CIFAR-10, Fashion-MNIST, tiny-shakespeare; needs internet).
+    """
+
+    name: str
+    dataset: str
+    model: str
+    model_kwargs: tuple[tuple[str, Any], ...] = ()
+    batch_size: int = 64
+    seq_len: int = 32
+    eval_size: int | None = None
+    val_size: int | None = None
+    momentum: float = 0.9
+    steps_per_action: int = 10
+    max_actions: int = 20
+    device: str = "cpu"
+    download: bool = False
+
+    @property
+    def budget(self) -> int:
+        """Optimizer steps of one run."""
+        return self.steps_per_action * self.max_actions
+
+    def task_kwargs(self, optimizer: str, lr: float) -> dict[str, Any]:
+        """Keyword arguments of :class:`~rl_scheduler.tasks.VisionTask` / ``TextTask``."""
+        kwargs: dict[str, Any] = {
+            "optimizer": optimizer,
+            "momentum": self.momentum,
+            "initial_lr": lr,
+            "batch_size": self.batch_size,
+            "eval_size": self.eval_size,
+            "val_size": self.val_size,
+            "device": self.device,
+            "download": self.download,
+        }
+        if self.name == "text":
+            kwargs["seq_len"] = self.seq_len
+        return kwargs
+
+    def instance(self, seed: int) -> Any:
+        from rl_scheduler.tasks.torch_tasks import TorchInstance
+
+        return TorchInstance(self.dataset, self.model, seed, self.model_kwargs)
+
+    def seeds(self, split: str, n: int) -> list[int]:
+        """Seeds of the environment's ``split`` instance set (train and held-out are disjoint)."""
+        from rl_scheduler.tasks.torch_tasks import text_instance_set, vision_instance_set
+
+        make = vision_instance_set if self.name == "vision" else text_instance_set
+        return [
+            inst.seed for inst in make(split, n, datasets=(self.dataset,), models=(self.model,))
+        ]
+
+    def env_kwargs(self, seeds: list[int]) -> dict[str, Any]:
+        """Keyword arguments of the task's registered environment over these training seeds."""
+        from rl_scheduler.tasks.torch_tasks import torch_instance_to_dict
+
+        kwargs = self.task_kwargs("sgd", default_lr(self))
+        kwargs |= {
+            "instances": [torch_instance_to_dict(self.instance(s)) for s in seeds],
+            "steps_per_action": self.steps_per_action,
+            "max_actions": self.max_actions,
+        }
+        return kwargs
+
+
+def default_lr(task: TaskSpec) -> float:
+    """The agent's starting rate: the task's untuned SGD default (``DEFAULT_INITIAL_LR``)."""
+    from rl_scheduler.tasks.torch_tasks import DEFAULT_INITIAL_LR
+
+    return DEFAULT_INITIAL_LR[task.name]["sgd"]
+
+
+def env_id(task: TaskSpec) -> str:
+    from rl_scheduler.registration import TEXT_ENV_ID, VISION_ENV_ID
+
+    return VISION_ENV_ID if task.name == "vision" else TEXT_ENV_ID
+
+
+@dataclass(frozen=True)
+class DNNRunSpec:
+    """One training run of a task on one seed under one learning-rate controller.
+
+    ``schedule`` is one of :data:`SCHEDULES` or ``"agent"`` (then ``agent`` is the path of a saved
+    policy relative to the output folder, and ``optimizer`` must be ``"sgd"``). ``lr`` is the
+    initial rate.
+    """
+
+    task: TaskSpec
+    seed: int
+    optimizer: str
+    schedule: str
+    lr: float
+    agent: str = ""
+    SPEC_TYPE: ClassVar[str] = "experiments.dnn.DNNRunSpec"  # the id's type, kept on moves
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """PPO training on a task's training seeds (``ppo_kwargs`` overrides stable-baselines3's)."""
+
+    task: TaskSpec
+    n_train: int
+    total_timesteps: int
+    n_steps: int
+    n_envs: int = 2
+    seed: int = 0
+    n_checkpoints: int = 4
+    SPEC_TYPE: ClassVar[str] = "experiments.dnn.AgentSpec"  # the id's type, kept on moves
+
+    @property
+    def folder(self) -> str:
+        """Output sub-folder of the agent (relative to the pipeline's output folder)."""
+        return f"agents/{self.task.name}"
+
+
+def check_run_spec(spec: DNNRunSpec) -> None:
+    """Validate names and numbers (``ValueError`` naming the field)."""
+    if spec.task.name not in TASKS:
+        raise ValueError(f"task.name must be one of {TASKS}, got {spec.task.name!r}.")
+    if spec.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {spec.optimizer!r}.")
+    if spec.schedule not in (*SCHEDULES, AGENT):
+        raise ValueError(f"schedule must be one of {(*SCHEDULES, AGENT)}, got {spec.schedule!r}.")
+    if spec.schedule == AGENT and (not spec.agent or spec.optimizer != "sgd"):
+        raise ValueError("schedule='agent' needs the agent's path and optimizer='sgd'.")
+    if not (math.isfinite(spec.lr) and spec.lr > 0):
+        raise ValueError(f"lr must be a finite float > 0, got {spec.lr!r}.")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that differs between the CPU, quick and GPU configurations.
+
+    ``lr_ranges[task][optimizer]`` bounds the learning rates of the tuning grid (``grid_size``
+    log-spaced values, ends included) and of random search (log-uniform).
+    """
+
+    tasks: tuple[TaskSpec, ...]
+    lr_ranges: dict[str, dict[str, tuple[float, float]]]
+    n_train: int
+    n_tune: int
+    n_eval: int
+    grid_size: int
+    ppo_timesteps: int
+    ppo_n_steps: int
+    n_checkpoints: int = 4
+    hpo_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
+    hpo_seed: int = 0
+    optimizers: tuple[str, ...] = OPTIMIZERS
+    schedules: tuple[str, ...] = SCHEDULES
+    notes: str = ""
+
+    def task(self, name: str) -> TaskSpec:
+        return next(t for t in self.tasks if t.name == name)
+
+    def tune_seeds(self, task: TaskSpec) -> list[int]:
+        """The first ``n_tune`` training seeds (a subset of the agent's)."""
+        return task.seeds("train", self.n_train)[: self.n_tune]
+
+    def eval_seeds(self, task: TaskSpec) -> list[int]:
+        return task.seeds("test", self.n_eval)
+
+    def grid(self, task: TaskSpec, optimizer: str) -> list[float]:
+        lo, hi = self.lr_ranges[task.name][optimizer]
+        return [float(f"{v:.4g}") for v in np.geomspace(lo, hi, self.grid_size)]
+
+    def n_trials(self, task: TaskSpec) -> int:
+        """Random-search trials: the agent's training compute in whole runs (PPO episodes)."""
+        return math.ceil(self.ppo_timesteps / task.max_actions)
+
+
+_RANGES = {
+    "vision": {"sgd": (0.005, 0.5), "adam": (3e-4, 3e-2)},
+    "text": {"sgd": (0.05, 5.0), "adam": (1e-3, 0.1)},
+}
+
+CPU = Config(
+    tasks=(
+        TaskSpec("vision", "digits", "cnn", batch_size=64, eval_size=256),
+        TaskSpec("text", "shakespeare", "gru", batch_size=32, seq_len=16),
+    ),
+    lr_ranges=_RANGES,
+    n_train=16,
+    n_tune=2,
+    n_eval=5,
+    grid_size=5,
+    ppo_timesteps=4096,
+    ppo_n_steps=128,
+    notes="2 CPU cores: SmallCNN (width 8) on digits, GRU (hidden 64) on Shakespeare.",
+)
+QUICK = Config(
+    tasks=(
+        TaskSpec(
+            "vision",
+            "digits",
+            "cnn",
+            batch_size=32,
+            eval_size=128,
+            val_size=128,
+            steps_per_action=5,
+            max_actions=8,
+        ),
+        TaskSpec(
+            "text",
+            "shakespeare",
+            "gru",
+            (("hidden_size", 32),),
+            batch_size=16,
+            seq_len=16,
+            eval_size=32,
+            val_size=64,
+            steps_per_action=5,
+            max_actions=8,
+        ),
+    ),
+    lr_ranges=_RANGES,
+    n_train=4,
+    n_tune=1,
+    n_eval=3,
+    grid_size=2,
+    ppo_timesteps=128,
+    ppo_n_steps=32,
+    n_checkpoints=2,
+    notes="Smoke run of every stage (tiny budgets; the numbers mean nothing).",
+)
+GPU = Config(
+    tasks=(
+        TaskSpec(
+            "vision",
+            "cifar10",
+            "resnet20",
+            batch_size=128,
+            eval_size=2048,
+            steps_per_action=100,
+            max_actions=40,
+            device="auto",
+            download=True,
+        ),
+        TaskSpec(
+            "text",
+            "tiny_shakespeare",
+            "transformer",
+            (("d_model", 128), ("n_layers", 4)),
+            batch_size=64,
+            seq_len=128,
+            eval_size=256,
+            val_size=512,
+            steps_per_action=100,
+            max_actions=40,
+            device="auto",
+            download=True,
+        ),
+    ),
+    lr_ranges={
+        "vision": {"sgd": (0.01, 1.0), "adam": (1e-4, 1e-2)},
+        "text": {"sgd": (0.03, 3.0), "adam": (1e-4, 1e-2)},
+    },
+    n_train=16,
+    n_tune=2,
+    n_eval=5,
+    grid_size=5,
+    ppo_timesteps=8192,
+    ppo_n_steps=128,
+    notes=(
+        "One GPU, --jobs 1 (every run uses the GPU): ResNet-20 on CIFAR-10 and a 4-layer "
+        "transformer on tiny-shakespeare, 4000 steps per run; data in data/cifar10/ and "
+        "data/tiny_shakespeare/ (downloaded on first use). Not measured."
+    ),
+)
+CONFIGS = {"cpu": CPU, "gpu": GPU}
+
+
+def agent_specs(config: Config) -> list[AgentSpec]:
+    """One PPO training per task (the longest runs: listed first so they start first)."""
+    return [
+        AgentSpec(
+            t,
+            config.n_train,
+            config.ppo_timesteps,
+            config.ppo_n_steps,
+            n_checkpoints=config.n_checkpoints,
+        )
+        for t in sorted(config.tasks, key=lambda t: t.name != "text")
+    ]
+
+
+def tuning_specs(config: Config) -> list[DNNRunSpec]:
+    """Every baseline x its learning-rate grid x the tuning seeds."""
+    return [
+        DNNRunSpec(task, seed, optimizer, schedule, lr)
+        for task in config.tasks
+        for optimizer in config.optimizers
+        for schedule in config.schedules
+        for lr in config.grid(task, optimizer)
+        for seed in config.tune_seeds(task)
+    ]
+
+
+def random_search_specs(config: Config) -> dict[str, list[DNNRunSpec]]:
+    """Per task, the random-search trials in order (trial ``i`` runs on tuning seed ``i mod n``).
+
+    Drawn from ``numpy.random.default_rng(hpo_seed)`` per task: optimizer and schedule uniformly,
+    the learning rate log-uniformly in the optimizer's range.
+    """
+    out = {}
+    for i, task in enumerate(config.tasks):
+        rng = np.random.default_rng([config.hpo_seed, i])
+        seeds = config.tune_seeds(task)
+        trials = []
+        for k in range(config.n_trials(task)):
+            optimizer = config.optimizers[int(rng.integers(len(config.optimizers)))]
+            schedule = config.schedules[int(rng.integers(len(config.schedules)))]
+            lo, hi = config.lr_ranges[task.name][optimizer]
+            lr = float(f"{math.exp(rng.uniform(math.log(lo), math.log(hi))):.4g}")
+            trials.append(DNNRunSpec(task, seeds[k % len(seeds)], optimizer, schedule, lr))
+        out[task.name] = trials
+    return out

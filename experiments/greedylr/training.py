@@ -1,0 +1,406 @@
+"""One training run of the GreedyLR study: workloads, optimizers, schedules and the loop.
+
+The study trains its own loop rather than :class:`rl_scheduler.tasks.TorchTask`; why, and how
+the runs are scored, is in ``docs/greedylr_study.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from experiments.common.controllers import (
+    METRIC_SCHEDULES,
+    StepFn,
+    metric_schedule,
+    torch_schedule,
+)
+from experiments.common.records import short
+from experiments.greedylr.config import (
+    DIVERGENCE_FACTOR,
+    GREEDY_CONFIG,
+    HYPERGRAD_LR,
+    LR_CEILING,
+    OPTIMIZERS,
+    PLATEAU_CONFIG,
+    PLATEAU_WINDOW,
+    STAGES,
+    WORKLOADS,
+    GreedyRunSpec,
+    check_spec,
+)
+
+
+# ---------------------------------------------------------------------------------- workloads
+class Workload:
+    """A model with its data: mini-batches, a loss, and a fixed evaluation of train/val loss."""
+
+    model: nn.Module
+    steps_per_epoch: int
+
+    def sample(self, generator: torch.Generator) -> Any:
+        """A training mini-batch (whatever :meth:`loss` takes)."""
+        raise NotImplementedError
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        """Scalar training loss of ``batch`` (differentiable)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """(training objective on a fixed evaluation set, validation loss)."""
+        raise NotImplementedError
+
+
+class NoisyQuadratic(Workload):
+    """``f(x) = 1/2 sum_i h_i (x_i - x*_i)^2`` with curvatures log-spaced in ``[0.01, 1]``.
+
+    A mini-batch draws ``xi ~ N(0, noise^2)`` per coordinate and its loss is
+    ``1/2 sum_i h_i (x_i - x*_i - xi_i)^2``: an unbiased gradient with noise ``h_i xi_i``. The
+    optimum ``x*`` (drawn from the seed) is known, so :meth:`evaluate` returns the exact excess
+    loss ``f(x) - f(x*)`` (twice: there is no separate validation set).
+    """
+
+    def __init__(self, seed: int, dim: int = 50, noise: float = 1.0) -> None:
+        gen = torch.Generator().manual_seed(10_000 + seed)
+        self.h = torch.logspace(-2, 0, dim)
+        self.x_star = torch.randn(dim, generator=gen)
+        self.noise = noise
+        self.model = nn.Module()
+        self.model.x = nn.Parameter(torch.zeros(dim))
+        self.steps_per_epoch = 100
+
+    def sample(self, generator: torch.Generator) -> torch.Tensor:
+        return self.noise * torch.randn(len(self.h), generator=generator)
+
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        return 0.5 * torch.sum(self.h * (self.model.x - self.x_star - batch) ** 2)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        excess = float(0.5 * torch.sum(self.h * (self.model.x - self.x_star) ** 2))
+        return excess, excess
+
+
+class Classification(Workload):
+    """Cross-entropy on a :class:`~rl_scheduler.tasks.data.TensorSplit` (e.g. digits)."""
+
+    def __init__(self, split: Any, model: nn.Module, batch_size: int = 64) -> None:
+        self.split = split
+        self.model = model
+        self.batch_size = batch_size
+        self.steps_per_epoch = max(1, len(split.y_train) // batch_size)
+
+    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split.sample_batch(self.batch_size, generator)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self.model(x), y)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        s = self.split
+        return (
+            float(F.cross_entropy(self.model(s.x_train), s.y_train)),
+            float(F.cross_entropy(self.model(s.x_val), s.y_val)),
+        )
+
+
+class CharLM(Workload):
+    """Next-character cross-entropy on random windows of a :class:`CharCorpus`.
+
+    The evaluation uses fixed windows (the same for every run): ``n_eval`` from the training
+    stream and ``n_eval`` from the validation stream.
+    """
+
+    def __init__(
+        self,
+        corpus: Any,
+        model: nn.Module,
+        batch_size: int = 64,
+        seq_len: int = 16,
+        n_eval: int = 256,
+    ) -> None:
+        self.corpus = corpus
+        self.model = model
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.steps_per_epoch = max(1, len(corpus.train_ids) // (batch_size * seq_len))
+        gen = torch.Generator().manual_seed(2024)
+        self.eval_train = corpus.sample_batch(n_eval, seq_len, gen, split="train")
+        self.eval_val = corpus.sample_batch(n_eval, seq_len, gen, split="val")
+
+    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.corpus.sample_batch(self.batch_size, self.seq_len, generator)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        logits = self.model(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        return float(self.loss(self.eval_train)), float(self.loss(self.eval_val))
+
+
+@functools.lru_cache(maxsize=4)
+def _digits(images: bool) -> Any:
+    from rl_scheduler.tasks.data import load_digits
+
+    return load_digits(images=images, seed=0)
+
+
+@functools.lru_cache(maxsize=1)
+def _shakespeare() -> Any:
+    from rl_scheduler.tasks.data import load_shakespeare
+
+    return load_shakespeare()
+
+
+def make_workload(name: str, seed: int) -> Workload:
+    """Build a workload; the model's initial weights come from ``seed``.
+
+    ``quadratic``: 50-dim noisy quadratic. ``logreg`` / ``mlp`` (one hidden layer of 64) /
+    ``cnn`` (:class:`~rl_scheduler.tasks.models.SmallCNN`, width 8): digits, batch 64, same
+    train/val split for every run. ``charlm``: a GRU (embedding 32, hidden 64) on four plays,
+    batches of 64 windows of 16 characters.
+    """
+    from rl_scheduler.tasks import models
+
+    torch.manual_seed(seed)
+    if name == "quadratic":
+        return NoisyQuadratic(seed)
+    if name in ("logreg", "mlp"):
+        split = _digits(False)
+        model = models.LogisticRegression(64, 10) if name == "logreg" else models.MLP(64, 10, (64,))
+        return Classification(split, model)
+    if name == "cnn":
+        return Classification(_digits(True), models.SmallCNN(1, 10, width=8))
+    if name == "charlm":
+        corpus = _shakespeare()
+        return CharLM(corpus, models.CharGRU(corpus.vocab_size, embed_dim=32, hidden_size=64))
+    raise ValueError(f"workload must be one of {WORKLOADS}, got {name!r}")
+
+
+# ---------------------------------------------------------------------------------- optimizers
+HD_GRANULARITY = {"hd_parameter": "element", "hd_group": "group"}
+"""``lr_granularity`` of the hypergradient optimizers: one rate per scalar weight / per group."""
+
+
+def layer_groups(model: nn.Module) -> list[dict[str, list[nn.Parameter]]]:
+    """One param group per layer: the parameters each submodule owns directly."""
+    groups = [{"params": list(m.parameters(recurse=False))} for m in model.modules()]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(
+    optimizer: str, scheduler: str, model: nn.Module, lr: float, steps_per_epoch: int
+) -> torch.optim.Optimizer:
+    """The optimizer of a run (the adaptive schedulers replace the family's optimizer).
+
+    ``hd_group`` gets one param group per layer (:func:`layer_groups`); every other run gets the
+    model's parameters as one group.
+    """
+    from greedylr import HypergradientAdam, HypergradientSGD, StochasticLineSearch
+
+    params: Any = layer_groups(model) if scheduler == "hd_group" else list(model.parameters())
+    if scheduler in HD_GRANULARITY:
+        granularity = HD_GRANULARITY[scheduler]
+        bounds = (0.0, LR_CEILING * lr)
+        beta = HYPERGRAD_LR[optimizer]
+        if optimizer == "adam":
+            return HypergradientAdam(
+                params, lr=lr, hypergrad_lr=beta, lr_granularity=granularity, lr_bounds=bounds
+            )
+        momentum = 0.9 if optimizer == "momentum" else 0.0
+        return HypergradientSGD(
+            params,
+            lr=lr,
+            hypergrad_lr=beta,
+            momentum=momentum,
+            lr_granularity=granularity,
+            lr_bounds=bounds,
+        )
+    if scheduler == "sls":
+        return StochasticLineSearch(
+            params, lr=lr, max_lr=LR_CEILING * lr, n_batches_per_epoch=steps_per_epoch
+        )
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if optimizer == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    if optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+
+
+def make_stepper(
+    scheduler: str,
+    optimizer: torch.optim.Optimizer,
+    budget: int,
+    greedy: dict[str, Any] | None = None,
+) -> StepFn:
+    """Wrap ``optimizer`` in the named schedule and return its per-step callback.
+
+    The classic shapes are :func:`~experiments.common.controllers.torch_schedule` over ``budget``
+    steps. ``plateau`` is torch's ``ReduceLROnPlateau`` (factor 0.5, patience 10, floor ``1e-3``
+    x the initial rate) fed the moving average of the last :data:`PLATEAU_WINDOW` losses;
+    ``greedy`` is :class:`greedylr.GreedyLR` with :data:`GREEDY_CONFIG` updated by ``greedy``,
+    fed each loss. ``constant`` and the adaptive optimizers do nothing.
+    """
+    if scheduler in ("constant", *HD_GRANULARITY, "sls"):
+        return lambda loss: None
+    if scheduler in METRIC_SCHEDULES:
+        return metric_schedule(
+            scheduler,
+            optimizer,
+            plateau=PLATEAU_CONFIG,
+            greedy=GREEDY_CONFIG | (greedy or {}),
+            window=PLATEAU_WINDOW,
+        )
+    return torch_schedule(scheduler, optimizer, budget)
+
+
+def _current_lr(optimizer: torch.optim.Optimizer, scheduler: str) -> float:
+    """The learning rate of the last/next step (hypergradient: the mean over scalar weights)."""
+    if scheduler not in HD_GRANULARITY:
+        return float(optimizer.param_groups[0]["lr"])
+    total, size = 0.0, 0
+    for group, rates in zip(optimizer.param_groups, optimizer.learning_rates(), strict=True):  # type: ignore[attr-defined]
+        for p, rate in zip(group["params"], rates, strict=True):
+            total += float(torch.as_tensor(rate).expand(p.shape).sum())
+            size += p.numel()
+    return total / size
+
+
+def eval_steps(budget: int, n_evals: int) -> list[int]:
+    """Steps at which losses are evaluated: ``n_evals + 1`` even points plus every stage."""
+    points = {round(k * budget / n_evals) for k in range(n_evals + 1)}
+    points |= {round(f * budget) for f in STAGES}
+    return sorted(points)
+
+
+# ---------------------------------------------------------------------------------- one run
+def run_greedy(spec: GreedyRunSpec) -> dict[str, Any]:
+    """Train one spec with a plain loop; return per-step losses and LRs and evaluated losses.
+
+    Each step: draw a mini-batch (from a generator seeded by ``spec.seed``: every schedule sees the
+    same batches), back-propagate its loss, add gradient noise if asked
+    (``p.grad += grad_noise * g0 * randn``, ``g0`` the RMS gradient entry of the first step), take
+    the optimizer step, then step the schedule with the mini-batch loss plus, if asked,
+    ``loss_noise * L0 * randn`` (``L0`` the first mini-batch loss). Noise comes from its own
+    generator, so it does not change the batches. A mini-batch loss that is not finite or exceeds
+    100x the first one stops the run as diverged (remaining evaluations are ``inf``).
+
+    Returns
+    -------
+    dict
+        ``eval_steps``, ``train_eval_loss`` and ``val_loss`` at those steps; ``train_loss`` (the
+        mini-batch loss) and ``lr`` (the rate used) per step; ``diverged``; ``noise`` (the absolute
+        gradient / loss noise levels); ``rejected_steps`` (line searches that failed); timing.
+    """
+    check_spec(spec)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    workload = make_workload(spec.workload, spec.seed)
+    params = list(workload.model.parameters())
+    opt = make_optimizer(
+        spec.optimizer, spec.scheduler, workload.model, spec.lr, workload.steps_per_epoch
+    )
+    stepper = make_stepper(spec.scheduler, opt, spec.budget, dict(spec.greedy))
+    batches = torch.Generator().manual_seed(spec.seed)
+    noise_gen = torch.Generator().manual_seed(1_000_003 + spec.seed)
+    adaptive = spec.scheduler in (*HD_GRANULARITY, "sls")
+
+    evals = eval_steps(spec.budget, spec.n_evals)
+    train_eval: list[float] = []
+    val: list[float] = []
+    losses: list[float] = []
+    lrs: list[float] = []
+    diverged = False
+    rejected = 0
+    first_loss = grad_scale = math.nan
+
+    def record_eval() -> None:
+        tr, va = workload.evaluate()
+        train_eval.append(tr if math.isfinite(tr) else math.inf)
+        val.append(va if math.isfinite(va) else math.inf)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # failed line searches, counted below
+        for t in range(spec.budget):
+            if t in evals:
+                record_eval()
+            batch = workload.sample(batches)
+            lr_before = _current_lr(opt, spec.scheduler)
+            if spec.scheduler == "sls":
+
+                def closure(batch: Any = batch) -> torch.Tensor:
+                    opt.zero_grad()
+                    value = workload.loss(batch)
+                    if torch.is_grad_enabled():
+                        value.backward()
+                    return value
+
+                loss = float(opt.step(closure).detach())
+                rejected += not opt.state[params[0]].get("accepted", True)
+            else:
+                opt.zero_grad()
+                out = workload.loss(batch)
+                out.backward()
+                loss = float(out.detach())
+                if spec.grad_noise > 0 and math.isfinite(loss):
+                    grads = [p.grad for p in params if p.grad is not None]
+                    if math.isnan(grad_scale):
+                        sq = sum(float(torch.sum(g * g)) for g in grads)
+                        grad_scale = math.sqrt(sq / sum(g.numel() for g in grads))
+                    for g in grads:
+                        g.add_(
+                            torch.randn(g.shape, generator=noise_gen),
+                            alpha=spec.grad_noise * grad_scale,
+                        )
+                if math.isfinite(loss):
+                    opt.step()
+            if math.isnan(first_loss):
+                first_loss = loss
+            if not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * abs(first_loss):
+                diverged = True
+                break
+            losses.append(short(loss))
+            lrs.append(short(_current_lr(opt, spec.scheduler) if adaptive else lr_before))
+            seen = loss
+            if spec.loss_noise > 0:
+                seen += (
+                    spec.loss_noise * abs(first_loss) * float(torch.randn((), generator=noise_gen))
+                )
+            stepper(seen)
+        if not diverged:
+            record_eval()
+    train_eval += [math.inf] * (len(evals) - len(train_eval))
+    val += [math.inf] * (len(evals) - len(val))
+    return {
+        "eval_steps": evals,
+        "train_eval_loss": [short(v) for v in train_eval],
+        "val_loss": [short(v) for v in val],
+        "train_loss": losses,
+        "lr": lrs,
+        "diverged": diverged,
+        "noise": {
+            "grad_sigma": spec.grad_noise * grad_scale if spec.grad_noise > 0 else 0.0,
+            "loss_sigma": spec.loss_noise * abs(first_loss) if spec.loss_noise > 0 else 0.0,
+        },
+        "rejected_steps": rejected,
+        "wall_time_s": time.perf_counter() - start,
+    }

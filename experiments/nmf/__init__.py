@@ -1,0 +1,73 @@
+"""Paper 1: learning-rate schedules for stochastic NMF (``make reproduce-nmf``).
+
+Modules: :mod:`~experiments.nmf.config` (run specs, configurations, tuning grids),
+:mod:`~experiments.nmf.schedules` (the schedule comparison's runs and stages),
+:mod:`~experiments.nmf.bound` (how tight the stability bound is), :mod:`~experiments.nmf.rl`
+(the learned schedule's agents, runs and stages), :mod:`~experiments.nmf.report` (summaries and
+tables), :mod:`~experiments.nmf.plots` (figures) and ``__main__`` (the command). The protocol is
+in ``docs/nmf_study.md``.
+"""
+
+from experiments.nmf.config import (
+    ABLATION,
+    REFERENCE,
+    RL_FULL,
+    RL_QUICK,
+    SCHEDULES_FULL,
+    SCHEDULES_QUICK,
+    SHAPES,
+    TUNING_BUDGET,
+    AgentSpec,
+    LearnedRunSpec,
+    NMFRunSpec,
+    RLConfig,
+    SchedulesConfig,
+    SklearnRunSpec,
+    agent_specs,
+    cell_name,
+    tuning_grid,
+)
+from experiments.nmf.report import (
+    rl_table,
+    schedules_table,
+    steps_to_target,
+    summarise_rl,
+    summarise_schedules,
+    value_at,
+    win_rate,
+)
+from experiments.nmf.rl import agent_dir, run_learned, train_agent
+from experiments.nmf.schedules import run_nmf, run_sklearn, trajectory_result
+
+__all__ = [
+    "ABLATION",
+    "REFERENCE",
+    "RL_FULL",
+    "RL_QUICK",
+    "SCHEDULES_FULL",
+    "SCHEDULES_QUICK",
+    "SHAPES",
+    "TUNING_BUDGET",
+    "AgentSpec",
+    "LearnedRunSpec",
+    "NMFRunSpec",
+    "RLConfig",
+    "SchedulesConfig",
+    "SklearnRunSpec",
+    "agent_dir",
+    "agent_specs",
+    "cell_name",
+    "rl_table",
+    "run_learned",
+    "run_nmf",
+    "run_sklearn",
+    "schedules_table",
+    "steps_to_target",
+    "summarise_rl",
+    "summarise_schedules",
+    "train_agent",
+    "trajectory_result",
+    "tuning_grid",
+    "value_at",
+    "win_rate",
+]

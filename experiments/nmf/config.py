@@ -1,0 +1,291 @@
+"""What the NMF study runs: run specs, configurations, tuning grids and agent specs.
+
+Two experiments share the instances of :mod:`nmf.datasets`: the **schedule comparison**
+(:class:`SchedulesConfig`: tuned hand-made schedules on held-out seeds, and scikit-learn's NMF)
+and the **learned schedule** (:class:`RLConfig`: PPO agents against tuned schedules on the
+held-out instance set of ``rl_scheduler/NMF-v0``). The protocol is in ``docs/nmf_study.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nmf.datasets import NMFInstance
+from rl_scheduler.tasks.nmf_task import nmf_instance_set
+
+TUNING_BUDGET = 12
+"""Configurations tried per schedule (the same for every schedule)."""
+
+
+@dataclass(frozen=True)
+class NMFRunSpec:
+    """One projected-SGD run: a problem instance, a schedule with its parameters, a budget."""
+
+    instance: NMFInstance
+    schedule: str
+    params: tuple[tuple[str, Any], ...] = ()
+    n_steps: int = 500
+    clip: float | None = None
+    curves: bool = False
+    """Keep per-step curves in the result (evaluation runs) or only the summary (tuning)."""
+    record_bounds: bool = False
+    """Compute the stability bound of every iterate (always done for follow-the-bound)."""
+    SPEC_TYPE: ClassVar[str] = "experiments.nmf.NMFRunSpec"  # the id's type, kept on moves
+
+
+@dataclass(frozen=True)
+class SklearnRunSpec:
+    """scikit-learn's coordinate-descent NMF on an instance's matrix, from its own random init."""
+
+    instance: NMFInstance
+    max_iter: int = 200
+    tol: float = 1e-4
+    SPEC_TYPE: ClassVar[str] = "experiments.nmf.SklearnRunSpec"  # the id's type, kept on moves
+
+
+@dataclass(frozen=True)
+class SchedulesConfig:
+    """Everything that differs between the full run and ``--quick``."""
+
+    n_steps: int
+    noise_levels: tuple[float, ...]
+    train_seeds: tuple[int, ...]
+    eval_seeds: tuple[int, ...]
+    synthetic: NMFInstance
+    digits: NMFInstance
+    lr_grid: tuple[float, ...]
+    budget: int
+
+    def settings(self) -> dict[str, NMFInstance]:
+        """Named instance templates, one per (dataset, noise level); seeds are filled in later."""
+        return {
+            f"{base.dataset}/noise={noise:g}": replace(base, noise_std=noise)
+            for base in (self.synthetic, self.digits)
+            for noise in self.noise_levels
+        }
+
+
+SCHEDULES_FULL = SchedulesConfig(
+    n_steps=500,
+    noise_levels=(0.0, 1.0, 5.0),
+    train_seeds=(0, 1, 2),
+    eval_seeds=(100, 101, 102, 103, 104),
+    synthetic=NMFInstance("synthetic", rank=10, size=(200, 100)),
+    digits=NMFInstance("digits", rank=10),
+    lr_grid=tuple(np.geomspace(3e-4, 3e-2, 6)),
+    budget=TUNING_BUDGET,
+)
+SCHEDULES_QUICK = SchedulesConfig(
+    n_steps=100,
+    noise_levels=(0.0, 5.0),
+    train_seeds=(0,),
+    eval_seeds=(100, 101),
+    synthetic=NMFInstance("synthetic", rank=6, size=(80, 50)),
+    digits=NMFInstance("digits", rank=10, size=300),
+    lr_grid=tuple(np.geomspace(1e-3, 1e-2, 2)),
+    budget=4,
+)
+
+
+SHAPES: dict[str, tuple[Any, ...]] = {
+    "step": ((0.3, 2), (0.1, 2), (0.5, 3), (0.5, 6), (0.1, 1)),
+    "exponential": (0.1, 0.01, 0.3, 0.03, 0.003),
+    "inverse_time": (9.0, 99.0, 2.0, 29.0, 299.0),
+    "cosine": (0.0, 0.01, 0.1, 0.03, 0.3),
+}
+"""Second parameter per schedule, relative to the budget ``n``, in the order the grid uses them.
+
+``step``: (factor, number of drops per run), so ``every = ceil(n / (drops + 1))``: the drops split
+the run into ``drops + 1`` near-equal parts, all within the budget when ``n >= (drops + 1) ** 2``
+(``n // drops`` put the last one at the very end, where it has no effect). The LR left at the
+end, ``factor ** drops``, is 0.09 and 0.01 for the first two shapes, as for the first two of
+exponential, 1/t and cosine, so a small grid of every family spans the same decay range;
+``exponential``: the
+fraction of the initial LR left at the end; ``inverse_time``: ``decay * n`` (the LR ends at
+``lr / (1 + decay * n)``); ``cosine``: ``min_lr / lr``."""
+
+
+def tuning_grid(
+    n_steps: int, lr_grid: tuple[float, ...], budget: int, *, step_budget: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """``budget`` parameter sets per schedule: each LR of ``lr_grid`` times ``budget / len(lr_grid)`` shapes.
+
+    The shapes (:data:`SHAPES`) are set relative to the number of steps, so the same grid makes
+    sense for any ``n_steps``. Constant and follow-the-bound have one parameter, so they get
+    ``budget`` values over the same range instead. ``step_budget`` gives step decay a larger
+    grid (e.g. to match the compute of a learned schedule); default ``budget``.
+    """
+    n, lrs = n_steps, tuple(lr_grid)
+    step_budget = budget if step_budget is None else step_budget
+    shapes = {}
+    for name, b in (("budget", budget), ("step_budget", step_budget)):
+        k, rest = divmod(b, len(lrs))
+        if rest or not 1 <= k <= len(SHAPES["step"]):
+            raise ValueError(
+                f"{name} must be len(lr_grid) times 1..{len(SHAPES['step'])}, "
+                f"got {b} for {len(lrs)} learning rates."
+            )
+        shapes[name] = k
+    k, k_step = shapes["budget"], shapes["step_budget"]
+    fine = np.geomspace(min(lrs), max(lrs), budget)
+    pairs = [(lr, i) for lr in lrs for i in range(k)]
+    grid = {
+        "constant": [{"lr": lr} for lr in fine],
+        "step": [
+            {"lr": lr, "factor": factor, "every": math.ceil(n / (drops + 1))}
+            for lr in lrs
+            for factor, drops in SHAPES["step"][:k_step]
+        ],
+        "exponential": [
+            {"lr": lr, "gamma": SHAPES["exponential"][i] ** (1 / n)} for lr, i in pairs
+        ],
+        "inverse_time": [{"lr": lr, "decay": SHAPES["inverse_time"][i] / n} for lr, i in pairs],
+        "cosine": [
+            {"lr": lr, "total_steps": n, "min_lr": SHAPES["cosine"][i] * lr} for lr, i in pairs
+        ],
+        "follow_bound": [{"fraction": f} for f in np.geomspace(0.25, 4.0, budget)],
+    }
+    return {name: [{k: plain(v) for k, v in p.items()} for p in ps] for name, ps in grid.items()}
+
+
+def plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def params_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
+
+
+def cell_name(instance: NMFInstance | dict[str, Any]) -> str:
+    """The setting ("cell") of an instance: ``"<dataset>/noise=<std>"``."""
+    inst = asdict(instance) if isinstance(instance, NMFInstance) else instance
+    return f"{inst['dataset']}/noise={float(inst['noise_std']):g}"
+
+
+REFERENCE = "step"
+"""The hand-made schedule the headline win rate is measured against."""
+
+ABLATION = ("learned_shield1.0", 1.0)
+"""The agent variant ``--ablation`` adds: the shield caps rates at the bound itself, not 0.9 of it."""
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """Everything that differs between the full run and ``--quick``."""
+
+    n_train: int
+    n_test: int
+    datasets: tuple[str, ...]
+    noise_levels: tuple[float, ...]
+    steps_per_action: int
+    max_actions: int
+    clip: float
+    ppo_seeds: tuple[int, ...]
+    total_timesteps: int
+    n_envs: int
+    variants: tuple[tuple[str, float], ...]
+    """(name, shield_fraction) of every agent variant; the first is the headline one."""
+    lr_grid: tuple[float, ...]
+    budget: int
+    step_budget: int
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps_per_action * self.max_actions
+
+    def instances(self, split: str) -> list[NMFInstance]:
+        n = self.n_train if split == "train" else self.n_test
+        return nmf_instance_set(split, n, datasets=self.datasets, noise_levels=self.noise_levels)
+
+    def grid(self) -> dict[str, list[dict[str, Any]]]:
+        return tuning_grid(self.n_steps, self.lr_grid, self.budget, step_budget=self.step_budget)
+
+
+RL_FULL = RLConfig(
+    n_train=48,
+    n_test=48,
+    datasets=("synthetic", "digits"),
+    noise_levels=(0.0, 1.0, 5.0),
+    steps_per_action=10,
+    max_actions=30,
+    clip=0.1,
+    ppo_seeds=(0, 1, 2),
+    total_timesteps=60_000,
+    n_envs=4,
+    variants=(("learned", 0.9),),
+    lr_grid=tuple(float(x) for x in np.geomspace(1e-3, 6e-2, 8)),
+    budget=16,
+    step_budget=40,
+)
+RL_QUICK = RLConfig(
+    n_train=12,
+    n_test=12,
+    datasets=("synthetic", "digits"),
+    noise_levels=(0.0, 5.0),
+    steps_per_action=10,
+    max_actions=10,
+    clip=0.1,
+    ppo_seeds=(0,),
+    total_timesteps=2_048,
+    n_envs=4,
+    variants=(("learned", 0.9),),
+    lr_grid=(3e-3, 3e-2),
+    budget=4,
+    step_budget=6,
+)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One PPO training run on the train instance set."""
+
+    variant: str
+    shield_fraction: float
+    seed: int
+    total_timesteps: int
+    n_envs: int
+    env_kwargs: tuple[tuple[str, Any], ...]
+    SPEC_TYPE: ClassVar[str] = "experiments.nmf_rl.AgentSpec"  # the id's type, kept on moves
+
+
+def agent_specs(config: RLConfig) -> list[AgentSpec]:
+    env_kwargs = {
+        "split": "train",
+        "n_instances": config.n_train,
+        "datasets": config.datasets,
+        "noise_levels": config.noise_levels,
+        "clip": config.clip,
+        "steps_per_action": config.steps_per_action,
+        "max_actions": config.max_actions,
+    }
+    return [
+        AgentSpec(
+            variant,
+            fraction,
+            seed,
+            config.total_timesteps,
+            config.n_envs,
+            tuple(sorted({**env_kwargs, "shield_fraction": fraction}.items())),
+        )
+        for variant, fraction in config.variants
+        for seed in config.ppo_seeds
+    ]
+
+
+@dataclass(frozen=True)
+class LearnedRunSpec:
+    """A trained agent scheduling one held-out instance (through ``nmf.run_sgd``)."""
+
+    instance: NMFInstance
+    agent: AgentSpec
+    n_steps: int
+    clip: float
+    SPEC_TYPE: ClassVar[str] = "experiments.nmf_rl.LearnedRunSpec"  # the id's type, kept on moves
+
+    @property
+    def schedule(self) -> str:
+        return self.agent.variant

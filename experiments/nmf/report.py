@@ -1,0 +1,355 @@
+"""The NMF study's summaries and tables: the schedule comparison (:func:`summarise_schedules`)
+and the learned schedule (:func:`summarise_rl`), from the sweeps' records."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from experiments.common.stats import format_mean_ci, mean_ci
+from experiments.nmf.config import REFERENCE, RLConfig, SchedulesConfig, cell_name, tuning_grid
+
+
+def summarise_schedules(
+    config: SchedulesConfig, best: dict, eval_records: list[dict], sk_records: list[dict]
+) -> dict:
+    """Per setting and schedule: final / 25% / 50% relative error, steps to target, wins vs step.
+
+    The SGD schedule compared with scikit-learn (digits, exact gradients) is the one with the
+    lowest tuning score (mean final loss on the training seeds), not the best on the held-out
+    seeds, so that the comparison does not select on its own test data.
+    """
+    runs: dict[str, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for rec in eval_records:
+        if rec["status"] != "ok":
+            raise RuntimeError(f"evaluation run {rec['spec_id']} failed: {rec['error']['message']}")
+        spec = rec["spec"]
+        runs[cell_name(spec["instance"])][spec["schedule"]][spec["instance"]["seed"]] = rec[
+            "result"
+        ]
+    n = config.n_steps
+    summary: dict[str, Any] = {"config": _schedules_config_dict(config), "settings": {}}
+    for setting, by_schedule in runs.items():
+        finals = {
+            name: [float(r["final_rel_error"]) for r in rs.values()]
+            for name, rs in by_schedule.items()
+        }
+        best_mean = min(np.mean(v) for v in finals.values() if np.all(np.isfinite(v)))
+        target = 1.02 * best_mean
+        rows = {}
+        for name, by_seed in by_schedule.items():
+            curves = [np.asarray(r["rel_errors"], dtype=float) for r in by_seed.values()]
+            rows[name] = {
+                "params": best[setting][name]["params"],
+                "final_rel_error": mean_ci(finals[name]),
+                "rel_error_at_25pct": mean_ci([value_at(c, n // 4) for c in curves]),
+                "rel_error_at_50pct": mean_ci([value_at(c, n // 2) for c in curves]),
+                "steps_to_target": steps_to_target(curves, target),
+                "diverged": sum(bool(r["diverged"]) for r in by_seed.values()),
+                "win_rate_vs_step": _win_rate_vs(by_schedule, name, "step"),
+                "wall_time_s": mean_ci([float(r["wall_time_s"]) for r in by_seed.values()]),
+            }
+        summary["settings"][setting] = {"target_rel_error": target, "schedules": rows}
+    if sk_records:
+        digits_exact = f"digits/noise={0.0:g}"
+        sk = [r["result"] for r in sk_records if r["status"] == "ok"]
+        reference = {
+            "sklearn_rel_error": mean_ci([r["final_rel_error"] for r in sk]),
+            "sklearn_wall_time_s": mean_ci([r["wall_time_s"] for r in sk]),
+            "sklearn_n_iter": mean_ci([r["n_iter"] for r in sk]),
+        }
+        if digits_exact in summary["settings"]:
+            rows = summary["settings"][digits_exact]["schedules"]
+            tuned = best[digits_exact]
+            name = min(rows, key=lambda s: tuned[s]["train_mean_final_loss"])
+            reference |= {
+                "best_sgd_schedule": name,
+                "sgd_rel_error": rows[name]["final_rel_error"],
+                "sgd_wall_time_s": rows[name]["wall_time_s"],
+                "ratio": rows[name]["final_rel_error"]["mean"]
+                / reference["sklearn_rel_error"]["mean"],
+            }
+        summary["sklearn_reference"] = reference
+    return summary
+
+
+def value_at(curve: np.ndarray, step: int) -> float:
+    """``curve[step]``, or ``inf`` when the run diverged before ``step``."""
+    return float(curve[step]) if step < len(curve) else math.inf
+
+
+def steps_to_target(curves: list[np.ndarray], target: float) -> dict[str, Any]:
+    """Mean steps to reach ``target`` over the seeds that reach it, and how many do."""
+    hits = [int(np.argmax(c <= target)) for c in curves if np.any(c <= target)]
+    return {
+        "mean": float(np.mean(hits)) if hits else math.inf,
+        "reached": len(hits),
+        "n": len(curves),
+    }
+
+
+def win_rate(a: dict[int, list[dict]], b: dict[int, list[dict]]) -> float | None:
+    """Fraction of (instance, run of ``a``) pairs in which ``a`` ends strictly below ``b``.
+
+    ``a`` and ``b`` map an instance seed to its runs' results; ``b`` is compared through its
+    first run on that instance. ``None`` when the two share no instance.
+    """
+    wins = [
+        float(r["final_rel_error"]) < float(b[seed][0]["final_rel_error"])
+        for seed, runs in a.items()
+        if seed in b
+        for r in runs
+    ]
+    return float(np.mean(wins)) if wins else None
+
+
+def _win_rate_vs(
+    by_schedule: dict[str, dict[int, dict]], name: str, reference: str
+) -> float | None:
+    if reference not in by_schedule or name == reference:
+        return None
+    as_runs = {k: {seed: [r] for seed, r in by_seed.items()} for k, by_seed in by_schedule.items()}
+    return win_rate(as_runs[name], as_runs[reference])
+
+
+def _schedules_config_dict(config: SchedulesConfig) -> dict[str, Any]:
+    d = asdict(config)
+    d["tuning_grid"] = tuning_grid(config.n_steps, config.lr_grid, config.budget)
+    return d
+
+
+def row_cells(row: dict) -> list[str]:
+    """Table cells of a schedule's summary row: final, 25% and 50% error, steps to target, wins."""
+    reach = row["steps_to_target"]
+    steps = (
+        f"{reach['mean']:.0f} ({reach['reached']}/{reach['n']})" if reach["reached"] else "never"
+    )
+    win = row["win_rate_vs_step"]
+    return [
+        format_mean_ci(row["final_rel_error"]),
+        format_mean_ci(row["rel_error_at_25pct"]),
+        format_mean_ci(row["rel_error_at_50pct"]),
+        steps,
+        "—" if win is None else f"{100 * win:.0f}%",
+    ]
+
+
+def schedules_table(summary: dict) -> str:
+    """The results table of the README: relative error (mean ± 95% CI over held-out seeds)."""
+    lines = []
+    n = summary["config"]["n_steps"]
+    for setting, block in summary["settings"].items():
+        lines += [
+            f"**{setting}** ({n} steps, target = {block['target_rel_error']:.4f})",
+            "",
+            "| schedule | final rel. error | at 25% | at 50% | steps to target | wins vs step | diverged |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        rows = block["schedules"]
+        for name in sorted(rows, key=lambda s: rows[s]["final_rel_error"]["mean"]):
+            r = rows[name]
+            lines.append(f"| {name} | " + " | ".join(row_cells(r)) + f" | {r['diverged']} |")
+        lines.append("")
+    ref = summary.get("sklearn_reference")
+    if ref and "best_sgd_schedule" in ref:
+        lines += [
+            "**digits, exact gradients: SGD schedule chosen by training score vs scikit-learn `NMF(solver='cd')`**",
+            "",
+            "| method | rel. error | wall time (s) |",
+            "|---|---|---|",
+            f"| SGD, {ref['best_sgd_schedule']} ({n} steps) | {format_mean_ci(ref['sgd_rel_error'])} | "
+            f"{format_mean_ci(ref['sgd_wall_time_s'], 3)} |",
+            f"| scikit-learn cd ({ref['sklearn_n_iter']['mean']:.0f} iterations) | "
+            f"{format_mean_ci(ref['sklearn_rel_error'])} | {format_mean_ci(ref['sklearn_wall_time_s'], 3)} |",
+            "",
+            f"SGD / scikit-learn relative error: {ref['ratio']:.4f}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _runs(baseline: list[dict], learned: list[dict]) -> dict[str, dict[str, dict[int, list]]]:
+    """``runs[cell][schedule][instance seed]`` = results; a learned schedule has one per PPO seed,
+    in increasing PPO-seed order."""
+    runs: dict[str, dict[str, dict[int, list]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for rec in baseline + sorted(learned, key=lambda r: r["spec"]["agent"]["seed"]):
+        spec = rec["spec"]
+        runs[cell_name(spec["instance"])][schedule_label(rec)][
+            int(spec["instance"]["seed"])
+        ].append(rec["result"])
+    return runs
+
+
+def schedule_label(record: dict) -> str:
+    """The schedule of an evaluation record: its name, or the agent variant for learned runs."""
+    spec = record["spec"]
+    return spec["schedule"] if "schedule" in spec else spec["agent"]["variant"]
+
+
+def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, learned) -> dict:
+    """Per cell and schedule: final / 25% / 50% relative error, steps to target, win rates."""
+    runs = _runs(baseline, learned)
+    n = config.n_steps
+    variants = [name for name, _ in config.variants if any(name in r for r in runs.values())]
+    summary: dict[str, Any] = {"config": _rl_config_dict(config), "cells": {}, "overall": {}}
+    for cell in sorted(runs):
+        by_schedule = runs[cell]
+        # A learned schedule's value on an instance is the mean over its PPO seeds.
+        finals = {
+            name: [float(np.mean([r["final_rel_error"] for r in rs])) for rs in by_seed.values()]
+            for name, by_seed in by_schedule.items()
+        }
+        best_mean = min(np.mean(v) for v in finals.values() if np.all(np.isfinite(v)))
+        target = 1.02 * best_mean
+        rows = {}
+        for name, by_seed in by_schedule.items():
+            results = [r for rs in by_seed.values() for r in rs]
+            curves = [np.asarray(r["rel_errors"], dtype=float) for r in results]
+            per_instance = [np.mean(np.vstack(_pad(rs)), axis=0) for rs in by_seed.values()]
+            rows[name] = {
+                "params": best.get(cell, {}).get(name, {}).get("params"),
+                "final_rel_error": mean_ci(finals[name]),
+                "rel_error_at_25pct": mean_ci([value_at(c, n // 4) for c in per_instance]),
+                "rel_error_at_50pct": mean_ci([value_at(c, n // 2) for c in per_instance]),
+                "steps_to_target": steps_to_target(curves, target),
+                "diverged": sum(bool(r["diverged"]) for r in results),
+                "win_rate_vs_step": None
+                if name == REFERENCE
+                else win_rate(by_seed, by_schedule[REFERENCE]),
+                "steps_above_bound_pct": 100 * _above_bound_fraction(results),
+                "n_runs": len(results),
+            }
+        summary["cells"][cell] = {"target_rel_error": target, "schedules": rows}
+    summary["overall"] = _overall(config, runs, variants)
+    summary["agents"] = _agents_summary(agents)
+    return summary
+
+
+def _pad(results: list[dict]) -> list[np.ndarray]:
+    """Curves of equal length (a diverged run is continued at ``inf``)."""
+    curves = [np.asarray(r["rel_errors"], dtype=float) for r in results]
+    length = max(len(c) for c in curves)
+    return [np.concatenate([c, np.full(length - len(c), np.inf)]) for c in curves]
+
+
+def _above_bound_fraction(results: list[dict]) -> float:
+    counts = [r["steps_above_bound"] for r in results]
+    if any(c is None for c in counts):
+        return math.nan
+    return float(sum(counts) / sum(len(r["lrs"]) for r in results))
+
+
+def _overall(config: RLConfig, runs: dict, variants: list[str]) -> dict[str, Any]:
+    """Across all held-out instances: each learned variant against each tuned schedule."""
+    ppo_seeds = list(config.ppo_seeds)
+    overall: dict[str, Any] = {}
+    for variant in variants:
+        block: dict[str, Any] = {}
+        for ref in config.grid():
+            per_seed_wins, ratios = [], []
+            for k, _ in enumerate(ppo_seeds):
+                wins, logs = [], []
+                for by_schedule in runs.values():
+                    for seed, rs in by_schedule[variant].items():
+                        mine = float(rs[k]["final_rel_error"])
+                        theirs = float(by_schedule[ref][seed][0]["final_rel_error"])
+                        wins.append(mine < theirs)
+                        logs.append(math.log(mine / theirs))
+                per_seed_wins.append(float(np.mean(wins)))
+                ratios.append(math.exp(float(np.mean(logs))))
+            block[ref] = {
+                "win_rate": mean_ci(per_seed_wins),
+                "win_rate_per_ppo_seed": per_seed_wins,
+                "geomean_error_ratio": mean_ci(ratios),
+            }
+        overall[variant] = block
+    return overall
+
+
+def _agents_summary(agents: list[dict]) -> dict[str, Any]:
+    by_variant: dict[str, list[dict]] = defaultdict(list)
+    for rec in agents:
+        by_variant[rec["spec"]["variant"]].append(rec["result"])
+    return {
+        variant: {
+            "train_time_s": mean_ci([r["train_time_s"] for r in results]),
+            "train_time_s_total": float(sum(r["train_time_s"] for r in results)),
+            "timesteps": results[0]["timesteps"],
+            "episodes": int(np.mean([r["episodes"] for r in results])),
+            "diverged_episodes": int(sum(r["diverged_episodes"] for r in results)),
+            "resumed": any(r["resumed_from_timesteps"] for r in results),
+        }
+        for variant, results in by_variant.items()
+    }
+
+
+def _rl_config_dict(config: RLConfig) -> dict[str, Any]:
+    d = asdict(config)
+    d["n_steps"] = config.n_steps
+    d["tuning_grid"] = config.grid()
+    grid_sizes = {name: len(options) for name, options in config.grid().items()}
+    per_config = config.n_train * config.n_steps
+    d["tuning_cost_sgd_steps"] = {name: k * per_config for name, k in grid_sizes.items()}
+    d["agent_cost_sgd_steps"] = config.total_timesteps * config.steps_per_action
+    return d
+
+
+def rl_table(summary: dict) -> str:
+    """The README's tables: the headline win rates, then every cell in detail."""
+    cfg = summary["config"]
+    variants = list(summary["overall"])
+    headline = variants[0]
+    lines = [
+        f"**Learned schedule vs tuned schedules on {cfg['n_test']} held-out instances** "
+        f"({cfg['n_steps']} steps, clip {cfg['clip']:g}; {len(cfg['ppo_seeds'])} PPO seeds; "
+        "win = lower final error; ratio = geometric mean of learned / tuned final error)",
+        "",
+        "| against (tuned) | " + " | ".join(f"{v}: wins | {v}: ratio" for v in variants) + " |",
+        "|---|" + "---|---|" * len(variants),
+    ]
+    for ref in summary["overall"][headline]:
+        cells = []
+        for v in variants:
+            r = summary["overall"][v][ref]
+            per_seed = ", ".join(f"{100 * w:.0f}" for w in r["win_rate_per_ppo_seed"])
+            cells += [
+                f"{100 * r['win_rate']['mean']:.1f}% ({per_seed})",
+                format_mean_ci(r["geomean_error_ratio"], 3),
+            ]
+        lines.append(f"| {ref} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for cell, block in summary["cells"].items():
+        lines += [
+            f"**{cell}** (target = {block['target_rel_error']:.4f})",
+            "",
+            "| schedule | final rel. error | at 25% | at 50% | steps to target "
+            "| wins vs step | steps above bound | diverged |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        rows = block["schedules"]
+        for name in sorted(rows, key=lambda s: rows[s]["final_rel_error"]["mean"]):
+            r = rows[name]
+            cells = [
+                *row_cells(r),
+                f"{r['steps_above_bound_pct']:.1f}%",
+                f"{r['diverged']}/{r['n_runs']}",
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    agents = summary.get("agents", {})
+    if agents:
+        lines += ["| agent | PPO timesteps | training time per seed (s) | diverged episodes |"]
+        lines += ["|---|---|---|---|"]
+        for variant, a in agents.items():
+            lines.append(
+                f"| {variant} | {a['timesteps']} | {format_mean_ci(a['train_time_s'], 1)} | "
+                f"{a['diverged_episodes']} / {a['episodes'] * len(cfg['ppo_seeds'])} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

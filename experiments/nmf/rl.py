@@ -1,0 +1,150 @@
+"""The learned schedule of the NMF study: PPO agents, their held-out runs, and the train / tune /
+held-out stages (each a resumable sweep of :mod:`experiments.runner`)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.common import agents
+from experiments.common.agents import load_policy
+from experiments.common.records import require_ok
+from experiments.nmf.config import (
+    AgentSpec,
+    LearnedRunSpec,
+    NMFRunSpec,
+    RLConfig,
+    agent_specs,
+    cell_name,
+    params_key,
+)
+from experiments.nmf.schedules import best_params, run_nmf, trajectory_result
+from experiments.runner import run_sweep, spec_id
+from nmf import run_sgd
+
+
+def agent_dir(root: Path, spec: AgentSpec) -> Path:
+    """Where an agent's checkpoints, training curve and final model live (named by its spec)."""
+    return Path(root) / "agents" / f"{spec.variant}-seed{spec.seed}-{spec_id(spec)[:10]}"
+
+
+def train_agent(spec: AgentSpec, *, root: str) -> dict[str, Any]:
+    """Train (or resume) one agent; save its final policy next to its checkpoints."""
+    folder = agent_dir(Path(root), spec)
+    _, trained = agents.train_agent(
+        folder,
+        dict(spec.env_kwargs),
+        total_timesteps=spec.total_timesteps,
+        n_envs=spec.n_envs,
+        seed=spec.seed,
+    )
+    curve = trained["curve"]
+    return {
+        "model": str((folder / agents.MODEL_FILE).relative_to(root)),
+        "train_time_s": trained["train_time_s"],
+        "resumed_from_timesteps": trained["resumed_from_timesteps"],
+        "timesteps": trained["timesteps"],
+        "episodes": len(curve),
+        "diverged_episodes": sum(bool(r["diverged"]) for r in curve),
+    }
+
+
+def run_learned(spec: LearnedRunSpec, *, root: str) -> dict[str, Any]:
+    """One held-out run under a learned schedule, with the bound of every iterate."""
+    import torch
+
+    from rl_scheduler.policy import LearnedSchedule
+
+    torch.set_num_threads(1)
+    schedule = LearnedSchedule(
+        load_policy(str(agent_dir(Path(root), spec.agent) / agents.MODEL_FILE))
+    )
+    problem = spec.instance.build()
+    traj = run_sgd(
+        problem, schedule, spec.n_steps, clip=spec.clip, seed=spec.instance.seed, compute_bound=True
+    )
+    result = trajectory_result(problem, traj, curves=True)
+    result["proposed_lrs"] = schedule.proposed_lrs
+    return result
+
+
+def train(config: RLConfig, out: Path, **sweep: Any) -> list[dict]:
+    fn = functools.partial(train_agent, root=str(out))
+    records = run_sweep(fn, agent_specs(config), out / "agents.jsonl", **sweep)
+    require_ok(records, "agent training")
+    return records
+
+
+def tune(config: RLConfig, out: Path, **sweep: Any) -> dict[str, dict[str, dict]]:
+    """Best parameters per cell and schedule by mean final relative error on the train set."""
+    specs = [
+        NMFRunSpec(inst, name, params_key(params), config.n_steps, config.clip)
+        for inst in config.instances("train")
+        for name, options in config.grid().items()
+        for params in options
+    ]
+    records = run_sweep(run_nmf, specs, out / "tune.jsonl", **sweep)
+    return best_params(records, "final_rel_error", "train_mean_rel_error")
+
+
+def evaluate(
+    config: RLConfig, best: dict, out: Path, **sweep: Any
+) -> tuple[list[dict], list[dict]]:
+    """Tuned schedules and learned schedules on the held-out set, with curves and bounds."""
+    held_out = config.instances("test")
+    specs = [
+        NMFRunSpec(
+            inst,
+            name,
+            params_key(best[cell_name(inst)][name]["params"]),
+            config.n_steps,
+            config.clip,
+            curves=True,
+            record_bounds=True,
+        )
+        for inst in held_out
+        for name in config.grid()
+    ]
+    baseline = run_sweep(run_nmf, specs, out / "eval.jsonl", **sweep)
+    learned_specs = [
+        LearnedRunSpec(inst, agent, config.n_steps, config.clip)
+        for agent in agent_specs(config)
+        for inst in held_out
+    ]
+    fn = functools.partial(run_learned, root=str(out))
+    learned = run_sweep(fn, learned_specs, out / "eval_learned.jsonl", **sweep)
+    require_ok(baseline + learned, "evaluation")
+    return baseline, learned
+
+
+def env_throughput(config: RLConfig, *, n_actions: int = 400) -> dict[str, float]:
+    """Environment steps (actions) per second: one env, and vectorised ones (stable-baselines3)."""
+    from rl_scheduler import agent, make_nmf_env
+
+    kwargs = dict(agent_specs(config)[0].env_kwargs)
+    rates = {}
+    env = make_nmf_env(**kwargs)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(n_actions):
+        _, _, terminated, _, _ = env.step(rng.uniform(-1, 1, 1).astype(np.float32))
+        if terminated:
+            env.reset()
+    rates["single"] = n_actions / (time.perf_counter() - start)
+    for vec_env, n_envs in (("dummy", 4), ("subproc", 2)):
+        venv = agent.make_vec(kwargs, n_envs=n_envs, seed=0, vec_env=vec_env)
+        venv.reset()
+        actions = np.zeros((n_envs, 1), dtype=np.float32)
+        venv.step(actions)  # warm-up (subprocess start, problem caches)
+        steps = max(1, n_actions // n_envs)
+        start = time.perf_counter()
+        for _ in range(steps):
+            venv.step(actions)
+        rates[f"{vec_env} x{n_envs}"] = steps * n_envs / (time.perf_counter() - start)
+        venv.close()
+    return rates
