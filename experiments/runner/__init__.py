@@ -8,7 +8,9 @@ file; tables and figures are then drawn from :func:`load_results`.
 
 The package's modules: :mod:`~experiments.runner.specs` (JSON form, ids, grids),
 :mod:`~experiments.runner.results` (the results file), :mod:`~experiments.runner.backends`
-(where runs execute) and :mod:`~experiments.runner.sweep` (:func:`run_sweep`).
+(where runs execute; :func:`make_backend` builds the one a command line names),
+:mod:`~experiments.runner.ray_backend` (Ray, imported only when asked for) and
+:mod:`~experiments.runner.sweep` (:func:`run_sweep`).
 
 Examples
 --------
@@ -16,9 +18,21 @@ Examples
 >>> specs = grid(NMFRunSpec, schedule=["cosine", "step"], seed=[0, 1, 2])  # doctest: +SKIP
 >>> records = run_sweep(run_nmf, specs, "results/nmf_schedules.jsonl", jobs=4)  # doctest: +SKIP
 >>> ok = load_results("results/nmf_schedules.jsonl")  # doctest: +SKIP
+
+A pipeline with several sweeps shares one backend, so a pool's workers stay warm:
+
+>>> with make_backend(None, jobs=4) as backend:  # doctest: +SKIP
+...     run_sweep(run_nmf, specs, "results/a.jsonl", backend=backend)
+...     run_sweep(run_nmf, specs, "results/b.jsonl", backend=backend)
 """
 
-from experiments.runner.backends import Backend, ProcessPoolBackend, SerialBackend, WorkerDied
+from experiments.runner.backends import (
+    Backend,
+    ProcessPoolBackend,
+    SerialBackend,
+    WorkerDied,
+    make_backend,
+)
 from experiments.runner.results import (
     Record,
     load_results,
@@ -37,6 +51,7 @@ __all__ = [
     "WorkerDied",
     "grid",
     "load_results",
+    "make_backend",
     "run_sweep",
     "spec_id",
     "spec_to_dict",

@@ -10,10 +10,16 @@ iterator and the backend must cancel outstanding work. See :class:`Backend` for 
 
 :class:`SerialBackend` runs in-process; :class:`ProcessPoolBackend` uses a
 ``concurrent.futures`` process pool with the ``"spawn"`` start method (forking a process that
-has initialised torch is unsafe). A distributed engine (Ray, Dask, a Slurm array) plugs in the
-same way, without touching the pipelines: every pipeline accepts
-``--backend module:factory`` (or the environment variable ``EXPERIMENTS_BACKEND``), where
-``factory()`` returns the backend (see :func:`experiments.cli.load_backend`).
+has initialised torch is unsafe) and keeps its workers warm from one sweep to the next until
+it is closed; :class:`~experiments.runner.ray_backend.RayBackend` runs on a Ray cluster. A
+distributed engine of your own (Dask, a Slurm array) plugs in the same way, without touching
+the pipelines: :func:`make_backend` builds the backend a pipeline's command line names
+(``None`` for local processes, ``"ray"``, or ``"module:factory"`` where ``factory()`` returns
+the backend).
+
+A backend that holds resources (warm workers, a Ray connection) releases them in ``close()``;
+:func:`make_backend`'s backends are context managers. :func:`~experiments.runner.run_sweep`
+closes a backend only when it made it itself (from ``jobs``).
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import importlib
 import itertools
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -63,7 +72,8 @@ class Backend(Protocol):
 
     To use a backend from the command line, give every pipeline ``--backend module:factory``
     (or set ``EXPERIMENTS_BACKEND``): ``factory()`` is called with no arguments and must return
-    the backend.
+    the backend (see :func:`make_backend`). A backend may also have a ``close()`` method that
+    releases what it holds (workers, connections); whoever made the backend calls it at the end.
     """
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
@@ -71,7 +81,20 @@ class Backend(Protocol):
         ...
 
 
-class SerialBackend:
+class _Closing:
+    """``with backend: ...`` calls ``backend.close()`` at the end."""
+
+    def close(self) -> None:
+        """Release what the backend holds (nothing here)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class SerialBackend(_Closing):
     """Run every item in the calling process, one after the other (no pickling needed)."""
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
@@ -83,8 +106,8 @@ class SerialBackend:
         return "SerialBackend()"
 
 
-class ProcessPoolBackend:
-    """Run items in a pool of ``jobs`` worker processes (``concurrent.futures``).
+class ProcessPoolBackend(_Closing):
+    """Run items in a warm pool of ``jobs`` worker processes (``concurrent.futures``).
 
     Parameters
     ----------
@@ -99,15 +122,22 @@ class ProcessPoolBackend:
 
     Notes
     -----
+    The workers start with the first :meth:`map_unordered` and stay up, warm (modules imported,
+    caches filled), for the following calls until :meth:`close` (or the end of the
+    interpreter), so the sweeps of a pipeline share one pool and pay for starting processes
+    once. A run must therefore not rely on starting in a fresh process (every run seeds its
+    randomness from its spec). Each worker exits by itself as soon as the process that started
+    it is gone, even when that process was killed with ``SIGKILL``.
+
     At most ``2 * jobs`` items are in flight, so a huge sweep is not pickled up front and an
     interruption has little to cancel. When a worker dies (a segfault, an out-of-memory kill,
     ``os._exit``), ``concurrent.futures`` fails every item in flight, so the culprit is not
     known: each of those items is run again alone, in a fresh one-worker pool (``jobs`` such
     pools at a time). An item whose worker dies again is yielded as :class:`WorkerDied`; the
     others finish normally, and the rest of the items go to a new pool. When the iterator is
-    closed early or an exception propagates (Ctrl-C), pending items are cancelled, the workers
-    are terminated (their unfinished runs would be discarded anyway) and the pool is shut down,
-    so no process is left behind. The backend does not set thread counts: give each worker
+    closed early or an exception propagates (Ctrl-C) while runs are in flight, pending items
+    are cancelled, the workers are terminated (their unfinished runs would be discarded anyway)
+    and the pool is shut down, so no process is left behind; the next call starts a new pool. The backend does not set thread counts: give each worker
     ``cpu_count // jobs`` threads through ``OMP_NUM_THREADS`` or ``torch.set_num_threads``.
     """
 
@@ -116,6 +146,13 @@ class ProcessPoolBackend:
         if start_method not in ("spawn", "forkserver"):
             raise ValueError(f"start_method must be 'spawn' or 'forkserver', got {start_method!r}")
         self.start_method = start_method
+        self._executor: cf.ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Shut the warm workers down; a later :meth:`map_unordered` starts new ones."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def __repr__(self) -> str:
         return f"ProcessPoolBackend(jobs={self.jobs}, start_method={self.start_method!r})"
@@ -134,15 +171,25 @@ class ProcessPoolBackend:
 
     def _pool(self, jobs: int) -> cf.ProcessPoolExecutor:
         context = multiprocessing.get_context(self.start_method)
-        return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        # A spawned worker's parent is this process; a forkserver's workers watch the server,
+        # which exits when this process does.
+        parent = os.getpid() if self.start_method == "spawn" else None
+        return cf.ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_exit_with_parent,
+            initargs=(parent,),
+        )
 
     def _pooled(self, fn: Callable[[T], R], todo: Iterator[T]) -> Generator[R, None, list[T]]:
         """Yield results from one pool until ``todo`` is done (return ``[]``) or a worker dies.
 
         In the second case, return the items that were in flight and did not finish: any of
-        them may have killed the worker.
+        them may have killed the worker. The warm pool is kept only if it is intact and idle.
         """
-        executor = self._pool(self.jobs)
+        if self._executor is None:
+            self._executor = self._pool(self.jobs)
+        executor = self._executor
         in_flight: dict[cf.Future[R], T] = {}
         suspects: list[T] = []
         try:
@@ -167,7 +214,9 @@ class ProcessPoolBackend:
                 if suspects:
                     return suspects
         finally:
-            _shut_down(executor, in_flight)
+            if in_flight or suspects:  # broken, or abandoned with runs in flight
+                self._executor = None
+                _shut_down(executor, in_flight)
 
     def _isolated(self, fn: Callable[[T], R], items: list[T]) -> Iterator[R | WorkerDied]:
         """Run each item alone in a fresh one-worker pool, so a worker that dies names its item."""
@@ -195,6 +244,27 @@ class ProcessPoolBackend:
         finally:
             for future, (_, executor, _, _) in running.items():
                 _shut_down(executor, [future])
+
+
+WATCH_PARENT_INTERVAL_S = 0.2
+"""How often a pool worker checks that the process that started it is still there."""
+
+
+def _exit_with_parent(parent: int | None) -> None:
+    """Pool worker initializer: exit as soon as the worker's parent process is gone.
+
+    Without it, killing the runner (not its process group) would leave its workers running,
+    or waiting for work, forever. ``parent`` is the expected parent pid (``None``: whatever
+    the parent is now); an orphan is re-parented, so its parent pid changes.
+    """
+    parent = os.getppid() if parent is None else parent
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_PARENT_INTERVAL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _broke(future: cf.Future[Any]) -> bool:
@@ -226,3 +296,73 @@ def _check_jobs(jobs: Any) -> int:
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     return int(jobs)
+
+
+BACKENDS = ("ray",)
+"""Backend names :func:`make_backend` knows besides ``None`` (local) and ``"module:factory"``."""
+
+
+def make_backend(name: str | None, jobs: int) -> Backend:
+    """Build the backend a pipeline's command line names.
+
+    Parameters
+    ----------
+    name : str or None
+        ``None``: local processes, :class:`SerialBackend` for ``jobs=1`` and a warm
+        :class:`ProcessPoolBackend` of ``jobs`` workers otherwise. ``"ray"``: a
+        :class:`~experiments.runner.ray_backend.RayBackend` (the cluster at ``RAY_ADDRESS``
+        when that is set, else a local Ray with ``jobs`` CPUs; needs the ``cluster`` extra).
+        ``"module:factory"``: import ``module`` and call ``factory()`` with no arguments;
+        ``factory`` is an attribute path in the module (``"pkg.backends:make_dask"``,
+        ``"pkg.backends:Backends.slurm"``) and must return an object with a
+        ``map_unordered(fn, items)`` method (``jobs`` is then unused: the backend decides how
+        many runs go at once).
+    jobs : int
+        Runs at once, ``>= 1``.
+
+    Returns
+    -------
+    Backend
+        Pass it to :func:`~experiments.runner.run_sweep` as ``backend=`` for every sweep of the
+        pipeline, then ``close()`` it (or use it in a ``with`` block); a factory's backend
+        without ``close()`` needs none.
+
+    Raises
+    ------
+    ValueError
+        If ``jobs`` is not an int ``>= 1`` (bools are refused), or ``name`` is neither a known
+        backend nor of the form ``module:factory``.
+    ImportError
+        If the module cannot be imported (or Ray is not installed for ``"ray"``).
+    AttributeError
+        If the module has no such factory.
+    TypeError
+        If ``name`` is not a str or None, the factory is not callable, or it does not return a
+        backend.
+    """
+    jobs = _check_jobs(jobs)
+    if name is None:
+        return SerialBackend() if jobs == 1 else ProcessPoolBackend(jobs)
+    if not isinstance(name, str):
+        raise TypeError(f"backend name must be a str or None, got {type(name).__qualname__}")
+    if name == "ray":
+        from experiments.runner.ray_backend import RayBackend
+
+        return RayBackend(jobs)
+    return _load_backend(name)
+
+
+def _load_backend(target: str) -> Backend:
+    """Build the backend named by ``"module:factory"``: import ``module``, call ``factory()``."""
+    module_name, sep, attr_path = target.partition(":")
+    if not (sep and module_name and attr_path):
+        raise ValueError(f"expected 'module:factory' or one of {list(BACKENDS)}, got {target!r}")
+    factory: Any = importlib.import_module(module_name)
+    for attr in attr_path.split("."):
+        factory = getattr(factory, attr)
+    if not callable(factory):
+        raise TypeError(f"{target} is not callable")
+    backend = factory()
+    if not callable(getattr(backend, "map_unordered", None)):
+        raise TypeError(f"{target}() returned {backend!r}, which has no map_unordered method")
+    return backend

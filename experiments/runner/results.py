@@ -111,12 +111,17 @@ class _ResultsWriter:
         os.close(self._fd)  # also releases the lock
 
 
-def _read_latest(path: Path) -> dict[str, Record]:
-    """Latest record per spec_id, keyed in order of first appearance."""
+def _read_latest(path: Path, *, warn: bool = True) -> dict[str, Record]:
+    """Latest record per spec_id, keyed in order of first appearance.
+
+    An incomplete last line is ignored, with a warning if ``warn``.
+    """
     latest: dict[str, Record] = {}
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.endswith(b"\n"):
+                if not warn:
+                    break
                 warnings.warn(
                     f"{path}:{lineno}: ignoring an incomplete last line ({len(line)} bytes, "
                     "left by an interrupted write)",

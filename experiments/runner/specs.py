@@ -101,12 +101,19 @@ def _spec_type(spec: Any) -> str:
     (``python script.py``) has no import name and stays ``__main__``.
     """
     cls = type(spec)
-    module = cls.__module__
-    if module in ("__main__", "__mp_main__"):
-        module_spec = getattr(sys.modules.get(module), "__spec__", None)
-        if module_spec is not None and module_spec.name:
-            module = module_spec.name
+    module = _main_import_name(cls.__module__) or cls.__module__
     return f"{module}.{cls.__qualname__}"
+
+
+def _main_import_name(module: str | None) -> str | None:
+    """The import name of a module run as main (``python -m pkg.mod``: ``"pkg.mod"``), else None.
+
+    ``None`` too for any other module and for a plain script, which has no import name.
+    """
+    if module not in ("__main__", "__mp_main__"):
+        return None
+    module_spec = getattr(sys.modules.get(module), "__spec__", None)
+    return module_spec.name if module_spec is not None and module_spec.name else None
 
 
 def spec_to_dict(spec: Any) -> dict[str, Any]:

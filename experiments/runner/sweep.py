@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import importlib
 import os
 import pickle
 import socket
@@ -24,7 +26,13 @@ from experiments.runner.backends import (
     _check_jobs,
 )
 from experiments.runner.results import Record, _read_latest, _ResultsWriter
-from experiments.runner.specs import _spec_id_from, _spec_type, spec_to_dict, to_jsonable
+from experiments.runner.specs import (
+    _main_import_name,
+    _spec_id_from,
+    _spec_type,
+    spec_to_dict,
+    to_jsonable,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +117,28 @@ def _unique_tasks(run_fn: Callable[[Any], Any], specs: Iterable[Any]) -> dict[st
     return tasks
 
 
+def _importable(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, or the same function taken from its module's import name if it was run as main.
+
+    A function defined in a module run as ``python -m pkg.mod`` belongs to ``__main__``. A
+    cloudpickle-based engine (Ray, Dask, loky) ships such a function by value, but the
+    helpers it calls that are not plain functions (``functools.lru_cache`` wrappers, classes)
+    by reference to ``__main__``, which in a worker is some other module ("Can't get attribute
+    '_digits' on <module '__main__'>"). Importing ``pkg.mod`` and taking the function from it
+    makes the whole function travel by reference. A plain script (``python script.py``), a
+    package's ``__main__.py`` (its unguarded code would run again, so ``multiprocessing``
+    does not re-import it either) or a function not found under its qualified name in the
+    module is returned unchanged.
+    """
+    name = _main_import_name(getattr(fn, "__module__", None))
+    if name is None or name.endswith(".__main__"):
+        return fn
+    found: Any = importlib.import_module(name)
+    for attr in fn.__qualname__.split("."):
+        found = getattr(found, attr, None)
+    return found if callable(found) else fn
+
+
 def run_sweep(
     run_fn: Callable[[Any], Mapping[str, Any]],
     specs: Iterable[Any],
@@ -138,9 +168,12 @@ def run_sweep(
         parent folders if missing). Its stem labels the progress bar.
     jobs : int, default 1
         Worker processes for the default backend: 1 runs in-process (:class:`SerialBackend`),
-        more uses :class:`ProcessPoolBackend`. Leave at 1 when passing ``backend``.
+        more uses a :class:`ProcessPoolBackend` started for this sweep and closed after it.
+        Leave at 1 when passing ``backend``.
     backend : Backend, optional
-        Where runs execute; overrides ``jobs``.
+        Where runs execute (e.g. from :func:`~experiments.runner.make_backend`, shared by the
+        sweeps of a pipeline); overrides ``jobs``. It is not closed here. A ``run_fn`` defined
+        in a module run as ``python -m pkg.mod`` is shipped as ``pkg.mod``'s function.
     quiet : bool, default False
         Hide the progress bar and the one-line notes about failed runs (written to stderr).
     retry_failed : bool, default True
@@ -169,10 +202,18 @@ def run_sweep(
     -----
     RuntimeWarning
         When an incomplete last line (from a crash mid-write) is dropped from the file.
+
+    Notes
+    -----
+    When every spec is already finished the results file is only read: it is not locked,
+    repaired or even opened for writing, and the backend is not called, so a finished sweep
+    in a read-only folder (an archived copy) still returns its records.
     """
     if not callable(run_fn):
         raise TypeError(f"run_fn must be callable, got {type(run_fn).__qualname__}")
+    run_fn = _importable(run_fn)
     jobs = _check_jobs(jobs)
+    owned = backend is None
     if backend is None:
         backend = SerialBackend() if jobs == 1 else ProcessPoolBackend(jobs)
     elif jobs != 1:
@@ -190,18 +231,28 @@ def run_sweep(
     tasks = _unique_tasks(run_fn, specs)
     path = Path(results_path)
 
-    with _ResultsWriter(path) as writer:
-        finished = {
+    def finished_in(latest: dict[str, Record]) -> dict[str, Record]:
+        return {
             sid: record
-            for sid, record in _read_latest(path).items()
+            for sid, record in latest.items()
             if sid in tasks and (record["status"] == "ok" or not retry_failed)
         }
+
+    # A first look without the lock: a sweep with nothing left to do stays read-only.
+    exists = path.exists()
+    finished = finished_in(_read_latest(path, warn=False)) if exists else {}
+    with contextlib.ExitStack() as stack:
+        if owned:
+            stack.callback(backend.close)
+        if not exists or len(finished) < len(tasks):
+            writer = stack.enter_context(_ResultsWriter(path))
+            finished = finished_in(_read_latest(path))
         todo = [task for sid, task in tasks.items() if sid not in finished]
         n_errors = 0
         with tqdm(
             total=len(tasks), initial=len(finished), desc=path.stem, unit="run", disable=quiet
         ) as bar:
-            records = backend.map_unordered(_execute, todo)
+            records = backend.map_unordered(_execute, todo) if todo else iter(())
             try:
                 for record in records:
                     if isinstance(record, WorkerDied):
