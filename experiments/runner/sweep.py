@@ -154,12 +154,13 @@ def run_sweep(
     Parameters
     ----------
     run_fn : callable
-        ``run_fn(spec) -> dict`` of JSON-serialisable values (see "JSON encoding" in the module
-        docstring). It must seed all its randomness from the spec. With ``jobs > 1`` it must be
-        a picklable top-level function of an importable module. An exception it raises is
-        recorded as a failed run (``status="error"``) and the sweep goes on; a return value
-        that is not a dict or not serialisable counts as a failure too, and so does a run that
-        kills its worker process with ``jobs > 1`` (error type ``"WorkerDied"``).
+        ``run_fn(spec) -> dict`` of JSON-serialisable values (see "JSON encoding" in
+        :mod:`experiments.runner.specs`). It must seed all its randomness from the spec. With
+        ``jobs > 1`` it must be a picklable top-level function of an importable module. An
+        exception it raises is recorded as a failed run (``status="error"``) and the sweep goes
+        on; a return value that is not a dict or not serialisable counts as a failure too, and
+        so does a run that kills its worker process with ``jobs > 1`` (error type
+        ``"WorkerDied"``).
     specs : iterable of frozen dataclass instances
         The runs. Duplicates (equal :func:`spec_id`) run once; specs of different classes may
         be mixed.
