@@ -1,58 +1,37 @@
-"""The command line every pipeline shares: ``--quick``, ``--jobs``, ``--backend``, ``--out``, ``--quiet``.
+"""The command line every study shares: ``--quick``, ``--jobs``, ``--backend``, ``--out``, ``--quiet``.
 
-A pipeline parses its options with :func:`parse_pipeline_args` and passes
-``**sweep_options(args)`` to every :func:`experiments.runner.run_sweep` call, so where the runs
-execute (``--jobs`` worker processes, or any backend given with ``--backend``) is chosen on the
-command line without touching the pipeline.
+A study parses its options with :func:`parse_pipeline_args`, runs inside
+``with running(args):`` and passes ``**sweep_options(args)`` to every
+:func:`experiments.runner.run_sweep` call. All the sweeps of a run then share one backend
+(:func:`experiments.runner.make_backend`): a warm pool of ``--jobs`` worker processes, a Ray
+cluster (``--backend ray``) or any engine given as ``--backend module:factory``, chosen on the
+command line without touching the study.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from experiments.runner import Backend, write_json_atomic, write_text_atomic
+from experiments.runner import make_backend, write_json_atomic, write_text_atomic
 
 BACKEND_ENV = "EXPERIMENTS_BACKEND"
 """Environment variable read when ``--backend`` is not given."""
 
 
-def load_backend(target: str) -> Backend:
-    """Build the backend named by ``"module:factory"``: import ``module``, call ``factory()``.
-
-    ``factory`` is an attribute path in the module (``"pkg.backends:make_ray"``,
-    ``"pkg.backends:RayBackend"``, ``"pkg.backends:Backends.slurm"``) and is called with no
-    arguments; it must return an object with a ``map_unordered(fn, items)`` method (see
-    :class:`experiments.runner.Backend`).
-
-    Raises
-    ------
-    ValueError
-        If ``target`` is not of the form ``module:factory``.
-    ImportError
-        If the module cannot be imported.
-    AttributeError
-        If the module has no such factory.
-    TypeError
-        If the factory is not callable or does not return a backend.
-    """
-    module_name, sep, attr_path = target.partition(":")
-    if not (sep and module_name and attr_path):
-        raise ValueError(f"expected 'module:factory', got {target!r}")
-    factory: Any = importlib.import_module(module_name)
-    for attr in attr_path.split("."):
-        factory = getattr(factory, attr)
-    if not callable(factory):
-        raise TypeError(f"{target} is not callable")
-    backend = factory()
-    if not callable(getattr(backend, "map_unordered", None)):
-        raise TypeError(f"{target}() returned {backend!r}, which has no map_unordered method")
-    return backend
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 def parse_pipeline_args(
@@ -64,23 +43,30 @@ def parse_pipeline_args(
     """Parse ``python -m experiments.<name>`` options; return them and the (created) output folder.
 
     The folder defaults to ``results/<name>``, or ``results/<name>-quick`` with ``--quick``, so a
-    smoke run never mixes its results with a full run's. ``add_arguments`` adds a pipeline's own
-    options to the parser. ``args.backend`` is the backend built by :func:`load_backend` from
-    ``--backend`` (or :data:`BACKEND_ENV`), or ``None``; pass the runs' options on with
-    :func:`sweep_options`.
+    smoke run never mixes its results with a full run's. ``add_arguments`` adds a study's own
+    options. ``args.backend`` is the backend every sweep of the run uses
+    (:func:`experiments.runner.make_backend` of ``--backend`` or :data:`BACKEND_ENV`, and
+    ``--jobs``); ``args.backend_name`` is the name it was built from (``None`` for the local
+    default). Bad values end in a usage error (exit status 2) naming the option.
     """
     parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description)
     parser.add_argument(
         "--quick", action="store_true", help="tiny budgets: a smoke run of every stage"
     )
-    parser.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=2,
+        help="parallel runs: local worker processes, or Ray CPUs with --backend ray (default 2)",
+    )
     parser.add_argument(
         "--backend",
-        metavar="MODULE:FACTORY",
+        metavar="ray|MODULE:FACTORY",
         default=os.environ.get(BACKEND_ENV) or None,
         help=(
-            "run the sweeps on the backend returned by FACTORY() from MODULE (e.g. a Ray, Dask "
-            f"or Slurm adapter) instead of --jobs local processes; default ${BACKEND_ENV}"
+            "run the sweeps on Ray (RAY_ADDRESS, or a local Ray with --jobs CPUs) or on the "
+            "backend returned by FACTORY() from MODULE instead of --jobs local processes; "
+            f"default ${BACKEND_ENV}"
         ),
     )
     parser.add_argument(
@@ -90,35 +76,45 @@ def parse_pipeline_args(
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
-    if args.backend is not None:
-        try:
-            args.backend = load_backend(args.backend)
-        except (ImportError, AttributeError, TypeError, ValueError) as exc:
-            parser.error(f"--backend {args.backend}: {exc}")
     out = args.out or Path("results") / (f"{name}-quick" if args.quick else name)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        parser.error(f"--out {out}: not a folder (a file of that name is in the way)")
+    except PermissionError as exc:
+        parser.error(f"--out {out}: cannot create it ({exc.strerror})")
+    args.backend_name = args.backend
+    try:
+        args.backend = make_backend(args.backend_name, args.jobs)
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        parser.error(f"--backend {args.backend_name}: {exc}")
     return args, out
 
 
 def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for :func:`experiments.runner.run_sweep` from the parsed options.
+    """Keyword arguments for :func:`experiments.runner.run_sweep`: the run's backend and ``quiet``."""
+    return {"backend": args.backend, "quiet": args.quiet}
 
-    ``{"backend": ..., "quiet": ...}`` when a backend was given (``--jobs`` is then unused: the
-    backend decides how many runs go at once), else ``{"jobs": ..., "quiet": ...}``.
-    """
-    if getattr(args, "backend", None) is not None:
-        return {"backend": args.backend, "quiet": args.quiet}
-    return {"jobs": args.jobs, "quiet": args.quiet}
+
+@contextlib.contextmanager
+def running(args: argparse.Namespace) -> Iterator[argparse.Namespace]:
+    """Close the run's backend (its warm workers, its Ray connection) when the run ends."""
+    try:
+        yield args
+    finally:
+        close = getattr(args.backend, "close", None)
+        if callable(close):
+            close()
 
 
 def finish(args: argparse.Namespace, out: Path, summary: dict, table: str, start: float) -> dict:
-    """End a pipeline run: write ``summary.json`` and ``table.md``, print them unless ``--quiet``.
+    """End a study (or stage): write ``summary.json`` and ``table.md``, print them unless ``--quiet``.
 
     Adds ``wall_time_s`` (since ``start``, a :func:`time.perf_counter` reading) and ``jobs``
-    (the backend's repr when ``--backend`` was given) to ``summary``, and returns it.
+    (``--jobs``, or the ``--backend`` name when one was given) to ``summary``, and returns it.
     """
     summary["wall_time_s"] = time.perf_counter() - start
-    summary["jobs"] = args.jobs if args.backend is None else repr(args.backend)
+    summary["jobs"] = args.jobs if args.backend_name is None else args.backend_name
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "table.md", table)
     if not args.quiet:

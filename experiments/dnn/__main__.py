@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.common.cli import finish, parse_pipeline_args, sweep_options
+from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
 from experiments.dnn import plots
 from experiments.dnn.config import CONFIGS, QUICK
 from experiments.dnn.report import markdown_table, summarise
@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
     config = QUICK if args.quick else CONFIGS[args.config]
     start = time.perf_counter()
     sweep = sweep_options(args)
-    trained = train_stage(config, out, **sweep)
-    evaluated = eval_stage(config, trained, out, **sweep)
+    with running(args):
+        trained = train_stage(config, out, **sweep)
+        evaluated = eval_stage(config, trained, out, **sweep)
     summary = summarise(config, trained, evaluated)
     figures = plots.dnn_figures([rec for _, _, rec in evaluated], summary, out)
     summary["figures"] = [p.name for p in figures]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from experiments.common.cli import finish, parse_pipeline_args, sweep_options
+from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
 from experiments.greedylr import plots
 from experiments.greedylr.config import FULL, QUICK, factor_specs, main_specs, robust_specs
 from experiments.greedylr.report import markdown_table, summarise
@@ -25,9 +25,10 @@ def main(argv: list[str] | None = None) -> dict:
     config = QUICK if args.quick else FULL
     start = time.perf_counter()
     kw = sweep_options(args)
-    main_records = run_sweep(run_greedy, main_specs(config), out / "main.jsonl", **kw)
-    factor_records = run_sweep(run_greedy, factor_specs(config), out / "factor.jsonl", **kw)
-    robust_records = run_sweep(run_greedy, robust_specs(config), out / "robustness.jsonl", **kw)
+    with running(args):
+        main_records = run_sweep(run_greedy, main_specs(config), out / "main.jsonl", **kw)
+        factor_records = run_sweep(run_greedy, factor_specs(config), out / "factor.jsonl", **kw)
+        robust_records = run_sweep(run_greedy, robust_specs(config), out / "robustness.jsonl", **kw)
     summary = summarise(config, main_records, factor_records, robust_records)
     figures = plots.greedylr_figures(main_records, factor_records, robust_records, summary, out)
     summary["figures"] = [p.name for p in figures]

@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from experiments.common.cli import finish, parse_pipeline_args, sweep_options
+from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
 from experiments.nmf import plots, report, rl, schedules
 from experiments.nmf.bound import bound_stage
 from experiments.nmf.config import (
@@ -83,14 +83,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict | str]:
     if unknown or not stages:
         raise SystemExit(f"--stages: choose from {', '.join(STAGES)}, got {args.stages!r}")
     done: dict[str, dict | str] = {}
-    if "schedules" in stages:
-        done["schedules"] = run_schedules(args, out)
-    if "bound" in stages:
-        done["bound"] = bound_stage(out, quick=args.quick)
-        if not args.quiet:
-            print(done["bound"])
-    if "rl" in stages:
-        done["rl"] = run_rl(args, out / "rl")
+    with running(args):
+        if "schedules" in stages:
+            done["schedules"] = run_schedules(args, out)
+        if "bound" in stages:
+            done["bound"] = bound_stage(out, quick=args.quick)
+            if not args.quiet:
+                print(done["bound"])
+        if "rl" in stages:
+            done["rl"] = run_rl(args, out / "rl")
     return done
 
 

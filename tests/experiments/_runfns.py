@@ -102,3 +102,11 @@ class ToyBackend(SerialBackend):
 
 def make_toy_backend() -> ToyBackend:
     return ToyBackend()
+
+
+def report_pid_and_sleep(spec: ToySpec) -> dict:
+    """Write the worker's pid into the folder ``spec.tag``, then run for a minute."""
+    with open(os.path.join(spec.tag, f"{spec.x}.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+    return {"y": spec.x**2}

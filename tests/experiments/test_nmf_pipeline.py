@@ -42,7 +42,10 @@ def test_step_decay_makes_all_its_drops_within_the_budget(n_steps):
             assert n - steps[-1] >= params["every"] / 2, params  # the last one is not wasted
 
     check(n_steps, (1e-3, 1e-2), 2 * len(pipeline.SHAPES["step"]))  # every shape
-    for config in (pipeline.SCHEDULES_FULL, pipeline.SCHEDULES_QUICK):  # the grids the pipeline runs
+    for config in (
+        pipeline.SCHEDULES_FULL,
+        pipeline.SCHEDULES_QUICK,
+    ):  # the grids the pipeline runs
         check(config.n_steps, config.lr_grid, config.budget)
 
 

@@ -16,13 +16,14 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
-from experiments.cli import BACKEND_ENV, parse_pipeline_args, sweep_options
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from experiments.common.cli import BACKEND_ENV, parse_pipeline_args, running, sweep_options
 from experiments.runner import (
     Backend,
     ProcessPoolBackend,
@@ -144,6 +145,29 @@ def test_spec_ids_do_not_depend_on_how_the_module_was_started(tmp_path, monkeypa
     assert calls == []  # everything was skipped
     assert sorted(_comparable(records)) == sorted(_comparable(written))
     assert len(_lines(path)) == 4
+
+
+@dataclass(frozen=True)
+class PinnedSpec:
+    x: int
+    seed: int = 0
+    tag: str = "a"
+    SPEC_TYPE: ClassVar[str] = "tests.experiments._runfns.ToySpec"
+
+
+@dataclass(frozen=True)
+class RenamedPinnedSpec:
+    x: int
+    seed: int = 0
+    tag: str = "a"
+    SPEC_TYPE: ClassVar[str] = "tests.experiments._runfns.ToySpec"
+
+
+def test_spec_type_pins_the_id_across_moves_and_renames():
+    # A class that pins SPEC_TYPE hashes like the class it replaces; the pin is not a field.
+    assert spec_id(PinnedSpec(3)) == spec_id(RenamedPinnedSpec(3)) == spec_id(ToySpec(3))
+    assert spec_to_dict(PinnedSpec(3)) == {"x": 3, "seed": 0, "tag": "a"}
+    assert spec_id(PinnedSpec(4)) != spec_id(PinnedSpec(3))
 
 
 def test_spec_id_distinguishes_values_and_types():
@@ -688,8 +712,13 @@ def _parse(tmp_path, *argv):
 
 def test_backend_from_the_command_line(tmp_path, monkeypatch):
     monkeypatch.delenv(BACKEND_ENV, raising=False)
-    assert sweep_options(_parse(tmp_path, "--quiet")) == {"jobs": 2, "quiet": True}
-    assert sweep_options(_parse(tmp_path, "--jobs", "3")) == {"jobs": 3, "quiet": False}
+    options = sweep_options(_parse(tmp_path, "--quiet"))
+    assert options["quiet"] is True
+    assert type(options["backend"]) is ProcessPoolBackend and options["backend"].jobs == 2
+    assert type(_parse(tmp_path, "--jobs", "1").backend) is SerialBackend
+    args = _parse(tmp_path, "--jobs", "3")
+    assert args.backend.jobs == 3 and args.backend_name is None
+    assert type(_parse(tmp_path, "--backend", "ray").backend).__name__ == "RayBackend"
 
     options = sweep_options(_parse(tmp_path, "--backend", "tests.experiments._runfns:ToyBackend"))
     backend = options["backend"]
@@ -702,6 +731,43 @@ def test_backend_from_the_command_line(tmp_path, monkeypatch):
     # The option wins over the environment variable.
     args = _parse(tmp_path, "--backend", "experiments.runner:SerialBackend")
     assert type(args.backend) is SerialBackend
+
+
+def test_running_closes_the_backend_every_sweep_shared(tmp_path, monkeypatch):
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    args = _parse(tmp_path, "--jobs", "2", "--quiet")
+    with running(args):
+        for name in ("a", "b"):
+            run_sweep(
+                fns.square,
+                grid(ToySpec, x=range(3)),
+                tmp_path / f"{name}.jsonl",
+                **sweep_options(args),
+            )
+        assert args.backend._executor is not None  # one warm pool served both sweeps
+    assert args.backend._executor is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--jobs", "0"], "--jobs: must be an integer >= 1, got 0"),
+        (["--jobs", "two"], "--jobs: must be an integer >= 1, got 'two'"),
+    ],
+)
+def test_bad_jobs_is_a_usage_error(tmp_path, capsys, argv, match):
+    with pytest.raises(SystemExit) as exit_info:
+        _parse(tmp_path, *argv)
+    assert exit_info.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        parse_pipeline_args("toy", "a toy pipeline", ["--out", str(a_file)])
+    assert exit_info.value.code == 2
+    assert f"--out {a_file}: not a folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
