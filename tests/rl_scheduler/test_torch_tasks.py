@@ -30,6 +30,7 @@ from rl_scheduler.tasks.torch_tasks import (
     torch_instance_to_dict,
     vision_instance_set,
 )
+from tests.rl_scheduler._recorded import nan_as_none, one_thread
 
 VISION_SMALL = {
     "n_instances": 3,
@@ -494,15 +495,6 @@ def test_agent_rejects_unknown_env_ids():
 
 
 # ---------------------------------------------------------------------------------- recorded runs
-@pytest.fixture
-def one_thread():
-    """Pin torch to one thread: CPU reductions (and so the last bits) depend on the thread count."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 _TEXT_REF = [
     {"dataset": "shakespeare", "model": m, "seed": s, "model_kwargs": [["hidden_size", 16]]}
     for m, s in (("gru", 0), ("lstm", 1))
@@ -558,23 +550,16 @@ EPISODE_REFERENCE = {
 }  # fmt: skip
 
 
-def _nan_as_none(value):
-    if isinstance(value, dict):
-        return {k: _nan_as_none(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return type(value)(_nan_as_none(v) for v in value)
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
 @pytest.mark.parametrize("case", sorted(EPISODE_CASES))
-def test_episodes_reproduce_the_recorded_numbers_bit_for_bit(case, one_thread):
+def test_episodes_reproduce_the_recorded_numbers_bit_for_bit(case):
     build, instance = EPISODE_CASES[case]
-    task = build()
     rows = []
-    stats = task.reset(instance=instance)
-    rows.append((stats.loss, stats.val_loss, stats.grad_norm, dict(task.metrics)))
-    for lr in (task.initial_lr, 2 * task.initial_lr):
-        stats = task.advance(lr, 3)
-        assert not stats.diverged
+    with one_thread():
+        task = build()
+        stats = task.reset(instance=instance)
         rows.append((stats.loss, stats.val_loss, stats.grad_norm, dict(task.metrics)))
-    assert _nan_as_none(rows) == _nan_as_none(EPISODE_REFERENCE[case])
+        for lr in (task.initial_lr, 2 * task.initial_lr):
+            stats = task.advance(lr, 3)
+            assert not stats.diverged
+            rows.append((stats.loss, stats.val_loss, stats.grad_norm, dict(task.metrics)))
+    assert nan_as_none(rows) == nan_as_none(EPISODE_REFERENCE[case])
