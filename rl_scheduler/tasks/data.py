@@ -96,9 +96,14 @@ class TensorSplit:
     def sample_batch(
         self, batch_size: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training mini-batch drawn uniformly with replacement, reproducibly from ``generator``."""
+        """A training mini-batch drawn uniformly with replacement, reproducibly from ``generator``.
+
+        The draw happens on the CPU ``generator`` whatever device the data is on, so a seed gives
+        the same batches on every device.
+        """
         _check_positive_int("batch_size", batch_size)
         idx = torch.randint(0, len(self.y_train), (batch_size,), generator=generator)
+        idx = idx.to(self.y_train.device)
         return self.x_train[idx], self.y_train[idx]
 
 
@@ -161,7 +166,7 @@ def sample_windows(
     batch_size, seq_len : int
         Number of windows and input length (``>= 1``).
     generator : torch.Generator
-        Source of the window starts (same generator state, same batch).
+        CPU source of the window starts (same generator state, same batch, on any device).
 
     Returns
     -------
@@ -176,7 +181,7 @@ def sample_windows(
             f"{tuple(ids.shape)}"
         )
     starts = torch.randint(0, len(ids) - seq_len, (batch_size,), generator=generator)
-    windows = ids[starts[:, None] + torch.arange(seq_len + 1)]
+    windows = ids[(starts[:, None] + torch.arange(seq_len + 1)).to(ids.device)]
     return windows[:, :-1], windows[:, 1:]
 
 
