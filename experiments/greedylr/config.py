@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rl_scheduler.tasks.workloads import WORKLOADS
+
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam", "adamw", "adagrad")
 """``momentum`` is SGD with heavy-ball momentum 0.9; ``adamw`` uses weight decay 0.01."""
 
@@ -38,7 +40,6 @@ rate per scalar weight / per layer (see "Hypergradient granularities" in ``docs/
 ``sls``: SGD with a stochastic Armijo line search.
 """
 
-WORKLOADS: tuple[str, ...] = ("quadratic", "logreg", "mlp", "cnn", "charlm")
 
 INITIAL_LR: dict[str, dict[str, float]] = {
     # Common defaults, fixed before any run and shared by every schedule of a comparison; checked

@@ -1,19 +1,18 @@
-"""One training run of the GreedyLR study: workloads, optimizers, schedules and the loop.
+"""One training run of the GreedyLR study: optimizers, schedules and the loop.
 
-The study trains its own loop rather than :class:`rl_scheduler.tasks.TorchTask`; why, and how
-the runs are scored, is in ``docs/greedylr_study.md``.
+The workloads (data + model + loss + evaluation) are :mod:`rl_scheduler.tasks.workloads`, shared
+with the DNN tasks; the study drives them with its own loop rather than
+:class:`rl_scheduler.tasks.TorchTask` (why, and how the runs are scored: ``docs/greedylr_study.md``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 import warnings
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from experiments.common.controllers import (
@@ -32,164 +31,12 @@ from experiments.greedylr.config import (
     PLATEAU_CONFIG,
     PLATEAU_WINDOW,
     STAGES,
-    WORKLOADS,
     GreedyRunSpec,
     check_spec,
 )
-
+from rl_scheduler.tasks.workloads import make_workload
 
 # ---------------------------------------------------------------------------------- workloads
-class Workload:
-    """A model with its data: mini-batches, a loss, and a fixed evaluation of train/val loss."""
-
-    model: nn.Module
-    steps_per_epoch: int
-
-    def sample(self, generator: torch.Generator) -> Any:
-        """A training mini-batch (whatever :meth:`loss` takes)."""
-        raise NotImplementedError
-
-    def loss(self, batch: Any) -> torch.Tensor:
-        """Scalar training loss of ``batch`` (differentiable)."""
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        """(training objective on a fixed evaluation set, validation loss)."""
-        raise NotImplementedError
-
-
-class NoisyQuadratic(Workload):
-    """``f(x) = 1/2 sum_i h_i (x_i - x*_i)^2`` with curvatures log-spaced in ``[0.01, 1]``.
-
-    A mini-batch draws ``xi ~ N(0, noise^2)`` per coordinate and its loss is
-    ``1/2 sum_i h_i (x_i - x*_i - xi_i)^2``: an unbiased gradient with noise ``h_i xi_i``. The
-    optimum ``x*`` (drawn from the seed) is known, so :meth:`evaluate` returns the exact excess
-    loss ``f(x) - f(x*)`` (twice: there is no separate validation set).
-    """
-
-    def __init__(self, seed: int, dim: int = 50, noise: float = 1.0) -> None:
-        gen = torch.Generator().manual_seed(10_000 + seed)
-        self.h = torch.logspace(-2, 0, dim)
-        self.x_star = torch.randn(dim, generator=gen)
-        self.noise = noise
-        self.model = nn.Module()
-        self.model.x = nn.Parameter(torch.zeros(dim))
-        self.steps_per_epoch = 100
-
-    def sample(self, generator: torch.Generator) -> torch.Tensor:
-        return self.noise * torch.randn(len(self.h), generator=generator)
-
-    def loss(self, batch: torch.Tensor) -> torch.Tensor:
-        return 0.5 * torch.sum(self.h * (self.model.x - self.x_star - batch) ** 2)
-
-    @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        excess = float(0.5 * torch.sum(self.h * (self.model.x - self.x_star) ** 2))
-        return excess, excess
-
-
-class Classification(Workload):
-    """Cross-entropy on a :class:`~rl_scheduler.tasks.data.TensorSplit` (e.g. digits)."""
-
-    def __init__(self, split: Any, model: nn.Module, batch_size: int = 64) -> None:
-        self.split = split
-        self.model = model
-        self.batch_size = batch_size
-        self.steps_per_epoch = max(1, len(split.y_train) // batch_size)
-
-    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.split.sample_batch(self.batch_size, generator)
-
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(self.model(x), y)
-
-    @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        s = self.split
-        return (
-            float(F.cross_entropy(self.model(s.x_train), s.y_train)),
-            float(F.cross_entropy(self.model(s.x_val), s.y_val)),
-        )
-
-
-class CharLM(Workload):
-    """Next-character cross-entropy on random windows of a :class:`CharCorpus`.
-
-    The evaluation uses fixed windows (the same for every run): ``n_eval`` from the training
-    stream and ``n_eval`` from the validation stream.
-    """
-
-    def __init__(
-        self,
-        corpus: Any,
-        model: nn.Module,
-        batch_size: int = 64,
-        seq_len: int = 16,
-        n_eval: int = 256,
-    ) -> None:
-        self.corpus = corpus
-        self.model = model
-        self.batch_size = batch_size
-        self.seq_len = seq_len
-        self.steps_per_epoch = max(1, len(corpus.train_ids) // (batch_size * seq_len))
-        gen = torch.Generator().manual_seed(2024)
-        self.eval_train = corpus.sample_batch(n_eval, seq_len, gen, split="train")
-        self.eval_val = corpus.sample_batch(n_eval, seq_len, gen, split="val")
-
-    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.corpus.sample_batch(self.batch_size, self.seq_len, generator)
-
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        logits = self.model(x)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-
-    @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        return float(self.loss(self.eval_train)), float(self.loss(self.eval_val))
-
-
-@functools.lru_cache(maxsize=4)
-def _digits(images: bool) -> Any:
-    from rl_scheduler.tasks.data import load_digits
-
-    return load_digits(images=images, seed=0)
-
-
-@functools.lru_cache(maxsize=1)
-def _shakespeare() -> Any:
-    from rl_scheduler.tasks.data import load_shakespeare
-
-    return load_shakespeare()
-
-
-def make_workload(name: str, seed: int) -> Workload:
-    """Build a workload; the model's initial weights come from ``seed``.
-
-    ``quadratic``: 50-dim noisy quadratic. ``logreg`` / ``mlp`` (one hidden layer of 64) /
-    ``cnn`` (:class:`~rl_scheduler.tasks.models.SmallCNN`, width 8): digits, batch 64, same
-    train/val split for every run. ``charlm``: a GRU (embedding 32, hidden 64) on four plays,
-    batches of 64 windows of 16 characters.
-    """
-    from rl_scheduler.tasks import models
-
-    torch.manual_seed(seed)
-    if name == "quadratic":
-        return NoisyQuadratic(seed)
-    if name in ("logreg", "mlp"):
-        split = _digits(False)
-        model = models.LogisticRegression(64, 10) if name == "logreg" else models.MLP(64, 10, (64,))
-        return Classification(split, model)
-    if name == "cnn":
-        return Classification(_digits(True), models.SmallCNN(1, 10, width=8))
-    if name == "charlm":
-        corpus = _shakespeare()
-        return CharLM(corpus, models.CharGRU(corpus.vocab_size, embed_dim=32, hidden_size=64))
-    raise ValueError(f"workload must be one of {WORKLOADS}, got {name!r}")
-
-
 # ---------------------------------------------------------------------------------- optimizers
 HD_GRANULARITY = {"hd_parameter": "element", "hd_group": "group"}
 """``lr_granularity`` of the hypergradient optimizers: one rate per scalar weight / per group."""

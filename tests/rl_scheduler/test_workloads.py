@@ -1,8 +1,6 @@
 """The workload layer: GreedyLR's workloads (numbers recorded from the study's own copy), the
 shared data caches, samplers, losses and evaluation of the deep-network tasks."""
 
-import importlib
-
 import numpy as np
 import pytest
 import torch
@@ -65,31 +63,6 @@ def test_greedylr_workloads_reproduce_the_recorded_numbers_bit_for_bit(name, see
 
 def test_every_workload_name_has_a_recorded_reference():
     assert {name for name, _ in GREEDY_REFERENCE} == set(WORKLOADS)
-
-
-# TRANSITIONAL: compares with the study's own copy of the workloads while experiments/greedylr.py
-# still defines one; it skips itself once the study imports this module. Delete it then (the
-# recorded numbers above stay as the reference).
-@pytest.mark.parametrize("name", WORKLOADS)
-def test_matches_the_greedylr_study_copy_while_it_exists(name):
-    study = importlib.import_module("experiments.greedylr")
-    if getattr(study, "make_workload", make_workload) is make_workload:
-        pytest.skip("experiments.greedylr uses rl_scheduler.tasks.workloads")
-    old, new = study.make_workload(name, 1), make_workload(name, 1)
-    assert type(old).__name__ == type(new).__name__
-    gen_old, gen_new = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    for _ in range(2):
-        batch_old, batch_new = old.sample(gen_old), new.sample(gen_new)
-        for a, b in zip(
-            batch_old if isinstance(batch_old, tuple) else (batch_old,),
-            batch_new if isinstance(batch_new, tuple) else (batch_new,),
-            strict=True,
-        ):
-            assert torch.equal(a, b)
-        assert torch.equal(old.loss(batch_old), new.loss(batch_new))
-    assert old.evaluate() == new.evaluate() and old.steps_per_epoch == new.steps_per_epoch
-    for p, q in zip(old.model.parameters(), new.model.parameters(), strict=True):
-        assert torch.equal(p, q)
 
 
 def test_same_seed_same_weights_and_batches_other_seed_differs():
