@@ -17,40 +17,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from numbers import Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
 from nmf.problem import Array, StochasticNMF, projected_step
+from nmf.validation import check_real
 
 
-def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if (
-        not isinstance(value, Real)
-        or isinstance(value, bool)
-        or not np.isfinite(value)
-        or value <= 0
-    ):
-        allowed = "None or a finite float > 0" if allow_none else "a finite float > 0"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+def _check_clip_and_box(clip: float | None, box: float | None) -> None:
+    check_real("clip", clip, low=0.0, low_open=True, allow_none=True)
+    check_real("box", box, low=0.0, low_open=True, allow_none=True)
 
 
-def _check_iterate(W: Array, H: Array, box: float | None) -> None:
-    """The theory needs the current point inside the feasible set."""
+def _iterate(
+    problem: StochasticNMF, W: ArrayLike, H: ArrayLike, box: float | None
+) -> tuple[Array, Array]:
+    """``(W, H)`` as float64 arrays, checked to be a finite point of the feasible set."""
+    if not isinstance(problem, StochasticNMF):
+        raise TypeError(f"problem must be a StochasticNMF, got {type(problem).__name__}.")
+    W, H = problem.as_factors(W, H)
     upper = np.inf if box is None else box
     for name, X in (("W", W), ("H", H)):
-        if not X.size:
-            continue
+        if not np.all(np.isfinite(X)):
+            found = "NaN" if np.isnan(X).any() else "inf"
+            raise ValueError(f"{name} must be finite, found {found}.")
         lo, hi = X.min(), X.max()
         if not (lo >= 0 and hi <= upper):
-            found = "NaN" if np.isnan(lo) else f"entries in [{lo:g}, {hi:g}]"
             raise ValueError(
                 f"{name} must have entries in [0, box] = [0, {upper}] (the feasible set), "
-                f"found {found}."
+                f"found entries in [{lo:g}, {hi:g}]."
             )
+    return W, H
 
 
 def spectral_scale(W: Array, H: Array) -> float:
@@ -154,8 +153,8 @@ class StepLength:
 
 def stability_bound(
     problem: StochasticNMF,
-    W: Array,
-    H: Array,
+    W: ArrayLike,
+    H: ArrayLike,
     *,
     clip: float | None = None,
     box: float | None = None,
@@ -170,8 +169,8 @@ def stability_bound(
     Parameters
     ----------
     problem : StochasticNMF
-    W, H : arrays
-        The current (non-negative) iterate.
+    W, H : array-like
+        The current iterate: real, finite and in the feasible set ``[0, box]``.
     clip : float or None
         Element-wise update clipping: no entry moves by more than ``clip`` in one step.
     box : float or None
@@ -187,9 +186,8 @@ def stability_bound(
         ``W = H = 0 = V``. At data scales so small that ``2 / M(0)`` overflows, the bracket is
         capped at the largest float.
     """
-    _check_positive("clip", clip)
-    _check_positive("box", box)
-    _check_iterate(W, H, box)
+    _check_clip_and_box(clip, box)
+    W, H = _iterate(problem, W, H, box)
     R = problem.residual(W, H) if residual is None else residual
     gW, gH = problem.gradient(W, H, R) if gradient is None else gradient
     a = spectral_scale(W, H)
@@ -209,8 +207,8 @@ def stability_bound(
 
 def noisy_stability_bound(
     problem: StochasticNMF,
-    W: Array,
-    H: Array,
+    W: ArrayLike,
+    H: ArrayLike,
     *,
     clip: float | None = None,
     box: float | None = None,
@@ -242,15 +240,13 @@ def noisy_stability_bound(
         variance is 0 or overflows (an exact fit, or data so small or large that squared
         gradients leave the range of a float).
     """
-    _check_positive("clip", clip)
-    _check_positive("box", box)
-    if delta is not None and (not isinstance(delta, Real) or not 0 < delta < 1):
-        raise ValueError(f"delta must be None or a float in (0, 1), got {delta!r}.")
+    _check_clip_and_box(clip, box)
+    check_real("delta", delta, low=0.0, high=1.0, low_open=True, high_open=True, allow_none=True)
+    W, H = _iterate(problem, W, H, box)
     if delta is None and clip is None and box is None and problem.noise_std > 0:
         raise ValueError(
             "delta=None (an unconditional guarantee) needs clip or box to bound the step."
         )
-    _check_iterate(W, H, box)
     R = problem.residual(W, H) if residual is None else residual
     gW, gH = problem.gradient(W, H, R)
     if not problem.is_stochastic:
@@ -301,7 +297,9 @@ def global_stability_bound(problem: StochasticNMF, *, box: float) -> float:
     ``max(v_ij, r box^2 - v_ij)`` in size, so ``M`` is bounded independently of the iterate and of
     the step (which stays in the box). Update clipping does not change this bound.
     """
-    _check_positive("box", box, allow_none=False)
+    if not isinstance(problem, StochasticNMF):
+        raise TypeError(f"problem must be a StochasticNMF, got {type(problem).__name__}.")
+    check_real("box", box, low=0.0, low_open=True)
     m, n = problem.shape
     r = problem.rank
     a2 = box * box * r * (m + n)
@@ -311,8 +309,8 @@ def global_stability_bound(problem: StochasticNMF, *, box: float) -> float:
 
 def empirical_max_stable_lr(
     problem: StochasticNMF,
-    W: Array,
-    H: Array,
+    W: ArrayLike,
+    H: ArrayLike,
     *,
     clip: float | None = None,
     box: float | None = None,
@@ -324,14 +322,19 @@ def empirical_max_stable_lr(
 
     A geometric grid from ``start`` (default: the stability bound) to ``start * max_factor`` is
     scanned until the first step that increases the loss, then the crossing is refined by
-    bisection. Used to report how tight :func:`stability_bound` is.
+    bisection. Used to report how tight :func:`stability_bound` is. ``problem``, ``W``, ``H``,
+    ``clip`` and ``box`` are checked as in :func:`stability_bound`.
     """
+    _check_clip_and_box(clip, box)
+    W, H = _iterate(problem, W, H, box)
     R = problem.residual(W, H)
     f0 = 0.5 * float(np.linalg.norm(R) ** 2)
     gW, gH = problem.gradient(W, H, R)
     tol = 1e-12 * max(f0, 1.0)
 
     def stable(lr: float) -> bool:
+        if not math.isfinite(lr):  # the grid overflowed: no finite step to take
+            return False
         W1, H1 = projected_step(W, H, gW, gH, lr, clip=clip, box=box)
         f1 = problem.loss(W1, H1)
         return bool(np.isfinite(f1) and f1 <= f0 + tol)

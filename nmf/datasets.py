@@ -7,14 +7,16 @@ so nothing is downloaded.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
 from nmf.problem import Array, StochasticNMF, stream_rng
+from nmf.validation import as_real_array, check_integer, check_real
 
 
 def synthetic(
@@ -33,15 +35,8 @@ def synthetic(
     factors and gradient noise of the same seed.
     """
     for name, value in (("m", m), ("n", n), ("rank", rank)):
-        if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    if not (
-        isinstance(noise, Real)
-        and not isinstance(noise, bool)
-        and noise >= 0
-        and np.isfinite(noise)
-    ):
-        raise ValueError(f"noise must be a finite float >= 0, got {noise!r}.")
+        check_integer(name, value, low=1)
+    check_real("noise", noise, low=0.0)
     rng = stream_rng(seed, "data")
     m, n, rank = int(m), int(n), int(rank)
     clean = rng.random((m, rank)) @ rng.random((rank, n))
@@ -69,7 +64,13 @@ def faces() -> Array:
 
 
 def load_matrix(path: str | Path) -> Array:
-    """A user's non-negative matrix from a ``.npy`` or ``.csv`` (comma-separated, no header) file."""
+    """A user's matrix from a ``.npy`` or ``.csv`` (comma-separated, no header) file, as float64.
+
+    A ``.npy`` file must hold a 2-D array of integers or floats: boolean, string, object and
+    complex arrays are rejected rather than converted (complex data would lose its imaginary
+    part). Whether the entries suit NMF (finite, non-negative) is checked by
+    :class:`nmf.StochasticNMF`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path {str(path)!r} is not a file.")
@@ -78,12 +79,13 @@ def load_matrix(path: str | Path) -> Array:
         raise ValueError(f"path must end in .npy or .csv, got {path.name!r}.")
     try:
         if suffix == ".npy":
-            V = np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+            V = np.load(path, allow_pickle=False)
         else:
             V = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
     except (TypeError, ValueError) as err:
         what = "a numeric .npy array" if suffix == ".npy" else "comma-separated numbers, no header"
         raise ValueError(f"could not read {str(path)!r} as {what}: {err}") from None
+    V = as_real_array(f"the matrix in {path.name!r}", V, copy=False)
     if V.ndim != 2:
         raise ValueError(f"the matrix in {path.name!r} must be 2-D, got shape {V.shape}.")
     return V
@@ -93,14 +95,38 @@ DATASETS = {"synthetic": synthetic, "digits": digits, "faces": faces}
 
 
 def load_dataset(name: str | PathLike, **kwargs) -> Array:
-    """``"synthetic"`` (keyword arguments go to :func:`synthetic`), ``"digits"``, ``"faces"``, or a file path."""
+    """A data matrix by name or path.
+
+    Parameters
+    ----------
+    name : str or path-like
+        ``"synthetic"``, ``"digits"``, ``"faces"`` (see :data:`DATASETS`), or a ``.npy`` or
+        ``.csv`` file (see :func:`load_matrix`).
+    **kwargs
+        Keyword arguments of the loader: those of :func:`synthetic` for ``"synthetic"``; the
+        other datasets and files take none.
+
+    Raises
+    ------
+    TypeError
+        Naming every keyword argument that the chosen loader does not take.
+    """
     if isinstance(name, str) and name in DATASETS:
-        return DATASETS[name](**kwargs)
-    if isinstance(name, str | PathLike) and Path(name).suffix.lower() in (".npy", ".csv"):
-        return load_matrix(name)
-    raise ValueError(
-        f"dataset must be one of {sorted(DATASETS)} or a .npy/.csv path, got {name!r}."
-    )
+        load = DATASETS[name]
+        takes = list(inspect.signature(load).parameters)
+    elif isinstance(name, str | PathLike) and Path(name).suffix.lower() in (".npy", ".csv"):
+        load, takes = (lambda: load_matrix(name)), []
+    else:
+        raise ValueError(
+            f"dataset must be one of {sorted(DATASETS)} or a .npy/.csv path, got {name!r}."
+        )
+    unknown = sorted(set(kwargs) - set(takes))
+    if unknown:
+        raise TypeError(
+            f"load_dataset({str(name)!r}) got unknown keyword arguments {unknown}; "
+            f"it takes {', '.join(takes) if takes else 'none'}."
+        )
+    return load(**kwargs)
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-Array = NDArray[np.float64]
+from nmf.validation import (
+    Array,
+    as_real_array,
+    check_integer,
+    check_real,
+    check_seed,
+    is_real,
+)
 
 SEED_STREAMS = ("data", "init", "noise")
 """The independent random streams that one seed stands for (see :func:`stream_rng`)."""
-
-
-def check_seed(seed: object, name: str = "seed") -> None:
-    """Seeds are ``None`` (fresh entropy) or an integer >= 0 (Python or numpy integer, not bool)."""
-    if seed is not None and (not isinstance(seed, Integral) or isinstance(seed, bool) or seed < 0):
-        raise ValueError(f"{name} must be None or an integer >= 0, got {seed!r}.")
 
 
 def stream_rng(seed: int | None, stream: str) -> np.random.Generator:
@@ -31,27 +31,24 @@ def stream_rng(seed: int | None, stream: str) -> np.random.Generator:
     return np.random.default_rng(children[SEED_STREAMS.index(stream)])
 
 
+_SAFE_NORM = 1e-146
+"""Below this norm the sum of squares is under ``tiny / eps`` (``np.finfo(float)``), so squares
+that underflowed (fell below ``tiny``) may have changed it: :func:`frobenius_norm` rescales."""
+
+
 def frobenius_norm(*arrays: Array) -> float:
-    """Euclidean norm of all entries together, rescaled where their squares overflow."""
+    """Euclidean norm of all entries together, rescaled where their squares over- or underflow.
+
+    Where the plain sum of squares is safe (a norm in ``[1e-146, inf)``) it is used as it is;
+    otherwise the entries are divided by the largest one before squaring.
+    """
     with np.errstate(over="ignore"):
         norm = math.hypot(*(float(np.linalg.norm(a)) for a in arrays))
-    if math.isinf(norm):
-        scale = max(float(np.abs(a).max()) for a in arrays)
-        if math.isfinite(scale):
+    if not _SAFE_NORM <= norm < math.inf:
+        scale = max(float(np.abs(a).max(initial=0.0)) for a in arrays)
+        if 0.0 < scale < math.inf:
             norm = scale * math.hypot(*(float(np.linalg.norm(a / scale)) for a in arrays))
     return norm
-
-
-def as_real_array(name: str, X: ArrayLike) -> Array:
-    """A float64 copy of ``X``, or a ``ValueError`` naming ``name`` if ``X`` is not real numbers."""
-    if isinstance(X, np.ma.MaskedArray) and np.ma.is_masked(X):
-        raise ValueError(f"{name} has masked entries; fill them first (e.g. {name}.filled(0)).")
-    try:
-        if np.iscomplexobj(X):
-            raise TypeError("it has complex entries")
-        return np.array(X, dtype=np.float64)
-    except (TypeError, ValueError) as err:  # ragged lists, strings, objects, complex numbers
-        raise ValueError(f"{name} must be an array of real numbers ({err}).") from None
 
 
 class StochasticNMF:
@@ -102,26 +99,17 @@ class StochasticNMF:
             raise ValueError("V must contain only finite values (found NaN or inf).")
         if np.any(V < 0):
             raise ValueError(f"V must be non-negative (minimum entry is {V.min():g}).")
+        norm_V = frobenius_norm(V)
+        if not math.isfinite(0.5 * norm_V * norm_V):
+            raise ValueError(
+                f"V is too large for float64: ||V||_F = {norm_V:.3g}, so the loss "
+                "0.5 * ||V - W H||_F^2 overflows (it is 0.5 * ||V||_F^2 at W = H = 0); "
+                "rescale V, e.g. V / V.max()."
+            )
         m, n = V.shape
-        if not isinstance(rank, Integral) or isinstance(rank, bool) or not 1 <= rank <= min(m, n):
-            raise ValueError(
-                f"rank must be an integer in [1, min(m, n)] = [1, {min(m, n)}], got {rank!r}."
-            )
-        if (
-            not isinstance(noise_std, Real)
-            or isinstance(noise_std, bool)
-            or not np.isfinite(noise_std)
-            or noise_std < 0
-        ):
-            raise ValueError(f"noise_std must be a finite float >= 0, got {noise_std!r}.")
-        if batch_size is not None and (
-            not isinstance(batch_size, Integral)
-            or isinstance(batch_size, bool)
-            or not 1 <= batch_size <= n
-        ):
-            raise ValueError(
-                f"batch_size must be None or an integer in [1, n] = [1, {n}], got {batch_size!r}."
-            )
+        check_integer("rank", rank, low=1, high=min(m, n))
+        check_real("noise_std", noise_std, low=0.0)
+        check_integer("batch_size", batch_size, low=1, high=n, allow_none=True)
         V.setflags(write=False)
         self.V: Array = V
         self.rank = int(rank)
@@ -129,7 +117,7 @@ class StochasticNMF:
         self.batch_size = None if batch_size is None or batch_size == n else int(batch_size)
         check_seed(seed)
         self.seed = seed
-        self._norm_V = float(np.linalg.norm(V))
+        self._norm_V = norm_V
 
     # ------------------------------------------------------------------ shapes and set-up
     @property
@@ -162,34 +150,76 @@ class StochasticNMF:
         H = scale * np.abs(rng.standard_normal((self.rank, n)))
         return W, H
 
-    def _check_factors(self, W: Array, H: Array, names: tuple[str, str] = ("W", "H")) -> None:
+    def as_factors(
+        self, W: ArrayLike, H: ArrayLike, names: tuple[str, str] = ("W", "H")
+    ) -> tuple[Array, Array]:
+        """The factors as float64 arrays, checked to be real data of this problem's shapes.
+
+        ``W`` must have shape ``(m, rank)`` and ``H`` shape ``(rank, n)``; float64 arrays are
+        returned as they are (no copy). Every method that takes factors accepts array-likes
+        through this check (:func:`nmf.validation.as_real_array`); ``names`` are the parameter
+        names its errors use.
+        """
+        W, H = as_real_array(names[0], W, copy=False), as_real_array(names[1], H, copy=False)
         m, n = self.shape
         if W.shape != (m, self.rank) or H.shape != (self.rank, n):
             raise ValueError(
                 f"{names[0]} and {names[1]} must have shapes {(m, self.rank)} and {(self.rank, n)}, "
                 f"got {W.shape} and {H.shape}."
             )
+        return W, H
 
     # ------------------------------------------------------------------ loss and gradients
-    def residual(self, W: Array, H: Array) -> Array:
-        """``R = W @ H - V`` (the sign makes ``gW = R @ H.T``)."""
-        self._check_factors(W, H)
+    def residual(self, W: ArrayLike, H: ArrayLike) -> Array:
+        """``R = W @ H - V`` (the sign makes ``gW = R @ H.T``).
+
+        ``W`` and ``H`` are array-likes of real numbers (see :meth:`as_factors`), as in every
+        method below. Non-finite factors give a non-finite residual (and loss).
+        """
+        W, H = self.as_factors(W, H)
         return W @ H - self.V
 
-    def loss(self, W: Array, H: Array) -> float:
+    def loss(self, W: ArrayLike, H: ArrayLike) -> float:
         """Frobenius loss ``0.5 * ||V - W H||_F^2``."""
         return 0.5 * float(np.linalg.norm(self.residual(W, H)) ** 2)
 
-    def relative_error(self, W: Array, H: Array) -> float:
-        """``||V - W H||_F / ||V||_F`` (scikit-learn's ``reconstruction_err_`` over ``||V||_F``)."""
-        return float(np.linalg.norm(self.residual(W, H))) / max(self._norm_V, np.finfo(float).tiny)
+    def relative_error(self, W: ArrayLike, H: ArrayLike) -> float:
+        """``||V - W H||_F / ||V||_F`` (scikit-learn's ``reconstruction_err_`` over ``||V||_F``).
+
+        Both norms are computed by :func:`frobenius_norm`, which rescales before squaring where
+        the squares would under- or overflow, so the ratio is right at any data scale.
+        """
+        return frobenius_norm(self.residual(W, H)) / max(self._norm_V, np.finfo(float).tiny)
 
     def relative_error_from_loss(self, loss: float) -> float:
-        """The relative error that corresponds to a loss value."""
-        return float(np.sqrt(2.0 * loss)) / max(self._norm_V, np.finfo(float).tiny)
+        """The relative error ``sqrt(2 loss) / ||V||_F`` that corresponds to a loss value.
 
-    def gradient(self, W: Array, H: Array, residual: Array | None = None) -> tuple[Array, Array]:
+        Raises
+        ------
+        ValueError
+            If ``loss`` is not a real number >= 0 (``inf`` and ``nan``, a diverged run, give
+            ``inf`` and ``nan``), or if it is below float64's normal range for data so small
+            (``||V||_F`` below about 1e-138) that the squares in the loss underflow: the relative
+            error cannot be recovered from such a loss; :meth:`relative_error` computes it from
+            the factors instead.
+        """
+        if not is_real(loss) or loss < 0:
+            raise ValueError(f"loss must be a real number >= 0 (or inf or nan), got {loss!r}.")
+        tiny = np.finfo(float).tiny
+        if loss < tiny and 0.0 < self._norm_V < math.sqrt(2.0 * tiny) / np.finfo(float).eps:
+            raise ValueError(
+                f"loss={loss!r} is below float64's normal range, and with ||V||_F = "
+                f"{self._norm_V:.3g} the squares in the loss underflow: the relative error "
+                "cannot be recovered from it. Use relative_error(W, H), which normalises by "
+                "||V||_F before squaring, or rescale V."
+            )
+        return float(np.sqrt(2.0 * loss)) / max(self._norm_V, tiny)
+
+    def gradient(
+        self, W: ArrayLike, H: ArrayLike, residual: Array | None = None
+    ) -> tuple[Array, Array]:
         """Exact gradient ``(R H^T, W^T R)`` of the loss; pass ``residual`` to reuse ``W H - V``."""
+        W, H = self.as_factors(W, H)
         R = self.residual(W, H) if residual is None else residual
         return R @ H.T, W.T @ R
 
@@ -217,6 +247,7 @@ class StochasticNMF:
         """
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}.")
+        W, H = self.as_factors(W, H)
         if self.batch_size is None:
             gW, gH = self.gradient(W, H, residual) if gradient is None else gradient
         else:
@@ -246,6 +277,7 @@ class StochasticNMF:
         replacement; the Gaussian part adds ``noise_std^2 * n_params``. Pass ``residual`` and the
         exact ``gradient`` if already known.
         """
+        W, H = self.as_factors(W, H)
         variance = self.noise_std * self.noise_std * self.n_params  # inf, not OverflowError
         if self.batch_size is None:
             return variance
@@ -270,6 +302,7 @@ class StochasticNMF:
         gradient: tuple[Array, Array] | None = None,
     ) -> float:
         """A sure upper bound on ``||g_hat||`` over every mini-batch, before Gaussian noise."""
+        W, H = self.as_factors(W, H)
         R = self.residual(W, H) if residual is None else residual
         gW, U = self.gradient(W, H, R) if gradient is None else gradient
         if self.batch_size is None:
@@ -291,10 +324,10 @@ class StochasticNMF:
 
 
 def projected_step(
-    W: Array,
-    H: Array,
-    gW: Array,
-    gH: Array,
+    W: ArrayLike,
+    H: ArrayLike,
+    gW: ArrayLike,
+    gH: ArrayLike,
     lr: float,
     *,
     clip: float | None = None,
@@ -306,7 +339,22 @@ def projected_step(
     (``[0, inf)`` without a box). This equals the Euclidean projection of ``x - lr * g`` onto the
     convex box ``{y : 0 <= y <= box, |y - x| <= clip}``, which contains ``x``; the stability bound
     rests on that fact (docs/theory/nmf_stability.md).
+
+    ``W``, ``H``, ``gW`` and ``gH`` are array-likes of real numbers; ``lr`` is a finite real
+    number >= 0, ``clip`` and ``box`` are None or finite real numbers > 0.
     """
+    W, H = as_real_array("W", W, copy=False), as_real_array("H", H, copy=False)
+    gW, gH = as_real_array("gW", gW, copy=False), as_real_array("gH", gH, copy=False)
+    check_real("lr", lr, low=0.0)
+    check_real("clip", clip, low=0.0, low_open=True, allow_none=True)
+    check_real("box", box, low=0.0, low_open=True, allow_none=True)
+    return _projected_step(W, H, gW, gH, lr, clip, box)
+
+
+def _projected_step(
+    W: Array, H: Array, gW: Array, gH: Array, lr: float, clip: float | None, box: float | None
+) -> tuple[Array, Array]:
+    """:func:`projected_step` on arguments already checked (the per-step path of ProjectedSGD)."""
     uW, uH = -lr * gW, -lr * gH
     if clip is not None:
         uW, uH = np.clip(uW, -clip, clip), np.clip(uH, -clip, clip)

@@ -1,6 +1,7 @@
 """Classic learning-rate schedules as small callables of the step index.
 
-A *schedule* is anything with ``__call__(step) -> lr``. It may also define ``observe(stats)``;
+A *schedule* is anything with ``__call__(step) -> lr``, for an integer step >= 0 (the schedules
+below raise a ``ValueError`` for anything else). It may also define ``observe(stats)``;
 :func:`nmf.run_sgd` then hands it the statistics of the current iterate (loss, gradient norm,
 stability bound, ...) before asking for the learning rate of that step. :class:`FollowBound` and
 learned policies use this; the fixed schedules below ignore it.
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 from typing import Any, Protocol, runtime_checkable
+
+from nmf.validation import check_integer, check_real
 
 
 @runtime_checkable
@@ -20,22 +22,20 @@ class Schedule(Protocol):
 
 
 def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ValueError(
-            f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}."
-        )
+    check_real(name, value, low=0.0, low_open=not allow_zero)
 
 
 def _fraction(name: str, value: Any) -> None:
-    if not (isinstance(value, Real) and not isinstance(value, bool) and 0 < value <= 1):
-        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}.")
+    check_real(name, value, low=0.0, high=1.0, low_open=True)
 
 
 def _steps(name: str, value: Any) -> None:
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    check_integer(name, value, low=1)
+
+
+def _step(step: Any) -> None:
+    """The step a schedule is asked about: an integer >= 0."""
+    check_integer("step", step, low=0)
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Constant:
         _positive("lr", self.lr)
 
     def __call__(self, step: int) -> float:
+        _step(step)
         return float(self.lr)
 
 
@@ -65,6 +66,7 @@ class StepDecay:
         _steps("every", self.every)
 
     def __call__(self, step: int) -> float:
+        _step(step)
         return float(self.lr * self.factor ** (step // self.every))
 
 
@@ -80,6 +82,7 @@ class Exponential:
         _fraction("gamma", self.gamma)
 
     def __call__(self, step: int) -> float:
+        _step(step)
         return float(self.lr * self.gamma**step)
 
 
@@ -95,6 +98,7 @@ class InverseTime:
         _positive("decay", self.decay, allow_zero=True)
 
     def __call__(self, step: int) -> float:
+        _step(step)
         return float(self.lr / (1.0 + self.decay * step))
 
 
@@ -114,6 +118,7 @@ class Cosine:
             raise ValueError(f"min_lr must be <= lr, got min_lr={self.min_lr!r} > lr={self.lr!r}.")
 
     def __call__(self, step: int) -> float:
+        _step(step)
         progress = min(step, self.total_steps) / self.total_steps
         return float(
             self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
@@ -138,9 +143,11 @@ class FollowBound:
         self._bound = stats.bound
 
     def __call__(self, step: int) -> float:
+        _step(step)
         if self._bound is None or not math.isfinite(self._bound):
             raise RuntimeError(
-                "FollowBound needs a finite stats.bound: run it with compute_bound=True."
+                f"FollowBound needs a finite stats.bound, got {self._bound!r}: observe(stats) "
+                "must come first, and nmf.run_sgd must run with compute_bound=True."
             )
         return float(self.fraction * self._bound)
 

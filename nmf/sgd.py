@@ -5,20 +5,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from nmf.bounds import noisy_stability_bound, stability_bound
-from nmf.problem import (
-    Array,
-    StochasticNMF,
-    as_real_array,
-    frobenius_norm,
-    projected_step,
-    stream_rng,
-)
+from nmf.problem import Array, StochasticNMF, _projected_step, frobenius_norm, stream_rng
 from nmf.schedules import Schedule
+from nmf.validation import as_real_array, check_integer, check_real, is_real
 
 DIVERGENCE_FACTOR = 1e6
 """A run counts as diverged once its loss exceeds this multiple of the initial loss (or is not finite)."""
@@ -62,7 +56,7 @@ class Trajectory:
         return self.times[-1] if self.times else 0.0
 
 
-def _start(name: str, X: Array) -> Array:
+def _start(name: str, X: ArrayLike) -> Array:
     """A float64 copy of a user's starting factor, checked to be finite and non-negative."""
     X = as_real_array(name, X)
     if not np.all(np.isfinite(X)):
@@ -94,9 +88,14 @@ class ProjectedSGD:
         every iterate of a stochastic problem; it costs about as much again, so it is opt-in
         (``StepStats.noisy_bound`` is ``nan`` otherwise). For an exact-gradient problem it equals
         the deterministic bound and costs nothing.
-    W0, H0 : arrays, optional
-        Starting point instead of ``problem.init(seed)``: finite, non-negative, of shapes
+    W0, H0 : array-like, optional
+        Starting point instead of ``problem.init(seed)``: real, finite, non-negative, of shapes
         ``(m, rank)`` and ``(rank, n)``. With ``box``, entries above it are clipped to it.
+
+    Raises
+    ------
+    ValueError
+        For a bad argument (naming it), and if the loss at the starting point overflows float64.
     """
 
     def __init__(
@@ -108,19 +107,13 @@ class ProjectedSGD:
         seed: int | None = None,
         compute_bound: bool = True,
         compute_noisy_bound: bool = False,
-        W0: Array | None = None,
-        H0: Array | None = None,
+        W0: ArrayLike | None = None,
+        H0: ArrayLike | None = None,
     ) -> None:
         if not isinstance(problem, StochasticNMF):
             raise TypeError(f"problem must be a StochasticNMF, got {type(problem).__name__}.")
-        for name, value in (("clip", clip), ("box", box)):
-            if value is not None and not (
-                isinstance(value, Real)
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-                and value > 0
-            ):
-                raise ValueError(f"{name} must be None or a finite float > 0, got {value!r}.")
+        check_real("clip", clip, low=0.0, low_open=True, allow_none=True)
+        check_real("box", box, low=0.0, low_open=True, allow_none=True)
         self.problem = problem
         self.clip = clip
         self.box = box
@@ -133,13 +126,18 @@ class ProjectedSGD:
         if W0 is None:
             W, H = problem.init(seed)
         else:
-            W, H = _start("W0", W0), _start("H0", H0)
-            problem._check_factors(W, H, names=("W0", "H0"))
+            W, H = problem.as_factors(_start("W0", W0), _start("H0", H0), names=("W0", "H0"))
         if box is not None:
             W, H = np.clip(W, 0.0, box), np.clip(H, 0.0, box)
         self.W, self.H = W, H
         self.step_count = 0
         self._refresh()
+        if not math.isfinite(self.stats.loss):  # finite data and factors, so it overflowed
+            start = "(W0, H0)" if W0 is not None else "problem.init(seed)"
+            raise ValueError(
+                f"the loss 0.5 * ||W H - V||_F^2 at the starting point {start} overflows "
+                "float64; scale the starting factors (or V) down."
+            )
         self.initial_loss = self.stats.loss
 
     def _refresh(self) -> None:
@@ -169,10 +167,7 @@ class ProjectedSGD:
 
     def step(self, lr: float) -> StepStats:
         """Take one step at learning rate ``lr`` and return the statistics of the new iterate."""
-        if not (
-            isinstance(lr, Real) and not isinstance(lr, bool) and math.isfinite(lr) and lr >= 0
-        ):
-            raise ValueError(f"lr must be a finite float >= 0, got {lr!r}.")
+        check_real("lr", lr, low=0.0)
         if self.diverged:
             raise RuntimeError(
                 f"the run diverged at step {self.step_count} (loss {self.stats.loss:g}); "
@@ -185,7 +180,7 @@ class ProjectedSGD:
             )
         else:
             gW, gH = self._grad
-        self.W, self.H = projected_step(self.W, self.H, gW, gH, lr, clip=self.clip, box=self.box)
+        self.W, self.H = _projected_step(self.W, self.H, gW, gH, lr, self.clip, self.box)
         self.step_count += 1
         self._refresh()
         return self.stats
@@ -201,8 +196,8 @@ def run_sgd(
     seed: int | None = None,
     compute_bound: bool = True,
     compute_noisy_bound: bool = False,
-    W0: Array | None = None,
-    H0: Array | None = None,
+    W0: ArrayLike | None = None,
+    H0: ArrayLike | None = None,
 ) -> Trajectory:
     """Run projected SGD for ``n_steps`` with learning rates from ``schedule``.
 
@@ -210,8 +205,10 @@ def run_sgd(
     ----------
     problem : StochasticNMF
     schedule : callable ``step -> lr``
-        If it also has ``observe(stats)``, it is called with the :class:`StepStats` of the current
-        iterate before ``schedule(step)`` is asked for that step's learning rate.
+        Called with integer steps ``0, 1, ...``; it must return a finite real number >= 0 (an int
+        or float, Python or numpy; not a bool or string), else a ``ValueError``. If it also
+        has ``observe(stats)``, it is called with the :class:`StepStats` of the current iterate
+        before ``schedule(step)`` is asked for that step's learning rate.
     n_steps : int
         Number of steps (>= 0).
     clip, box, seed, compute_bound, compute_noisy_bound, W0, H0
@@ -227,8 +224,7 @@ def run_sgd(
         raise TypeError(
             f"schedule must be callable as schedule(step) -> lr, got {type(schedule).__name__}."
         )
-    if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 0:
-        raise ValueError(f"n_steps must be an integer >= 0, got {n_steps!r}.")
+    check_integer("n_steps", n_steps, low=0)
     observe = getattr(schedule, "observe", None)
     start = time.perf_counter()
     sgd = ProjectedSGD(
@@ -247,11 +243,13 @@ def run_sgd(
         stats = sgd.stats
         if observe is not None:
             observe(stats)
-        lr = float(schedule(step))
-        if not (math.isfinite(lr) and lr >= 0):
+        lr = schedule(step)
+        if not (is_real(lr) and math.isfinite(lr) and lr >= 0):
             raise ValueError(
-                f"schedule returned lr={lr!r} at step {step}; it must be finite and >= 0."
+                f"schedule returned lr={lr!r} at step {step}; it must be a finite real number "
+                ">= 0 (an int or float, not a bool or string)."
             )
+        lr = float(lr)
         traj.lrs.append(lr)
         traj.bounds.append(stats.bound)
         traj.noisy_bounds.append(stats.noisy_bound)

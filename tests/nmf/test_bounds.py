@@ -312,3 +312,49 @@ def test_bool_is_not_a_clip_or_box(kwargs):
     problem = nmf.StochasticNMF(np.ones((4, 4)), 1)
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         nmf.stability_bound(problem, *problem.init(0), **kwargs)
+
+
+BOUNDS = {
+    "stability_bound": nmf.stability_bound,
+    "noisy_stability_bound": nmf.noisy_stability_bound,
+    "empirical_max_stable_lr": nmf.empirical_max_stable_lr,
+}
+
+
+@pytest.mark.parametrize("bound", BOUNDS.values(), ids=BOUNDS)
+@pytest.mark.parametrize(("which", "value"), [("W", np.inf), ("H", np.inf), ("W", np.nan)])
+def test_non_finite_factors_are_named(bound, which, value):
+    # W = inf once gave stability_bound = 0.0 instead of an error.
+    problem = nmf.StochasticNMF(np.ones((4, 4)), 1, noise_std=0.1)
+    W, H = problem.init(0)
+    factors = {"W": W, "H": H}
+    factors[which] = np.full_like(factors[which], value)
+    found = "NaN" if np.isnan(value) else "inf"
+    with pytest.raises(ValueError, match=f"{which} must be finite, found {found}"):
+        bound(problem, factors["W"], factors["H"])
+
+
+@pytest.mark.parametrize("bound", BOUNDS.values(), ids=BOUNDS)
+def test_bounds_accept_array_likes_like_run_sgd(bound):
+    problem = nmf.StochasticNMF(np.random.default_rng(0).random((5, 4)), 2, noise_std=0.01)
+    W, H = problem.init(0)
+    assert bound(problem, W.tolist(), H.tolist()) == bound(problem, W, H)
+    W32 = W.astype(np.float32)
+    assert bound(problem, W32, H) == bound(problem, W32.astype(np.float64), H)
+    with pytest.raises(ValueError, match="W must be an array of real numbers"):
+        bound(problem, W.astype(str), H)
+    with pytest.raises(TypeError, match="problem must be a StochasticNMF"):
+        bound(problem.V, W, H)
+
+
+@pytest.mark.parametrize("value", ["0.1", np.True_, 0.1 + 0j])
+def test_bound_parameters_follow_the_number_rule(value):
+    problem = nmf.StochasticNMF(np.ones((4, 4)), 1, noise_std=0.1)
+    W, H = problem.init(0)
+    for kwargs in ({"clip": value}, {"box": value}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            nmf.stability_bound(problem, W, H, **kwargs)
+    with pytest.raises(ValueError, match="delta"):
+        nmf.noisy_stability_bound(problem, W, H, delta=value)
+    with pytest.raises(ValueError, match="box"):
+        nmf.global_stability_bound(problem, box=value)

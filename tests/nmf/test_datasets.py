@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,59 @@ def test_instances_are_reproducible_recipes():
     assert not np.array_equal(
         b.data(), datasets.NMFInstance("digits", rank=5, seed=2, size=300).data()
     )
+
+
+@pytest.mark.parametrize(
+    ("array", "what"),
+    [
+        (np.array([[1 + 2j, 3], [4, 5]]), "complex numbers"),
+        (np.array([["1", "2"], ["3", "4"]]), "strings"),
+        (np.array([[True, False], [False, True]]), "booleans"),
+    ],
+)
+def test_npy_files_that_are_not_real_numbers_are_rejected(tmp_path, array, what):
+    # Complex data once lost its imaginary part silently, numeric strings became numbers.
+    path = tmp_path / "odd.npy"
+    np.save(path, array)
+    with pytest.raises(ValueError, match=f"'odd.npy' must be an array of real numbers .*{what}"):
+        datasets.load_matrix(path)
+
+
+def test_integer_npy_files_are_read_as_floats(tmp_path):
+    path = tmp_path / "counts.npy"
+    np.save(path, np.arange(6).reshape(2, 3))
+    V = datasets.load_dataset(path)
+    assert V.dtype == np.float64 and np.array_equal(V, np.arange(6.0).reshape(2, 3))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "unknown"),
+    [
+        ("m.npy", {"m": 5}, "['m']"),
+        ("m.csv", {"seed": 0, "rank": 2}, "['rank', 'seed']"),
+        ("digits", {"size": 100}, "['size']"),
+        ("faces", {"seed": 1}, "['seed']"),
+        ("synthetic", {"m": 5, "size": (5, 4)}, "['size']"),
+    ],
+)
+def test_load_dataset_names_the_keywords_it_does_not_take(tmp_path, name, kwargs, unknown):
+    # Keywords for a file path were once ignored silently.
+    if name.startswith("m."):
+        name = tmp_path / name
+        np.save(name, np.ones((2, 2))) if name.suffix == ".npy" else name.write_text("1,2\n")
+    with pytest.raises(TypeError, match=f"unknown keyword arguments {re.escape(unknown)}"):
+        datasets.load_dataset(name, **kwargs)
+
+
+def test_load_dataset_passes_keywords_to_synthetic():
+    V = datasets.load_dataset("synthetic", m=6, n=5, rank=2, noise=0.0, seed=3)
+    assert np.array_equal(V, datasets.synthetic(6, 5, 2, noise=0.0, seed=3))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"m": "5"}, "m must"), ({"rank": np.True_}, "rank must"), ({"noise": "0.1"}, "noise")],
+)
+def test_synthetic_follows_the_number_rule(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.synthetic(**{"m": 5, "n": 4, "rank": 2, **kwargs})

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nmf import StochasticNMF, projected_step
 from nmf.problem import SEED_STREAMS, stream_rng
@@ -167,3 +169,111 @@ def test_projected_step_is_projection_onto_the_clipped_box():
         lo, hi = np.maximum(0, x - 0.05), np.minimum(0.9, x + 0.05)
         assert np.allclose(x1, np.clip(x - 0.1 * g, lo, hi))
         assert (x1 >= 0).all() and (x1 <= 0.9).all() and (np.abs(x1 - x) <= 0.05 + 1e-15).all()
+
+
+@pytest.mark.parametrize(
+    ("V", "what"),
+    [
+        (np.array([["1", "2"], ["3", "4"]]), "strings"),
+        ([["1", "2"], ["3", "4"]], "strings"),
+        (np.ones((2, 2), dtype=object), "Python objects"),
+        (np.ones((2, 2), dtype=bool), "booleans"),
+        ([[True, False], [True, True]], "booleans"),
+        (np.ones((2, 2), dtype=np.complex128), "complex numbers"),
+    ],
+)
+def test_data_that_is_not_numbers_is_rejected_not_converted(V, what):
+    with pytest.raises(ValueError, match=f"V must be an array of real numbers .*got {what}"):
+        StochasticNMF(V, 1)
+
+
+def test_integer_data_and_lists_of_numbers_are_data():
+    V = np.arange(6).reshape(2, 3)
+    assert np.array_equal(StochasticNMF(V, 1).V, V.astype(float))
+    assert np.array_equal(StochasticNMF(V.tolist(), 1).V, V.astype(float))
+
+
+def test_every_factor_method_accepts_array_likes(problem):
+    W, H = problem.init(0)
+    Wl, Hl = W.tolist(), H.tolist()
+    assert problem.loss(Wl, Hl) == problem.loss(W, H)
+    assert problem.relative_error(Wl, Hl) == problem.relative_error(W, H)
+    assert np.array_equal(problem.residual(Wl, Hl), problem.residual(W, H))
+    for a, b in zip(problem.gradient(Wl, Hl), problem.gradient(W, H), strict=True):
+        assert np.array_equal(a, b)
+    for a, b in zip(
+        problem.stochastic_gradient(Wl, Hl, np.random.default_rng(1)),
+        problem.stochastic_gradient(W, H, np.random.default_rng(1)),
+        strict=True,
+    ):
+        assert np.array_equal(a, b)
+    assert problem.gradient_noise_variance(Wl, Hl) == problem.gradient_noise_variance(W, H)
+    assert problem.max_stochastic_gradient_norm(Wl, Hl) == problem.max_stochastic_gradient_norm(
+        W, H
+    )
+    W1, H1 = projected_step(Wl, Hl, *problem.gradient(W, H), 0.1)
+    assert np.array_equal(W1, projected_step(W, H, *problem.gradient(W, H), 0.1)[0])
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["loss", "residual", "relative_error", "gradient", "gradient_noise_variance"],
+)
+def test_factors_that_are_not_numbers_are_named(problem, method):
+    W, H = problem.init(0)
+    with pytest.raises(ValueError, match="W must be an array of real numbers"):
+        getattr(problem, method)(W.astype(str), H)
+    with pytest.raises(ValueError, match="H must be an array of real numbers"):
+        getattr(problem, method)(W, H.astype(bool))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lr": "0.1"}, "lr"),
+        ({"lr": True}, "lr"),
+        ({"lr": -1.0}, "lr"),
+        ({"lr": 0.1, "clip": np.True_}, "clip"),
+        ({"lr": 0.1, "box": 0.0}, "box"),
+    ],
+)
+def test_projected_step_names_bad_arguments(kwargs, match):
+    W, H = np.ones((2, 1)), np.ones((1, 2))
+    with pytest.raises(ValueError, match=match):
+        projected_step(W, H, W, H, **kwargs)
+
+
+def test_data_whose_loss_overflows_is_rejected_with_the_cause():
+    # ||V||_F = 3e300: 0.5 * ||V - W H||^2 is inf at W = H = 0; the error once surfaced as a
+    # FollowBound complaint about compute_bound.
+    with pytest.raises(ValueError, match=r"V is too large for float64: \|\|V\|\|_F = 3e\+300"):
+        StochasticNMF(1e300 * np.ones((3, 3)), 1)
+    StochasticNMF(1e150 * np.ones((3, 3)), 1)  # the loss still fits
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-300, 150), st.integers(0, 2**31 - 1))
+def test_relative_error_is_scale_invariant(exponent, seed):
+    # V -> c V, (W, H) -> sqrt(c) (W, H) leaves ||V - W H|| / ||V|| unchanged at every scale
+    # (it once read 0.0 for c = 1e-300, where the squares underflow).
+    rng = np.random.default_rng(seed)
+    V, W, H = rng.random((5, 4)) + 0.1, rng.random((5, 2)), rng.random((2, 4))
+    c = 10.0**exponent
+    expected = StochasticNMF(V, 2).relative_error(W, H)
+    scaled = StochasticNMF(c * V, 2).relative_error(np.sqrt(c) * W, np.sqrt(c) * H)
+    assert scaled == pytest.approx(expected, rel=1e-12)
+
+
+def test_relative_error_from_an_underflowed_loss_is_an_error():
+    tiny = StochasticNMF(1e-300 * np.ones((4, 3)), 1)
+    with pytest.raises(ValueError, match="underflow.*relative_error"):
+        tiny.relative_error_from_loss(0.0)
+    W, H = np.full((4, 1), 2e-150), np.full((1, 3), 1e-150)  # W H = 2 V
+    assert tiny.relative_error(W, H) == pytest.approx(1.0, rel=1e-12)
+    normal = StochasticNMF(np.ones((4, 3)), 1)
+    assert normal.relative_error_from_loss(0.0) == 0.0  # an exact fit
+    assert normal.relative_error_from_loss(6.0) == pytest.approx(1.0)
+    assert np.isnan(normal.relative_error_from_loss(np.nan))  # a diverged run
+    for bad in (-1.0, "1", True):
+        with pytest.raises(ValueError, match="loss must be a real number"):
+            normal.relative_error_from_loss(bad)

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from nmf import schedules as S
@@ -56,3 +57,44 @@ def test_make_schedule_builds_each_kind():
     for name in S.SCHEDULES:
         params = {"fraction": 0.5} if name == "follow_bound" else {"lr": 0.1}
         assert callable(S.make_schedule(name, **params))
+
+
+def _every_schedule():
+    for name in S.SCHEDULES:
+        sched = S.make_schedule(
+            name, **({"fraction": 0.5} if name == "follow_bound" else {"lr": 0.1})
+        )
+        if name == "follow_bound":
+            sched.observe(type("Stats", (), {"bound": 0.02})())
+        yield name, sched
+
+
+@pytest.mark.parametrize("step", [-1, -100, 1.5, 2.0, True, np.True_, "1", None])
+@pytest.mark.parametrize(("name", "sched"), list(_every_schedule()))
+def test_every_schedule_rejects_steps_that_are_not_integers_ge_0(name, sched, step):
+    # InverseTime(0.1, decay=1)(-1) once divided by zero; the others answered negative steps.
+    with pytest.raises(ValueError, match="step must be an integer >= 0"):
+        sched(step)
+
+
+@pytest.mark.parametrize(("name", "sched"), list(_every_schedule()))
+def test_numpy_integer_steps_are_steps(name, sched):
+    assert sched(np.int64(3)) == sched(3) and sched(np.uint8(0)) == sched(0)
+
+
+@pytest.mark.parametrize("value", ["0.1", np.True_, 0.1 + 0j, np.complex128(0.1), None])
+@pytest.mark.parametrize(
+    ("name", "param"),
+    [
+        ("constant", "lr"),
+        ("step", "factor"),
+        ("exponential", "gamma"),
+        ("inverse_time", "decay"),
+        ("cosine", "min_lr"),
+        ("follow_bound", "fraction"),
+    ],
+)
+def test_parameters_that_are_not_real_numbers_are_named(name, param, value):
+    params = {} if name == "follow_bound" else {"lr": 0.5}
+    with pytest.raises(ValueError, match=f"{param} must be a finite real number"):
+        S.make_schedule(name, **{**params, param: value})

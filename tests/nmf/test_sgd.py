@@ -201,3 +201,50 @@ def test_an_all_zero_matrix_runs_with_bounds():
 def test_a_bool_is_not_a_learning_rate(problem):
     with pytest.raises(ValueError, match="lr"):
         nmf.ProjectedSGD(problem, seed=0).step(True)
+
+
+@pytest.mark.parametrize("lr", ["0.1", True, np.True_, 0.1 + 0j, np.array([0.1]), None])
+def test_a_schedule_returning_something_other_than_a_number_is_named(problem, lr):
+    # run_sgd once passed these through float(): '0.1' became 0.1 and True became 1.0.
+    with pytest.raises(ValueError, match="schedule returned lr"):
+        nmf.run_sgd(problem, lambda step: lr, 3)
+
+
+def test_numpy_learning_rates_are_numbers(problem):
+    a = nmf.run_sgd(problem, lambda step: np.float32(1e-3), 3, seed=0)
+    b = nmf.run_sgd(problem, lambda step: float(np.float32(1e-3)), 3, seed=0)
+    assert a.losses == b.losses and all(type(lr) is float for lr in a.lrs)
+
+
+@pytest.mark.parametrize(
+    ("W0", "what"),
+    [
+        (np.full((30, 4), "1"), "strings"),
+        (np.ones((30, 4), dtype=object), "Python objects"),
+        (np.ones((30, 4), dtype=bool), "booleans"),
+        (np.ones((30, 4), dtype=complex), "complex numbers"),
+    ],
+)
+def test_a_starting_point_that_is_not_numbers_is_named(problem, W0, what):
+    with pytest.raises(ValueError, match=f"W0 must be an array of real numbers .*got {what}"):
+        nmf.ProjectedSGD(problem, W0=W0, H0=np.ones((4, 20)))
+
+
+def test_a_starting_point_may_be_a_list(problem):
+    W0, H0 = problem.init(1)
+    a = nmf.run_sgd(problem, Constant(1e-3), 3, seed=0, W0=W0.tolist(), H0=H0.tolist())
+    assert a.losses == nmf.run_sgd(problem, Constant(1e-3), 3, seed=0, W0=W0, H0=H0).losses
+
+
+def test_a_starting_point_whose_loss_overflows_is_named(problem):
+    # It once started a run that had "diverged at step 0".
+    with pytest.raises(ValueError, match=r"at the starting point \(W0, H0\) overflows float64"):
+        nmf.run_sgd(problem, Constant(1e-3), 3, W0=np.full((30, 4), 1e200), H0=np.ones((4, 20)))
+
+
+@pytest.mark.parametrize("lr", ["0.1", np.True_, 0.1 + 0j])
+def test_step_and_run_sgd_apply_the_same_rule_to_learning_rates(problem, lr):
+    with pytest.raises(ValueError, match="lr"):
+        nmf.ProjectedSGD(problem, seed=0).step(lr)
+    with pytest.raises(ValueError, match="lr"):
+        nmf.run_sgd(problem, lambda step: lr, 1)
