@@ -16,6 +16,19 @@
 >>> env = gymnasium.make("rl_scheduler/NMF-v0", split="test", n_instances=8, noise_levels=[1.0])
 >>> env = gymnasium.make("rl_scheduler/Vision-v0", split="train", device="auto")
 
+The ids work with the usual vectorisers, e.g. stable-baselines3's
+``make_vec_env("rl_scheduler/NMF-v0", n_envs=4, env_kwargs={...})`` (which asks for
+``render_mode="rgb_array"``, a mode the environments offer). For Gymnasium's asynchronous vector
+environment pass a ``spawn`` context::
+
+    envs = gymnasium.make_vec("rl_scheduler/NMF-v0", num_envs=4, vectorization_mode="async",
+                              vector_kwargs={"context": "spawn"}, split="train")
+
+The default ``fork`` context copies the parent's state into each worker; after torch has run in
+the parent (its thread pools, or CUDA), a forked worker of a ``Vision-v0`` or ``Text-v0``
+environment can hang. :func:`rl_scheduler.agent.make_vec` always uses ``spawn`` for its
+``"subproc"`` vectoriser.
+
 :func:`make_env` builds the environment of any registered id directly (no Gymnasium wrappers),
 which is what :mod:`rl_scheduler.agent` uses. The torch tasks are imported on first use, so
 ``import rl_scheduler`` does not import torch.
