@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -123,3 +124,36 @@ def test_task_stats_has_bound():
     assert TaskStats(loss=1.0, bound=0.1).has_bound
     assert not TaskStats(loss=1.0).has_bound
     assert np.isnan(TaskStats(loss=1.0).val_loss)
+
+
+@pytest.mark.parametrize(
+    ("instance", "size"),
+    [
+        (NMFInstance("digits", rank=3, size=5.0), 5.0),
+        (NMFInstance("digits", rank=3, size=True), True),
+        (NMFInstance("digits", rank=3, size=(30, 20)), (30, 20)),
+        (NMFInstance("digits", rank=3, size=0), 0),
+        (NMFInstance("synthetic", rank=3, size=30), 30),
+        (NMFInstance("synthetic", rank=3, size=(30.0, 20)), (30.0, 20)),
+        (NMFInstance("synthetic", rank=3, size=(30, 20, 1)), (30, 20, 1)),
+        ({"dataset": "synthetic", "rank": 3, "size": [30, False]}, (30, False)),
+    ],
+)
+def test_a_size_the_instance_would_ignore_is_refused(instance, size):
+    with pytest.raises(
+        ValueError, match="size of a .* instance must be .*got " + re.escape(repr(size))
+    ):
+        NMFTask([instance])
+
+
+def test_valid_sizes_are_honoured():
+    task = NMFTask(
+        [
+            NMFInstance("digits", rank=3, size=40),
+            {"dataset": "synthetic", "rank": 3, "size": [30, 20]},
+        ]
+    )
+    task.reset(instance=0)
+    assert task.problem.V.shape[0] == 40
+    task.reset(instance=1)
+    assert task.problem.V.shape == (30, 20)
