@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
-from rl_scheduler.tasks.base import Task, TaskStats, task_safe_lr
+from rl_scheduler.tasks.base import Task, TaskStats
 
 DEFAULT_MAX_MULT = 2.0
 """The action in ``[-1, 1]`` multiplies the learning rate by ``max_mult ** action``, i.e. by a
@@ -288,7 +288,7 @@ class LRScheduleEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("the episode has ended; call reset() first.")
-        bound = task_safe_lr(self.task)
+        bound = self._stats.bound if self._stats.has_bound else None
         proposed, lr = shielded_lr(
             self._lr,
             action,

@@ -202,11 +202,12 @@ class NMFTask:
     initial_lr_fraction : float, default :data:`DEFAULT_INITIAL_LR_FRACTION`
         :attr:`initial_lr` is this fraction of the stability bound of the initial iterate.
     compute_bound : bool, default True
-        Compute the deterministic stability bound (:func:`nmf.stability_bound`) after every chunk.
-        It is what :meth:`safe_lr` returns and what the RL shield uses. The bound is computed at
+        Compute the deterministic stability bound (:func:`nmf.stability_bound`) after every chunk,
+        reported as :attr:`TaskStats.bound` (what the RL shield uses). The bound is computed at
         chunk ends only, which keeps a chunk of ``k`` steps about ``k`` times cheaper than
         ``nmf.run_sgd``'s per-step bounds; the values are identical to the ones ``run_sgd``
-        reports for the same iterates.
+        reports for the same iterates, and reuse the residual and gradient of the chunk's last
+        step.
 
     Attributes
     ----------
@@ -298,9 +299,10 @@ class NMFTask:
         self.instance_index = index
         inst = self.instances[index]
         self.sgd = nmf.ProjectedSGD(
-            self._problem(index), clip=self.clip, box=self.box, seed=inst.seed, compute_bound=False
+            self._problem(index), clip=self.clip, box=self.box, seed=inst.seed, compute_bound=True
         )
-        bound = self._bound()
+        self.sgd.compute_bound = False  # from now on only at chunk ends (see advance)
+        bound = float(self.sgd.stats.bound)
         if not (math.isfinite(bound) and bound > 0):
             raise ValueError(
                 f"instance {inst!r} is degenerate: its initial stability bound is {bound!r}."
@@ -318,31 +320,22 @@ class NMFTask:
         self._require_reset()
         check_advance(lr, n_steps, self.stats)
         sgd = self.sgd
-        for _ in range(n_steps):
+        for i in range(n_steps):
+            # The chunk's last step computes the bound from the residual and gradient it has.
+            sgd.compute_bound = self.compute_bound and i == n_steps - 1
             sgd.step(float(lr))
             if sgd.diverged:
                 break
-        bound = self._bound() if self.compute_bound and not sgd.diverged else math.nan
+        sgd.compute_bound = False
+        bound = float(sgd.stats.bound) if self.compute_bound and not sgd.diverged else math.nan
         self.stats = self._make_stats(float(lr), bound)
         return self.stats
-
-    def safe_lr(self) -> float | None:
-        """The deterministic stability bound of the current iterate (``None`` if not computed)."""
-        if self.stats is None or not self.stats.has_bound:
-            return None
-        return self.stats.bound
 
     # ------------------------------------------------------------------ helpers
     def _problem(self, index: int) -> nmf.StochasticNMF:
         if index not in self._problems:
             self._problems[index] = self.instances[index].build()
         return self._problems[index]
-
-    def _bound(self) -> float:
-        sgd = self.sgd
-        if not math.isfinite(sgd.stats.loss):
-            return math.nan
-        return float(nmf.stability_bound(sgd.problem, sgd.W, sgd.H, clip=self.clip, box=self.box))
 
     def _make_stats(self, lr: float, bound: float) -> TaskStats:
         s = self.sgd.stats

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import warnings
 
@@ -282,6 +283,20 @@ class QuadraticTask:
             self.x = self.x - lr * self.a * self.x
             self.steps += 1
         return self._stats(lr)
+
+
+class BoundedQuadraticTask(QuadraticTask):
+    """Reports a (made-up) stability bound in its stats, the one channel a task has for it."""
+
+    def _stats(self, lr):
+        return dataclasses.replace(super()._stats(lr), bound=0.05)
+
+
+def test_the_shield_reads_the_bound_from_the_task_stats():
+    env = LRScheduleEnv(BoundedQuadraticTask(), steps_per_action=3, max_actions=5)
+    _, info = env.reset(seed=0)
+    _, _, _, _, info = env.step(np.ones(1, dtype=np.float32))
+    assert info["bound"] == 0.05 and info["shielded"] and info["lr"] == 0.9 * 0.05
 
 
 def test_env_is_generic_over_tasks_without_a_bound():
