@@ -148,17 +148,18 @@ def _plain_hparam(model: PPO, name: str) -> Any:
     return getattr(getattr(value, "value_schedule", None), "val", value)
 
 
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float)
+
+
 def settings_of(model: PPO, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """The JSON settings member of ``model``'s file."""
     aliases = {cls: alias for alias, cls in model.policy_aliases.items()}
     policy_alias = aliases.get(type(model.policy))
     if policy_alias is None:
         raise TypeError(f"cannot save a {type(model.policy).__name__}; use one of {list(aliases)}.")
-    hparams = {}
-    for name in PPO_HPARAMS:
-        value = _plain_hparam(model, name)
-        if value is None or isinstance(value, bool | int | float):
-            hparams[name] = value
+    hparams = {name: _plain_hparam(model, name) for name in PPO_HPARAMS}
+    hparams = {name: value for name, value in hparams.items() if _is_plain(value)}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -254,6 +255,10 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
 def build_model(settings: Mapping[str, Any], device: str | torch.device = "auto") -> PPO:
     """A PPO model (no environment attached) with the policy architecture of ``settings``."""
     policy = settings["policy"]
+    hparams = dict(settings["ppo_kwargs"])
+    unknown = {k: v for k, v in hparams.items() if k not in PPO_HPARAMS or not _is_plain(v)}
+    if unknown:
+        raise CorruptCheckpointError(f"ppo_kwargs holds entries that are not allowed: {unknown!r}.")
     try:
         model = PPO(
             policy["class"],
@@ -261,7 +266,7 @@ def build_model(settings: Mapping[str, Any], device: str | torch.device = "auto"
             device=device,
             _init_setup_model=False,
             policy_kwargs=_decode(policy["policy_kwargs"]),
-            **settings["ppo_kwargs"],
+            **hparams,
         )
         model.observation_space = space_from_dict(policy["observation_space"])
         model.action_space = space_from_dict(policy["action_space"])

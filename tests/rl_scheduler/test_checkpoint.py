@@ -105,15 +105,23 @@ def test_a_pickle_inside_our_format_is_refused(run, tmp_path):
     model, _ = run
     path = agent.save(model, tmp_path / "model.zip")
     marker = tmp_path / "pwned"
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = _members(path)
     members["policy.pt"] = _torch_bytes({"weights": _Touch(marker)})
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    _write_members(path, members)
     with pytest.raises(checkpoint.CorruptCheckpointError, match="cannot be read"):
         agent.load(path)
     assert not marker.exists()
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write_members(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
 
 
 def _torch_bytes(obj):
@@ -171,14 +179,11 @@ def test_policy_kwargs_classes_round_trip_and_others_are_refused(tmp_path):
     loaded = agent.load(path, device="cpu")
     assert loaded.policy_kwargs["activation_fn"] is torch.nn.ReLU
     _assert_same_state(loaded.policy.state_dict(), model.policy.state_dict())
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = _members(path)
     settings = json.loads(members["rl_scheduler.json"])
     settings["policy"]["policy_kwargs"]["activation_fn"] = {"class": "os.system"}
     members["rl_scheduler.json"] = json.dumps(settings)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    _write_members(path, members)
     with pytest.raises(checkpoint.CorruptCheckpointError, match="only classes of"):
         agent.load(path)
 
@@ -213,3 +218,15 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
 def test_load_checks_trusted():
     with pytest.raises(TypeError, match="trusted must be a bool"):
         checkpoint.load_model("x.zip", trusted="yes")
+
+
+def test_only_plain_ppo_hyper_parameters_are_read(run, tmp_path):
+    model, _ = run
+    path = agent.save(model, tmp_path / "model.zip")
+    members = _members(path)
+    settings = json.loads(members["rl_scheduler.json"])
+    settings["ppo_kwargs"]["tensorboard_log"] = str(tmp_path / "tb")
+    members["rl_scheduler.json"] = json.dumps(settings)
+    _write_members(path, members)
+    with pytest.raises(checkpoint.CorruptCheckpointError, match="tensorboard_log"):
+        agent.load(path)
