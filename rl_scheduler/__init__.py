@@ -7,9 +7,10 @@
 Three environments are registered: ``rl_scheduler/NMF-v0`` (stochastic NMF, paper 1),
 ``rl_scheduler/Vision-v0`` and ``rl_scheduler/Text-v0`` (a CNN and a character-level language
 model trained by SGD, paper 2). The PPO side lives in :mod:`rl_scheduler.agent` (train,
-checkpoint, save/load, evaluate) and :mod:`rl_scheduler.policy` (a trained policy as a plain
-schedule); they and the deep-network tasks import stable-baselines3 and torch, so they load on
-first use rather than with the package.
+checkpoint, save/load, evaluate), :mod:`rl_scheduler.checkpoint` (the saved-model format, which
+never unpickles code) and :mod:`rl_scheduler.policy` (a trained policy as a plain schedule);
+they and the deep-network tasks import stable-baselines3 and torch, so they load on first use
+rather than with the package.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "Task",
     "TaskStats",
     "agent",
+    "checkpoint",
     "make_env",
     "make_nmf_env",
     "make_text_env",
@@ -67,7 +69,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("agent", "policy"):
+    if name in ("agent", "checkpoint", "policy"):
         return importlib.import_module(f"rl_scheduler.{name}")
     if name in _TORCH_TASK_NAMES:
         return getattr(importlib.import_module("rl_scheduler.tasks.torch_tasks"), name)

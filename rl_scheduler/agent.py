@@ -14,13 +14,20 @@ Every function works on any registered environment id (``env_id``, default
 Checkpoint directory layout (``checkpoint_dir``)::
 
     config.json                 what was trained: env_kwargs, n_envs, seed, ppo_kwargs
-    checkpoints/ppo_<T>.zip     the model after T environment steps (written atomically)
+    checkpoints/ppo_<T>.zip     the model after T environment steps (written atomically, in the
+                                format of :mod:`rl_scheduler.checkpoint`)
     episodes.jsonl              one JSON line per finished training episode (the training curve)
 
 Rerunning :func:`train_ppo` with the same directory continues from the latest checkpoint instead
 of starting over (and returns at once when it already reached ``total_timesteps``). A resumed run
 is a valid continuation but not bit-identical to an uninterrupted one: the environments restart
-their episodes and the random streams are re-seeded from ``seed`` and the checkpoint's step.
+their episodes and the random streams are re-seeded from ``seed`` and the checkpoint's step
+(what a checkpoint holds and what it does not: :mod:`rl_scheduler.checkpoint`). If the latest
+checkpoint cannot be read, the run resumes from the newest readable one, with a warning.
+
+Models are saved as tensors plus JSON (:mod:`rl_scheduler.checkpoint`); loading one never
+unpickles code. A stable-baselines3 zip (``PPO.save``) is refused by every loader here unless
+:func:`load` is told ``trusted=True``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from numbers import Integral
 from pathlib import Path
@@ -44,6 +52,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from nmf.datasets import NMFInstance
+from rl_scheduler import checkpoint
 from rl_scheduler.env import LRScheduleEnv
 from rl_scheduler.registration import NMF_ENV_ID, env_factory
 from rl_scheduler.tasks.nmf_task import instance_to_dict
@@ -405,32 +414,20 @@ def train_ppo(
     }
 
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
-    resume_from = None
+    resume = None
     if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        config_path = folder / "config.json"
-        if config_path.is_file():
-            saved = json.loads(config_path.read_text())
-            if saved != config:
-                diff = sorted(k for k in config if saved.get(k) != config[k])
-                raise ValueError(
-                    f"checkpoint_dir {str(folder)!r} holds a run with a different configuration "
-                    f"(differs in {diff}); use another directory or delete it."
-                )
-        else:
-            _atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
-        resume_from = latest_checkpoint(folder)
+        _check_run_config(folder, config)
+        resume = _resume_checkpoint(folder)
 
-    start_steps = 0 if resume_from is None else _checkpoint_steps(resume_from)
+    start_steps = 0 if resume is None else int(resume["num_timesteps"])
     if folder is not None:
         _drop_episodes_after(folder, start_steps)
     venv = make_vec(kwargs, n_envs=n_envs, seed=seed + start_steps, vec_env=vec_env, env_id=env_id)
     recorder = _TrainingRecorder(folder, checkpoint_every, keep_checkpoints, metadata)
     try:
-        if resume_from is None:
-            model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=verbose, **algo_kwargs)
-        else:
-            model = PPO.load(resume_from, env=venv, device=device)
+        model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=verbose, **algo_kwargs)
+        if resume is not None:
+            checkpoint.apply_checkpoint(model, resume)
             model.set_random_seed(seed + start_steps)
         setattr(model, CONFIG_ATTR, metadata)
         remaining = int(total_timesteps) - int(model.num_timesteps)
@@ -438,7 +435,7 @@ def train_ppo(
             model.learn(
                 remaining,
                 callback=recorder,
-                reset_num_timesteps=resume_from is None,
+                reset_num_timesteps=resume is None,
                 progress_bar=progress,
             )
             if folder is not None and recorder._last_saved != model.num_timesteps:
@@ -448,6 +445,52 @@ def train_ppo(
         recorder.close()
         venv.close()
     return model
+
+
+def _check_run_config(folder: Path, config: dict[str, Any]) -> None:
+    """Write ``folder/config.json``, or check that the run already there has ``config``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.json"
+    if not path.is_file():
+        _atomic_write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{str(path)!r} is not valid JSON ({err}); it records the configuration of the run "
+            "in checkpoint_dir: restore it, or use another directory."
+        ) from None
+    if saved != config:
+        diff = sorted(k for k in config if not isinstance(saved, dict) or saved.get(k) != config[k])
+        raise ValueError(
+            f"checkpoint_dir {str(folder)!r} holds a run with a different configuration "
+            f"(differs in {diff}); use another directory or delete it."
+        )
+
+
+def _resume_checkpoint(folder: Path) -> dict[str, Any] | None:
+    """The newest readable checkpoint of ``folder`` (:func:`checkpoint.read_checkpoint`), or None.
+
+    An unreadable one is renamed to ``<name>.corrupt`` with a warning and the previous one is
+    tried; a file in another format (a stable-baselines3 zip) raises
+    :class:`~rl_scheduler.checkpoint.UnsafeCheckpointError` instead.
+    """
+    found = folder / "checkpoints"
+    paths = [p for p in found.iterdir() if _CKPT_RE.match(p.name)] if found.is_dir() else []
+    for path in sorted(paths, key=_checkpoint_steps, reverse=True):
+        try:
+            return checkpoint.read_checkpoint(path)
+        except checkpoint.CorruptCheckpointError as err:
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            warnings.warn(
+                f"checkpoint {str(path)!r} cannot be read ({err}); renamed it to {aside.name!r} "
+                "and resuming from the previous checkpoint.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return None
 
 
 def _drop_episodes_after(folder: Path, timesteps: int) -> None:
@@ -461,6 +504,9 @@ def _drop_episodes_after(folder: Path, timesteps: int) -> None:
 
 def save(model: PPO, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
     """Save ``model`` (with its environment metadata) to ``path`` atomically.
+
+    The file holds the policy's weights and optimizer state as tensors and everything else as
+    JSON (:mod:`rl_scheduler.checkpoint`), so loading it never unpickles code.
 
     Parameters
     ----------
@@ -483,28 +529,46 @@ def save(model: PPO, path: str | os.PathLike, *, metadata: Mapping[str, Any] | N
         path = path.with_name(path.name + ".zip")
     if metadata is not None:
         setattr(model, CONFIG_ATTR, _jsonable(dict(metadata)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".zip")
-    os.close(fd)
-    try:
-        # rl_scheduler_episodes can be long; the curve lives in episodes.jsonl instead.
-        model.save(tmp, exclude=["rl_scheduler_episodes"])
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    meta = model_metadata(model)
+    return checkpoint.save_model(model, path, None if meta is None else _jsonable(meta))
 
 
-def load(path: str | os.PathLike, *, device: str = "auto") -> PPO:
-    """Load a model written by :func:`save` or :func:`train_ppo` (environment metadata included)."""
+def load(path: str | os.PathLike, *, device: str = "auto", trusted: bool = False) -> PPO:
+    """Load a model written by :func:`save` or :func:`train_ppo` (environment metadata included).
+
+    Parameters
+    ----------
+    path : path
+        The file (``.zip`` may be left out).
+    device : str, default "auto"
+        Torch device of the policy.
+    trusted : bool, default False
+        Also accept a stable-baselines3 zip written by ``PPO.save`` (read with ``PPO.load``).
+        **Such a file stores objects with cloudpickle, and loading it runs whatever code its
+        author put in it.** Pass ``True`` only for files from a source you trust; to convert one
+        once, ``save(load(old, trusted=True), new)``.
+
+    Returns
+    -------
+    stable_baselines3.PPO
+        Ready to ``predict``; its hyper-parameters that are not plain numbers are PPO's defaults
+        (see :mod:`rl_scheduler.checkpoint`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    rl_scheduler.checkpoint.UnsafeCheckpointError
+        (a ``ValueError``) If the file is not in rl_scheduler's format and ``trusted`` is False.
+    rl_scheduler.checkpoint.CorruptCheckpointError
+        (a ``ValueError``) If it is in that format but cannot be read.
+    """
     path = Path(path)
     if not path.is_file() and path.with_name(path.name + ".zip").is_file():
         path = path.with_name(path.name + ".zip")
     if not path.is_file():
         raise FileNotFoundError(f"path {str(path)!r} is not a saved model.")
-    return PPO.load(path, device=device)
+    return checkpoint.load_model(path, device=device, trusted=trusted)
 
 
 def model_metadata(model: PPO) -> dict[str, Any] | None:

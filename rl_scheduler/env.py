@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
-from rl_scheduler.tasks.base import Task, TaskStats, task_safe_lr
+from rl_scheduler.tasks.base import Task, TaskStats
 
 DEFAULT_MAX_MULT = 2.0
 """The action in ``[-1, 1]`` multiplies the learning rate by ``max_mult ** action``, i.e. by a
@@ -48,8 +48,22 @@ def _finite_positive(name: str, value: Any) -> float:
 
 
 def action_to_multiplier(action: Any, max_mult: float) -> float:
-    """``max_mult ** a`` with ``a`` the action clipped to ``[-1, 1]``."""
-    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    """``max_mult ** a`` with ``a`` the action clipped to ``[-1, 1]``.
+
+    Raises
+    ------
+    TypeError
+        If ``action`` is not a real number or an array of real numbers (strings, bools and
+        boolean arrays are refused, not converted).
+    ValueError
+        If it does not hold exactly one finite number.
+    """
+    a = np.asarray(action)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(
+            f"action must be a real number or an array of one real number, got {action!r}."
+        )
+    a = a.astype(np.float64).reshape(-1)
     if a.size != 1 or not np.isfinite(a[0]):
         raise ValueError(f"action must be one finite number, got {action!r}.")
     return float(max_mult ** float(np.clip(a[0], -1.0, 1.0)))
@@ -136,8 +150,11 @@ class LRScheduleEnv(gym.Env):
         Observation features.
     obs_clip : float, default 10.0
         Bound of the observation box.
-    render_mode : None or "ansi"
-        ``"ansi"`` makes :meth:`render` return a one-line text summary.
+    render_mode : None, "ansi" or "rgb_array"
+        ``"ansi"`` makes :meth:`render` return a one-line text summary, ``"rgb_array"`` a
+        ``uint8`` picture ``(height, width, 3)`` of the run's loss and learning rate so far
+        (drawn with matplotlib, imported on the first render). Other modes raise
+        :class:`UnsupportedRenderMode`.
 
     Notes
     -----
@@ -151,7 +168,7 @@ class LRScheduleEnv(gym.Env):
     ``diverged`` and, when the task has one, ``instance_index``.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -199,7 +216,10 @@ class LRScheduleEnv(gym.Env):
         if not lo <= 1.0 <= hi:
             raise ValueError(f"lr_limits must satisfy lo <= 1 <= hi, got {lr_limits!r}.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}.")
+            raise UnsupportedRenderMode(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}."
+            )
         self.task = task
         self.steps_per_action = int(steps_per_action)
         self.max_actions = int(max_actions)
@@ -220,6 +240,7 @@ class LRScheduleEnv(gym.Env):
         self._n_actions = 0
         self._done = True
         self._last_info: dict[str, Any] = {}
+        self._history: list[tuple[int, float, float]] = []  # (steps_done, loss, lr) per action
 
     @property
     def config(self) -> dict[str, Any]:
@@ -261,12 +282,13 @@ class LRScheduleEnv(gym.Env):
         self._done = False
         obs = self.featurizer.reset(stats, lr0)
         self._last_info = self._info(stats, lr=lr0, proposed=lr0, bound=stats.bound, shielded=False)
+        self._history = [(int(stats.steps_done), float(stats.loss), lr0)]
         return obs, dict(self._last_info)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("the episode has ended; call reset() first.")
-        bound = task_safe_lr(self.task)
+        bound = self._stats.bound if self._stats.has_bound else None
         proposed, lr = shielded_lr(
             self._lr,
             action,
@@ -298,6 +320,7 @@ class LRScheduleEnv(gym.Env):
             bound=math.nan if bound is None else bound,
             shielded=lr < proposed,
         )
+        self._history.append((int(stats.steps_done), float(stats.loss), lr))
         return obs, float(reward), terminated, False, dict(self._last_info)
 
     def _info(
@@ -317,7 +340,10 @@ class LRScheduleEnv(gym.Env):
             info["instance_index"] = int(index)
         return info
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        """The ``render_mode``'s view of the run: text (``"ansi"``), a picture (``"rgb_array"``)."""
+        if self.render_mode == "rgb_array":
+            return _plot_run(self._history)
         if self.render_mode != "ansi":
             return None
         i = self._last_info
@@ -327,3 +353,30 @@ class LRScheduleEnv(gym.Env):
             f"action {self._n_actions}/{self.max_actions}: lr={i['lr']:.4g} "
             f"(proposed {i['proposed_lr']:.4g}, bound {i['bound']:.4g}) loss={i['loss']:.6g}"
         )
+
+
+class UnsupportedRenderMode(gym.error.UnsupportedMode, ValueError):
+    """A ``render_mode`` the environment does not offer (Gymnasium's error, also a ValueError)."""
+
+
+def _plot_run(history: Sequence[tuple[int, float, float]]) -> np.ndarray:
+    """Loss and learning rate against optimizer steps, as an RGB ``uint8`` array (480 x 640)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.8), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    loss_ax, lr_ax = fig.subplots(2, 1, sharex=True)
+    if history:
+        steps, losses, lrs = zip(*history, strict=True)
+        loss_ax.plot(steps, losses, marker=".")
+        lr_ax.step(steps, lrs, where="pre")
+        for ax, values in ((loss_ax, losses), (lr_ax, lrs)):
+            if all(math.isfinite(v) and v > 0 for v in values):
+                ax.set_yscale("log")
+    loss_ax.set_ylabel("loss")
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_xlabel("optimizer steps")
+    fig.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -69,7 +69,8 @@ class LearnedSchedule:
     Parameters
     ----------
     model : PPO, path, or any object with ``predict(obs, deterministic=...)``
-        The policy; a path is loaded with :func:`rl_scheduler.agent.load` on the CPU.
+        The policy; a path is loaded with :func:`rl_scheduler.agent.load` on the CPU (a
+        stable-baselines3 zip is refused: load it yourself with ``trusted=True`` if you trust it).
     config : dict, optional
         Environment parameters (:attr:`rl_scheduler.LRScheduleEnv.config`); default: the ones
         stored on the model by :func:`rl_scheduler.agent.train_ppo`, else the environment's

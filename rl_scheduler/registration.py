@@ -14,7 +14,20 @@
 
 >>> import gymnasium, rl_scheduler
 >>> env = gymnasium.make("rl_scheduler/NMF-v0", split="test", n_instances=8, noise_levels=[1.0])
->>> env = gymnasium.make("rl_scheduler/Vision-v0", split="train", device="auto")
+>>> env = gymnasium.make("rl_scheduler/Vision-v0", split="train", task_kwargs={"device": "auto"})
+
+The ids work with the usual vectorisers, e.g. stable-baselines3's
+``make_vec_env("rl_scheduler/NMF-v0", n_envs=4, env_kwargs={...})`` (which asks for
+``render_mode="rgb_array"``, a mode the environments offer). For Gymnasium's asynchronous vector
+environment pass a ``spawn`` context::
+
+    envs = gymnasium.make_vec("rl_scheduler/NMF-v0", num_envs=4, vectorization_mode="async",
+                              vector_kwargs={"context": "spawn"}, split="train")
+
+The default ``fork`` context copies the parent's state into each worker; after torch has run in
+the parent (its thread pools, or CUDA), a forked worker of a ``Vision-v0`` or ``Text-v0``
+environment can hang. :func:`rl_scheduler.agent.make_vec` always uses ``spawn`` for its
+``"subproc"`` vectoriser.
 
 :func:`make_env` builds the environment of any registered id directly (no Gymnasium wrappers),
 which is what :mod:`rl_scheduler.agent` uses. The torch tasks are imported on first use, so
@@ -23,7 +36,7 @@ which is what :mod:`rl_scheduler.agent` uses. The torch tasks are imported on fi
 
 from __future__ import annotations
 
-import os
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -125,41 +138,37 @@ def make_nmf_env(
     return LRScheduleEnv(task, **env_kwargs)
 
 
-def _torch_task_kwargs(
-    *,
-    optimizer: str,
-    momentum: float,
-    weight_decay: float,
-    initial_lr: float | None,
-    batch_size: int,
-    grad_clip: float | None,
-    eval_size: int | None,
-    val_size: int | None,
-    device: str,
-    amp: str,
-    data_root: str | os.PathLike[str],
-    download: bool,
-    data_limit: int | None,
-    divergence_factor: float | None,
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "optimizer": optimizer,
-        "momentum": momentum,
-        "weight_decay": weight_decay,
-        "initial_lr": initial_lr,
-        "batch_size": batch_size,
-        "grad_clip": grad_clip,
-        "eval_size": eval_size,
-        "val_size": val_size,
-        "device": device,
-        "amp": amp,
-        "data_root": data_root,
-        "download": download,
-        "data_limit": data_limit,
+TEXT_TASK_DEFAULTS: dict[str, Any] = {"batch_size": 32}
+"""``task_kwargs`` defaults of :func:`make_text_env` that differ from :class:`TextTask`'s own."""
+
+
+def _dnn_env(
+    task_cls: type,
+    instances: Sequence[Any],
+    task_kwargs: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any],
+    **env_kwargs: Any,
+) -> LRScheduleEnv:
+    """``LRScheduleEnv(task_cls(instances, **defaults, **task_kwargs), **env_kwargs)``.
+
+    Raises a TypeError naming any task argument given among ``env_kwargs``.
+    """
+    from rl_scheduler.tasks.torch_tasks import TorchTask
+
+    if task_kwargs is not None and not isinstance(task_kwargs, Mapping):
+        raise TypeError(f"task_kwargs must be a dict or None, got {type(task_kwargs).__name__}.")
+    task_params = {
+        *inspect.signature(TorchTask).parameters,
+        *inspect.signature(task_cls).parameters,
     }
-    if divergence_factor is not None:
-        kwargs["divergence_factor"] = divergence_factor
-    return kwargs
+    misplaced = sorted(set(env_kwargs) & (task_params - {"instances", "kwargs"}))
+    if misplaced:
+        raise TypeError(
+            f"{misplaced} are arguments of {task_cls.__name__}: pass them in task_kwargs, e.g. "
+            f"task_kwargs={{{misplaced[0]!r}: ...}}."
+        )
+    task = task_cls(instances, **{**defaults, **(task_kwargs or {})})
+    return LRScheduleEnv(task, **env_kwargs)
 
 
 def make_vision_env(
@@ -170,20 +179,7 @@ def make_vision_env(
     datasets: Sequence[str] = ("digits",),
     models: Sequence[str] = ("cnn",),
     instance_seed: int = 0,
-    optimizer: str = "sgd",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    initial_lr: float | None = None,
-    batch_size: int = 64,
-    grad_clip: float | None = None,
-    eval_size: int | None = None,
-    val_size: int | None = None,
-    device: str = "auto",
-    amp: str = "auto",
-    data_root: str | os.PathLike[str] = "data",
-    download: bool = False,
-    data_limit: int | None = None,
-    divergence_factor: float | None = None,
+    task_kwargs: Mapping[str, Any] | None = None,
     steps_per_action: int = DNN_STEPS_PER_ACTION,
     max_actions: int = DNN_MAX_ACTIONS,
     features: Sequence[str] = DNN_FEATURES,
@@ -198,8 +194,10 @@ def make_vision_env(
         its ``n``, ``instance_seed`` its ``seed``). Ignored when ``instances`` is given.
     instances : sequence of TorchInstance or dicts, optional
         An explicit instance set.
-    optimizer, momentum, weight_decay, initial_lr, batch_size, grad_clip, eval_size, val_size, device, amp, data_root, download, data_limit, divergence_factor
-        See :class:`rl_scheduler.tasks.VisionTask` (``divergence_factor=None``: its default).
+    task_kwargs : dict, optional
+        Keyword arguments of :class:`rl_scheduler.tasks.VisionTask` (``optimizer``, ``momentum``,
+        ``initial_lr``, ``batch_size``, ``device``, ``data_root``, ... as documented by
+        :class:`~rl_scheduler.tasks.torch_tasks.TorchTask`), e.g. ``{"device": "cuda"}``.
     steps_per_action : int, default :data:`DNN_STEPS_PER_ACTION`
     max_actions : int, default :data:`DNN_MAX_ACTIONS`
     features : sequence of str, default :data:`DNN_FEATURES`
@@ -210,6 +208,11 @@ def make_vision_env(
     Returns
     -------
     LRScheduleEnv
+
+    Raises
+    ------
+    TypeError
+        If a task argument is passed outside ``task_kwargs``.
     """
     from rl_scheduler.tasks.torch_tasks import VisionTask, vision_instance_set
 
@@ -217,27 +220,11 @@ def make_vision_env(
         instances = vision_instance_set(
             split, n_instances, datasets=datasets, models=models, seed=instance_seed
         )
-    task = VisionTask(
+    return _dnn_env(
+        VisionTask,
         instances,
-        **_torch_task_kwargs(
-            optimizer=optimizer,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            initial_lr=initial_lr,
-            batch_size=batch_size,
-            grad_clip=grad_clip,
-            eval_size=eval_size,
-            val_size=val_size,
-            device=device,
-            amp=amp,
-            data_root=data_root,
-            download=download,
-            data_limit=data_limit,
-            divergence_factor=divergence_factor,
-        ),
-    )
-    return LRScheduleEnv(
-        task,
+        task_kwargs,
+        {},
         steps_per_action=steps_per_action,
         max_actions=max_actions,
         features=features,
@@ -253,20 +240,7 @@ def make_text_env(
     datasets: Sequence[str] = ("shakespeare",),
     models: Sequence[str] = ("gru",),
     instance_seed: int = 0,
-    seq_len: int = 32,
-    optimizer: str = "sgd",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    initial_lr: float | None = None,
-    batch_size: int = 32,
-    grad_clip: float | None = None,
-    eval_size: int | None = None,
-    val_size: int | None = None,
-    device: str = "auto",
-    amp: str = "auto",
-    data_root: str | os.PathLike[str] = "data",
-    download: bool = False,
-    divergence_factor: float | None = None,
+    task_kwargs: Mapping[str, Any] | None = None,
     steps_per_action: int = DNN_STEPS_PER_ACTION,
     max_actions: int = DNN_MAX_ACTIONS,
     features: Sequence[str] = DNN_FEATURES,
@@ -281,8 +255,10 @@ def make_text_env(
         a text file). Ignored when ``instances`` is given.
     instances : sequence of TorchInstance or dicts, optional
         An explicit instance set.
-    seq_len, optimizer, momentum, weight_decay, initial_lr, batch_size, grad_clip, eval_size, val_size, device, amp, data_root, download, divergence_factor
-        See :class:`rl_scheduler.tasks.TextTask`.
+    task_kwargs : dict, optional
+        Keyword arguments of :class:`rl_scheduler.tasks.TextTask` (``seq_len`` and those of
+        :class:`~rl_scheduler.tasks.torch_tasks.TorchTask`); :data:`TEXT_TASK_DEFAULTS` fills in
+        the ones not given.
     steps_per_action, max_actions, features, **env_kwargs
         As for :func:`make_vision_env`.
 
@@ -296,28 +272,11 @@ def make_text_env(
         instances = text_instance_set(
             split, n_instances, datasets=datasets, models=models, seed=instance_seed
         )
-    task = TextTask(
+    return _dnn_env(
+        TextTask,
         instances,
-        seq_len=seq_len,
-        **_torch_task_kwargs(
-            optimizer=optimizer,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            initial_lr=initial_lr,
-            batch_size=batch_size,
-            grad_clip=grad_clip,
-            eval_size=eval_size,
-            val_size=val_size,
-            device=device,
-            amp=amp,
-            data_root=data_root,
-            download=download,
-            data_limit=None,
-            divergence_factor=divergence_factor,
-        ),
-    )
-    return LRScheduleEnv(
-        task,
+        task_kwargs,
+        TEXT_TASK_DEFAULTS,
         steps_per_action=steps_per_action,
         max_actions=max_actions,
         features=features,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rl_scheduler.tasks.base import BoundedTask, Task, TaskStats, task_safe_lr
+from rl_scheduler.tasks.base import Task, TaskStats
 from rl_scheduler.tasks.nmf_task import NMFTask, nmf_instance_set
 
 _TORCH_NAMES = (
@@ -25,12 +25,10 @@ _TORCH_NAMES = (
 )
 
 __all__ = [
-    "BoundedTask",
     "NMFTask",
     "Task",
     "TaskStats",
     "nmf_instance_set",
-    "task_safe_lr",
     *_TORCH_NAMES,
 ]
 

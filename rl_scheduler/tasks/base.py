@@ -32,7 +32,8 @@ class TaskStats:
         Learning rate used for the chunk that led here; ``nan`` right after a reset.
     bound : float
         Largest learning rate that is provably safe at the current iterate (the task's stability
-        bound), or ``nan`` when the task has none.
+        bound), or ``nan`` when the task has none. This is the only way a task reports a bound:
+        the environment's shield and the observation features read it here.
     steps_done : int
         Optimizer steps taken since the last reset.
     diverged : bool
@@ -59,8 +60,8 @@ class Task(Protocol):
     """A training run that advances by chunks of optimizer steps at a learning rate it is given.
 
     Implementations are expected to be deterministic given the ``seed`` of :meth:`reset`.
-    A task may also define ``safe_lr() -> float | None`` (see :class:`BoundedTask`); controllers
-    read it through :func:`task_safe_lr`, so tasks without a stability bound need not define it.
+    A task with a stability bound reports it in :attr:`TaskStats.bound`; one without leaves it
+    ``nan``.
     """
 
     @property
@@ -75,29 +76,6 @@ class Task(Protocol):
     def advance(self, lr: float, n_steps: int) -> TaskStats:
         """Take ``n_steps`` optimizer steps at learning rate ``lr``; stop early on divergence."""
         ...
-
-
-@runtime_checkable
-class BoundedTask(Task, Protocol):
-    """A :class:`Task` that knows a stability bound on the learning rate at its current iterate."""
-
-    def safe_lr(self) -> float | None:
-        """The stability bound at the current iterate, or ``None`` when it is not available."""
-        ...
-
-
-def task_safe_lr(task: Any) -> float | None:
-    """``task.safe_lr()`` for tasks that define it (it is optional), else ``None``.
-
-    A non-finite or non-positive value also counts as "no bound".
-    """
-    fn = getattr(task, "safe_lr", None)
-    if fn is None:
-        return None
-    value = fn()
-    if value is None or not (math.isfinite(value) and value > 0):
-        return None
-    return float(value)
 
 
 SPLITS = ("train", "test")

@@ -126,22 +126,53 @@ def nmf_instance_set(
 
 
 def as_instance(value: NMFInstance | Mapping[str, Any]) -> NMFInstance:
-    """An :class:`NMFInstance` from itself or from its ``dataclasses.asdict`` / JSON form."""
-    if isinstance(value, NMFInstance):
-        return value
+    """An :class:`NMFInstance` from itself or from its ``dataclasses.asdict`` / JSON form.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is neither, or its fields do not build an instance.
+    ValueError
+        If its ``size`` is one that :meth:`NMFInstance.data` would ignore (see
+        :func:`check_instance_size`).
+    """
     if isinstance(value, Mapping):
         fields = dict(value)
         if isinstance(fields.get("size"), list):
             fields["size"] = tuple(fields["size"])
         try:
-            return NMFInstance(**fields)
+            value = NMFInstance(**fields)
         except TypeError as err:
             raise TypeError(
                 f"instances: cannot build an NMFInstance from {value!r}: {err}"
             ) from None
-    raise TypeError(
-        f"instances must hold NMFInstance objects or dicts of their fields, got {type(value).__name__}."
-    )
+    if not isinstance(value, NMFInstance):
+        raise TypeError(
+            "instances must hold NMFInstance objects or dicts of their fields, "
+            f"got {type(value).__name__}."
+        )
+    check_instance_size(value)
+    return value
+
+
+def check_instance_size(instance: NMFInstance) -> None:
+    """Refuse a ``size`` that :meth:`NMFInstance.data` would silently ignore or misread.
+
+    Synthetic data takes ``None`` (200 x 100) or a pair ``(m, n)`` of integers >= 1; a real data
+    set takes ``None`` (all rows) or a row count, an integer >= 1. Bools are not integers.
+    """
+    size = instance.size
+    if instance.dataset == "synthetic":
+        allowed = "None or a pair (m, n) of integers >= 1"
+        ok = isinstance(size, tuple | list) and len(size) == 2 and all(is_int(v) for v in size)
+        ok = ok and min(size) >= 1
+    else:
+        allowed = "None (all rows) or a row count, an integer >= 1"
+        ok = is_int(size) and size >= 1
+    if size is not None and not ok:
+        raise ValueError(
+            f"size of a {instance.dataset!r} instance must be {allowed}, got {size!r}."
+        )
 
 
 def instance_to_dict(instance: NMFInstance) -> dict[str, Any]:
@@ -171,11 +202,12 @@ class NMFTask:
     initial_lr_fraction : float, default :data:`DEFAULT_INITIAL_LR_FRACTION`
         :attr:`initial_lr` is this fraction of the stability bound of the initial iterate.
     compute_bound : bool, default True
-        Compute the deterministic stability bound (:func:`nmf.stability_bound`) after every chunk.
-        It is what :meth:`safe_lr` returns and what the RL shield uses. The bound is computed at
+        Compute the deterministic stability bound (:func:`nmf.stability_bound`) after every chunk,
+        reported as :attr:`TaskStats.bound` (what the RL shield uses). The bound is computed at
         chunk ends only, which keeps a chunk of ``k`` steps about ``k`` times cheaper than
         ``nmf.run_sgd``'s per-step bounds; the values are identical to the ones ``run_sgd``
-        reports for the same iterates.
+        reports for the same iterates, and reuse the residual and gradient of the chunk's last
+        step.
 
     Attributes
     ----------
@@ -267,9 +299,10 @@ class NMFTask:
         self.instance_index = index
         inst = self.instances[index]
         self.sgd = nmf.ProjectedSGD(
-            self._problem(index), clip=self.clip, box=self.box, seed=inst.seed, compute_bound=False
+            self._problem(index), clip=self.clip, box=self.box, seed=inst.seed, compute_bound=True
         )
-        bound = self._bound()
+        self.sgd.compute_bound = False  # from now on only at chunk ends (see advance)
+        bound = float(self.sgd.stats.bound)
         if not (math.isfinite(bound) and bound > 0):
             raise ValueError(
                 f"instance {inst!r} is degenerate: its initial stability bound is {bound!r}."
@@ -287,31 +320,22 @@ class NMFTask:
         self._require_reset()
         check_advance(lr, n_steps, self.stats)
         sgd = self.sgd
-        for _ in range(n_steps):
+        for i in range(n_steps):
+            # The chunk's last step computes the bound from the residual and gradient it has.
+            sgd.compute_bound = self.compute_bound and i == n_steps - 1
             sgd.step(float(lr))
             if sgd.diverged:
                 break
-        bound = self._bound() if self.compute_bound and not sgd.diverged else math.nan
+        sgd.compute_bound = False
+        bound = float(sgd.stats.bound) if self.compute_bound and not sgd.diverged else math.nan
         self.stats = self._make_stats(float(lr), bound)
         return self.stats
-
-    def safe_lr(self) -> float | None:
-        """The deterministic stability bound of the current iterate (``None`` if not computed)."""
-        if self.stats is None or not self.stats.has_bound:
-            return None
-        return self.stats.bound
 
     # ------------------------------------------------------------------ helpers
     def _problem(self, index: int) -> nmf.StochasticNMF:
         if index not in self._problems:
             self._problems[index] = self.instances[index].build()
         return self._problems[index]
-
-    def _bound(self) -> float:
-        sgd = self.sgd
-        if not math.isfinite(sgd.stats.loss):
-            return math.nan
-        return float(nmf.stability_bound(sgd.problem, sgd.W, sgd.H, clip=self.clip, box=self.box))
 
     def _make_stats(self, lr: float, bound: float) -> TaskStats:
         s = self.sgd.stats

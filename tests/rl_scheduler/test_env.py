@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import warnings
 
@@ -146,6 +147,64 @@ def test_reset_options_select_an_instance(small_kwargs):
         env.reset(options={"no_such_option": 1})
 
 
+def test_render_rgb_array_draws_the_run_so_far(small_kwargs):
+    env = make_nmf_env(**small_kwargs, render_mode="rgb_array")
+    env.reset(seed=0)
+    first = env.render()
+    env.step(np.ones(1, dtype=np.float32))
+    picture = env.render()
+    assert picture.dtype == np.uint8 and picture.shape == (480, 640, 3)
+    assert not np.array_equal(first, picture)  # the new point is drawn
+    assert make_nmf_env(**small_kwargs).render() is None
+
+
+def test_stable_baselines3_make_vec_env_with_the_registered_id(small_kwargs):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env("rl_scheduler/NMF-v0", n_envs=2, seed=0, env_kwargs=small_kwargs)
+    obs = venv.reset()
+    obs, rewards, dones, infos = venv.step(np.zeros((2, 1), dtype=np.float32))
+    assert obs.shape == (2, venv.observation_space.shape[0]) and np.all(np.isfinite(rewards))
+    assert venv.render_mode == "rgb_array"
+    venv.close()
+
+
+def test_gymnasium_async_vector_env_with_spawn(small_kwargs):
+    envs = gymnasium.make_vec(
+        "rl_scheduler/NMF-v0",
+        num_envs=2,
+        vectorization_mode="async",
+        vector_kwargs={"context": "spawn"},
+        **small_kwargs,
+    )
+    try:
+        obs, _ = envs.reset(seed=0)
+        obs2, rewards, *_ = envs.step(np.zeros((2, 1), dtype=np.float32))
+        assert obs.shape == obs2.shape == (2, envs.single_observation_space.shape[0])
+        assert np.all(np.isfinite(rewards))
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize(
+    "action", ["0.5", True, np.array([True]), np.array(["0.5"]), [None], 0.5 + 0j]
+)
+def test_non_numeric_actions_are_refused(small_kwargs, action):
+    env = make_nmf_env(**small_kwargs)
+    env.reset(seed=0)
+    with pytest.raises(TypeError, match="action must be a real number"):
+        env.step(action)
+
+
+@pytest.mark.parametrize(
+    "action", [0, 0.5, np.float32(-1.0), [0.25], np.array([1], dtype=np.int64)]
+)
+def test_real_number_actions_are_accepted(small_kwargs, action):
+    env = make_nmf_env(**small_kwargs)
+    env.reset(seed=0)
+    assert np.isfinite(env.step(action)[1])
+
+
 def test_render_ansi(small_kwargs):
     env = make_nmf_env(**small_kwargs, render_mode="ansi")
     env.reset(seed=0)
@@ -164,7 +223,8 @@ def test_render_ansi(small_kwargs):
         ({"divergence_penalty": -1.0}, ValueError, "divergence_penalty"),
         ({"lr_limits": (2.0, 3.0)}, ValueError, "lr_limits"),
         ({"lr_limits": (0.1,)}, ValueError, "lr_limits"),
-        ({"render_mode": "human"}, ValueError, "render_mode"),
+        ({"render_mode": "human"}, gymnasium.error.UnsupportedMode, "render_mode"),
+        ({"render_mode": "rgb"}, ValueError, "render_mode"),
     ],
 )
 def test_env_validation(kwargs, error, match):
@@ -223,6 +283,20 @@ class QuadraticTask:
             self.x = self.x - lr * self.a * self.x
             self.steps += 1
         return self._stats(lr)
+
+
+class BoundedQuadraticTask(QuadraticTask):
+    """Reports a (made-up) stability bound in its stats, the one channel a task has for it."""
+
+    def _stats(self, lr):
+        return dataclasses.replace(super()._stats(lr), bound=0.05)
+
+
+def test_the_shield_reads_the_bound_from_the_task_stats():
+    env = LRScheduleEnv(BoundedQuadraticTask(), steps_per_action=3, max_actions=5)
+    _, info = env.reset(seed=0)
+    _, _, _, _, info = env.step(np.ones(1, dtype=np.float32))
+    assert info["bound"] == 0.05 and info["shielded"] and info["lr"] == 0.9 * 0.05
 
 
 def test_env_is_generic_over_tasks_without_a_bound():

@@ -1,11 +1,12 @@
 import math
+import re
 
 import numpy as np
 import pytest
 
 import nmf
 from nmf.datasets import NMFInstance
-from rl_scheduler.tasks import BoundedTask, NMFTask, Task, TaskStats, nmf_instance_set, task_safe_lr
+from rl_scheduler.tasks import NMFTask, Task, TaskStats, nmf_instance_set
 from rl_scheduler.tasks.nmf_task import as_instance, instance_to_dict
 
 INST = NMFInstance("synthetic", rank=3, noise_std=0.5, seed=7, size=(30, 20))
@@ -47,9 +48,9 @@ def test_instances_round_trip_through_their_json_form():
         as_instance(3)
 
 
-def test_task_satisfies_the_protocols():
+def test_task_satisfies_the_protocol():
     task = NMFTask([INST])
-    assert isinstance(task, Task) and isinstance(task, BoundedTask)
+    assert isinstance(task, Task) and not hasattr(task, "safe_lr")  # the bound is in TaskStats
 
 
 def test_task_reproduces_run_sgd_and_its_bounds():
@@ -63,7 +64,7 @@ def test_task_reproduces_run_sgd_and_its_bounds():
         stats = task.advance(lr, 4)
         losses.append(stats.loss)
         bounds.append(stats.bound)
-    assert stats.steps_done == 12 and stats.lr == lr and task.safe_lr() == stats.bound
+    assert stats.steps_done == 12 and stats.lr == lr and stats.has_bound
     traj = nmf.run_sgd(INST.build(), nmf.schedules.Constant(lr), 12, clip=0.1, seed=INST.seed)
     assert losses == traj.losses[::4]
     assert bounds[:3] == traj.bounds[::4]
@@ -87,8 +88,21 @@ def test_reset_picks_instances_with_the_seed_or_by_index():
 def test_compute_bound_false_gives_no_bound():
     task = NMFTask([INST], compute_bound=False)
     stats = task.reset(0)
-    assert math.isnan(stats.bound) and task.safe_lr() is None and task_safe_lr(task) is None
+    assert math.isnan(stats.bound) and not stats.has_bound
     assert task.initial_lr > 0
+    assert math.isnan(task.advance(task.initial_lr, 3).bound)
+
+
+def test_the_bound_reuses_the_residual_of_the_chunks_last_step(monkeypatch):
+    task = NMFTask([INST], clip=0.1)
+    task.reset(0)
+    calls = []
+    original = nmf.StochasticNMF.residual
+    monkeypatch.setattr(
+        nmf.StochasticNMF, "residual", lambda self, W, H: calls.append(1) or original(self, W, H)
+    )
+    stats = task.advance(task.initial_lr, 5)
+    assert len(calls) == 5 and stats.has_bound  # one residual per step, none for the bound
 
 
 def test_divergence_stops_the_chunk_and_blocks_advancing():
@@ -123,3 +137,36 @@ def test_task_stats_has_bound():
     assert TaskStats(loss=1.0, bound=0.1).has_bound
     assert not TaskStats(loss=1.0).has_bound
     assert np.isnan(TaskStats(loss=1.0).val_loss)
+
+
+@pytest.mark.parametrize(
+    ("instance", "size"),
+    [
+        (NMFInstance("digits", rank=3, size=5.0), 5.0),
+        (NMFInstance("digits", rank=3, size=True), True),
+        (NMFInstance("digits", rank=3, size=(30, 20)), (30, 20)),
+        (NMFInstance("digits", rank=3, size=0), 0),
+        (NMFInstance("synthetic", rank=3, size=30), 30),
+        (NMFInstance("synthetic", rank=3, size=(30.0, 20)), (30.0, 20)),
+        (NMFInstance("synthetic", rank=3, size=(30, 20, 1)), (30, 20, 1)),
+        ({"dataset": "synthetic", "rank": 3, "size": [30, False]}, (30, False)),
+    ],
+)
+def test_a_size_the_instance_would_ignore_is_refused(instance, size):
+    with pytest.raises(
+        ValueError, match="size of a .* instance must be .*got " + re.escape(repr(size))
+    ):
+        NMFTask([instance])
+
+
+def test_valid_sizes_are_honoured():
+    task = NMFTask(
+        [
+            NMFInstance("digits", rank=3, size=40),
+            {"dataset": "synthetic", "rank": 3, "size": [30, 20]},
+        ]
+    )
+    task.reset(instance=0)
+    assert task.problem.V.shape[0] == 40
+    task.reset(instance=1)
+    assert task.problem.V.shape == (30, 20)
