@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nmf.problem import Array, StochasticNMF, stream_rng
-from nmf.validation import as_real_array, check_integer, check_real
+from nmf.validation import as_real_array, check_integer, check_real, is_integer
 
 
 def synthetic(
@@ -147,6 +147,23 @@ class NMFInstance:
     size: tuple[int, int] | int | None = None
     data_noise: float = 0.1
     data_rank: int | None = None
+
+    def __post_init__(self) -> None:
+        # A size that data() would silently ignore or misread is refused.
+        size = self.size
+        if size is None:
+            return
+        if self.dataset == "synthetic":
+            allowed = "None or a pair (m, n) of integers >= 1"
+            ok = isinstance(size, tuple | list) and len(size) == 2
+            ok = ok and all(is_integer(v) and v >= 1 for v in size)
+        else:
+            allowed = "None (all rows) or a row count, an integer >= 1"
+            ok = is_integer(size) and size >= 1
+        if not ok:
+            raise ValueError(
+                f"size of a {self.dataset!r} instance must be {allowed}, got {size!r}."
+            )
 
     def data(self) -> Array:
         """The matrix V of this instance."""

@@ -97,13 +97,12 @@ class TaskSpec:
         """Keyword arguments of the task's registered environment over these training seeds."""
         from rl_scheduler.tasks.torch_tasks import torch_instance_to_dict
 
-        kwargs = self.task_kwargs("sgd", default_lr(self))
-        kwargs |= {
+        return {
+            "task_kwargs": self.task_kwargs("sgd", default_lr(self)),
             "instances": [torch_instance_to_dict(self.instance(s)) for s in seeds],
             "steps_per_action": self.steps_per_action,
             "max_actions": self.max_actions,
         }
-        return kwargs
 
 
 def default_lr(task: TaskSpec) -> float:

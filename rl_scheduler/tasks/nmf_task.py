@@ -133,8 +133,7 @@ def as_instance(value: NMFInstance | Mapping[str, Any]) -> NMFInstance:
     TypeError
         If ``value`` is neither, or its fields do not build an instance.
     ValueError
-        If its ``size`` is one that :meth:`NMFInstance.data` would ignore (see
-        :func:`check_instance_size`).
+        If its ``size`` is one that :meth:`NMFInstance.data` would ignore.
     """
     if isinstance(value, Mapping):
         fields = dict(value)
@@ -151,28 +150,7 @@ def as_instance(value: NMFInstance | Mapping[str, Any]) -> NMFInstance:
             "instances must hold NMFInstance objects or dicts of their fields, "
             f"got {type(value).__name__}."
         )
-    check_instance_size(value)
     return value
-
-
-def check_instance_size(instance: NMFInstance) -> None:
-    """Refuse a ``size`` that :meth:`NMFInstance.data` would silently ignore or misread.
-
-    Synthetic data takes ``None`` (200 x 100) or a pair ``(m, n)`` of integers >= 1; a real data
-    set takes ``None`` (all rows) or a row count, an integer >= 1. Bools are not integers.
-    """
-    size = instance.size
-    if instance.dataset == "synthetic":
-        allowed = "None or a pair (m, n) of integers >= 1"
-        ok = isinstance(size, tuple | list) and len(size) == 2 and all(is_int(v) for v in size)
-        ok = ok and min(size) >= 1
-    else:
-        allowed = "None (all rows) or a row count, an integer >= 1"
-        ok = is_int(size) and size >= 1
-    if size is not None and not ok:
-        raise ValueError(
-            f"size of a {instance.dataset!r} instance must be {allowed}, got {size!r}."
-        )
 
 
 def instance_to_dict(instance: NMFInstance) -> dict[str, Any]:

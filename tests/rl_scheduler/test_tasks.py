@@ -140,23 +140,25 @@ def test_task_stats_has_bound():
 
 
 @pytest.mark.parametrize(
-    ("instance", "size"),
+    ("fields", "size"),
     [
-        (NMFInstance("digits", rank=3, size=5.0), 5.0),
-        (NMFInstance("digits", rank=3, size=True), True),
-        (NMFInstance("digits", rank=3, size=(30, 20)), (30, 20)),
-        (NMFInstance("digits", rank=3, size=0), 0),
-        (NMFInstance("synthetic", rank=3, size=30), 30),
-        (NMFInstance("synthetic", rank=3, size=(30.0, 20)), (30.0, 20)),
-        (NMFInstance("synthetic", rank=3, size=(30, 20, 1)), (30, 20, 1)),
-        ({"dataset": "synthetic", "rank": 3, "size": [30, False]}, (30, False)),
+        ({"dataset": "digits", "size": 5.0}, 5.0),
+        ({"dataset": "digits", "size": True}, True),
+        ({"dataset": "digits", "size": (30, 20)}, (30, 20)),
+        ({"dataset": "digits", "size": 0}, 0),
+        ({"dataset": "synthetic", "size": 30}, 30),
+        ({"dataset": "synthetic", "size": (30.0, 20)}, (30.0, 20)),
+        ({"dataset": "synthetic", "size": (30, 20, 1)}, (30, 20, 1)),
+        ({"dataset": "synthetic", "size": [30, False]}, (30, False)),
     ],
 )
-def test_a_size_the_instance_would_ignore_is_refused(instance, size):
+def test_a_size_the_instance_would_ignore_is_refused(fields, size):
     with pytest.raises(
         ValueError, match="size of a .* instance must be .*got " + re.escape(repr(size))
     ):
-        NMFTask([instance])
+        NMFTask([{"rank": 3, **fields}])
+    with pytest.raises(ValueError, match="size of a"):
+        NMFInstance(rank=3, **fields)
 
 
 def test_valid_sizes_are_honoured():

@@ -18,7 +18,7 @@ from rl_scheduler import agent
 from rl_scheduler.agent import rollout
 from rl_scheduler.policy import LearnedSchedule
 from rl_scheduler.registration import env_factory, make_env
-from rl_scheduler.tasks import Task, task_safe_lr
+from rl_scheduler.tasks import Task
 from rl_scheduler.tasks import models as model_zoo
 from rl_scheduler.tasks.torch_tasks import (
     TextTask,
@@ -34,12 +34,9 @@ from tests.rl_scheduler._recorded import nan_as_none, one_thread
 
 VISION_SMALL = {
     "n_instances": 3,
-    "batch_size": 16,
-    "eval_size": 32,
-    "val_size": 32,
+    "task_kwargs": {"batch_size": 16, "eval_size": 32, "val_size": 32, "device": "cpu"},
     "steps_per_action": 2,
     "max_actions": 3,
-    "device": "cpu",
 }
 """Vision-v0 keyword arguments small enough for fast tests (digits, SmallCNN width 8)."""
 
@@ -48,13 +45,9 @@ TEXT_SMALL = {
         {"dataset": "shakespeare", "model": "gru", "seed": s, "model_kwargs": [["hidden_size", 16]]}
         for s in (0, 1, 2)
     ],
-    "seq_len": 8,
-    "batch_size": 8,
-    "eval_size": 8,
-    "val_size": 8,
+    "task_kwargs": {"seq_len": 8, "batch_size": 8, "eval_size": 8, "val_size": 8, "device": "cpu"},
     "steps_per_action": 2,
     "max_actions": 3,
-    "device": "cpu",
 }
 """Text-v0 keyword arguments for fast tests (a GRU with 16 units on Shakespeare's plays)."""
 
@@ -128,7 +121,7 @@ def test_vision_task_is_a_task_without_a_bound():
     task = _vision_task()
     assert isinstance(task, Task)
     stats = task.reset(instance=0)
-    assert task_safe_lr(task) is None and math.isnan(stats.bound) and not stats.has_bound
+    assert math.isnan(stats.bound) and not stats.has_bound
     assert stats.steps_done == 0 and math.isnan(stats.lr) and not stats.diverged
     assert 2.0 < stats.loss < 2.6 and 2.0 < stats.val_loss < 2.6  # about ln(10) at the start
     assert stats.grad_norm > 0 and task.initial_lr == 0.05
