@@ -39,7 +39,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -248,8 +248,12 @@ class _TrainingRecorder(BaseCallback):
         checkpoint_every: int,
         keep_checkpoints: int,
         metadata: dict[str, Any],
+        on_progress: Callable[[int, int], Any] | None = None,
+        total_timesteps: int = 0,
     ) -> None:
         super().__init__()
+        self.on_progress = on_progress
+        self.total_timesteps = total_timesteps
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.keep_checkpoints = keep_checkpoints
@@ -285,6 +289,8 @@ class _TrainingRecorder(BaseCallback):
         return True
 
     def _on_rollout_start(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(int(self.num_timesteps), self.total_timesteps)
         # Called after each PPO update, so a checkpoint holds a fully updated policy.
         if self.checkpoint_dir is not None and (
             self.num_timesteps - self._last_saved >= self.checkpoint_every
@@ -334,7 +340,7 @@ def train_ppo(
     checkpoint_every: int = 10_000,
     keep_checkpoints: int = 3,
     device: str = "auto",
-    progress: bool = False,
+    progress: bool | Callable[[int, int], Any] = False,
     vec_env: str = "dummy",
     ppo_kwargs: Mapping[str, Any] | None = None,
     verbose: int = 0,
@@ -366,8 +372,10 @@ def train_ppo(
     device : str, default "auto"
         Torch device of the policy; ``"auto"`` picks CUDA when present (for a 64x64 MLP the CPU
         is usually as fast).
-    progress : bool, default False
-        Show stable-baselines3's progress bar (tqdm + rich).
+    progress : bool or callable, default False
+        ``True`` shows stable-baselines3's progress bar (tqdm + rich); a callable is called as
+        ``progress(timesteps_done, total_timesteps)`` after every PPO update and at the end (for
+        log-friendly rate lines, e.g. ``experiments.common.progress.ProgressLine``).
     vec_env : {"dummy", "subproc"}, default "dummy"
         See :func:`make_vec`.
     ppo_kwargs : dict, optional
@@ -423,7 +431,10 @@ def train_ppo(
     if folder is not None:
         _drop_episodes_after(folder, start_steps)
     venv = make_vec(kwargs, n_envs=n_envs, seed=seed + start_steps, vec_env=vec_env, env_id=env_id)
-    recorder = _TrainingRecorder(folder, checkpoint_every, keep_checkpoints, metadata)
+    on_progress = progress if callable(progress) else None
+    recorder = _TrainingRecorder(
+        folder, checkpoint_every, keep_checkpoints, metadata, on_progress, int(total_timesteps)
+    )
     try:
         model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=verbose, **algo_kwargs)
         if resume is not None:
@@ -436,10 +447,12 @@ def train_ppo(
                 remaining,
                 callback=recorder,
                 reset_num_timesteps=resume is None,
-                progress_bar=progress,
+                progress_bar=progress is True,
             )
             if folder is not None and recorder._last_saved != model.num_timesteps:
                 recorder.save_checkpoint()
+        if on_progress is not None:
+            on_progress(int(model.num_timesteps), int(total_timesteps))
         model.rl_scheduler_episodes = recorder.episodes
     finally:
         recorder.close()

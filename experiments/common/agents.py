@@ -7,12 +7,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiments.common.progress import ProgressLine
+
 MODEL_FILE = "model.zip"
 """File name of an agent's final policy inside its folder."""
 
 
 def train_agent(
-    folder: Path, env_kwargs: dict[str, Any], *, one_thread: bool = True, **train_kwargs: Any
+    folder: Path,
+    env_kwargs: dict[str, Any],
+    *,
+    one_thread: bool = True,
+    progress: str | None = None,
+    **train_kwargs: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Train (or resume from ``folder``'s checkpoints) a PPO agent and save its final policy.
 
@@ -22,7 +29,8 @@ def train_agent(
     ``resumed_from_timesteps`` (0 for a fresh start), ``timesteps`` and the per-episode
     ``curve`` (:func:`rl_scheduler.agent.load_training_curve`). The policy network is small, so
     PPO itself runs on the CPU; ``one_thread`` limits torch to one thread (runs are parallelised
-    across processes instead).
+    across processes instead). With ``progress`` (a label), long trainings print rate lines with
+    an ETA (:class:`~experiments.common.progress.ProgressLine`).
     """
     import torch
 
@@ -32,7 +40,13 @@ def train_agent(
         torch.set_num_threads(1)
     previous = agent.latest_checkpoint(folder)
     start = time.perf_counter()
-    model = agent.train_ppo(env_kwargs, checkpoint_dir=folder, device="cpu", **train_kwargs)
+    model = agent.train_ppo(
+        env_kwargs,
+        checkpoint_dir=folder,
+        device="cpu",
+        progress=False if progress is None else ProgressLine(progress),
+        **train_kwargs,
+    )
     elapsed = time.perf_counter() - start
     agent.save(model, folder / MODEL_FILE)
     return model, {

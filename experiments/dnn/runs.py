@@ -15,6 +15,7 @@ import numpy as np
 from experiments.common import agents
 from experiments.common.agents import load_policy
 from experiments.common.controllers import ChunkSchedule
+from experiments.common.progress import ProgressLine
 from experiments.common.records import by_id, require_ok, short
 from experiments.dnn.config import (
     AGENT,
@@ -61,7 +62,7 @@ def make_controller(
     )
 
 
-def run_dnn(spec: DNNRunSpec, *, root: str = ".") -> dict[str, Any]:
+def run_dnn(spec: DNNRunSpec, *, root: str = ".", progress: bool = False) -> dict[str, Any]:
     """Train one spec; return per-chunk curves and final numbers.
 
     Returns
@@ -103,6 +104,7 @@ def run_dnn(spec: DNNRunSpec, *, root: str = ".") -> dict[str, Any]:
         "lrs": [],
     }
     train_time = 0.0
+    report = ProgressLine(f"{t.name} {spec.optimizer}/{spec.schedule} seed {spec.seed}")
     for k in range(t.max_actions):
         tic = time.perf_counter()
         lr = control(k, stats)
@@ -116,6 +118,8 @@ def run_dnn(spec: DNNRunSpec, *, root: str = ".") -> dict[str, Any]:
             short(task.metrics.get(metric_name, math.nan)) if not stats.diverged else math.nan
         )
         curves["time_s"].append(round(train_time, 4))
+        if progress:
+            report(stats.steps_done, t.budget)
         if stats.diverged:
             break
     return curves | {
@@ -128,8 +132,11 @@ def run_dnn(spec: DNNRunSpec, *, root: str = ".") -> dict[str, Any]:
     }
 
 
-def train_agent(spec: AgentSpec, *, root: str = ".") -> dict[str, Any]:
-    """Train (or resume) PPO on a task's training seeds; list its checkpoints."""
+def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> dict[str, Any]:
+    """Train (or resume) PPO on a task's training seeds; list its checkpoints.
+
+    ``progress``: print rate lines with an ETA while it trains.
+    """
     folder = Path(root) / spec.folder
     rollout = spec.n_steps * spec.n_envs
     # A checkpoint every ~1/n_checkpoints of the run (PPO saves after whole rollouts).
@@ -138,6 +145,7 @@ def train_agent(spec: AgentSpec, *, root: str = ".") -> dict[str, Any]:
         folder,
         spec.task.env_kwargs(spec.task.seeds("train", spec.n_train)),
         one_thread=spec.task.device == "cpu",
+        progress=f"PPO {spec.task.name}" if progress else None,
         env_id=env_id(spec.task),
         total_timesteps=spec.total_timesteps,
         n_envs=spec.n_envs,
@@ -163,11 +171,14 @@ def train_agent(spec: AgentSpec, *, root: str = ".") -> dict[str, Any]:
     }
 
 
-def run_spec(spec: Any, *, root: str = ".") -> dict[str, Any]:
-    """The run function of every sweep: PPO training or one training run, by spec type."""
+def run_spec(spec: Any, *, root: str = ".", progress: bool = False) -> dict[str, Any]:
+    """The run function of every sweep: PPO training or one training run, by spec type.
+
+    ``progress``: long runs print rate lines with an ETA.
+    """
     if isinstance(spec, AgentSpec):
-        return train_agent(spec, root=root)
-    return run_dnn(spec, root=root)
+        return train_agent(spec, root=root, progress=progress)
+    return run_dnn(spec, root=root, progress=progress)
 
 
 def _final(record: dict | None) -> float:
@@ -233,7 +244,7 @@ def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
     agents = agent_specs(config)
     trials = random_search_specs(config)
     specs = [*agents, *tuning_specs(config), *(s for t in trials.values() for s in t)]
-    fn = functools.partial(run_spec, root=str(out))
+    fn = functools.partial(run_spec, root=str(out), progress=not sweep.get("quiet", False))
     records = run_sweep(fn, specs, out / "train.jsonl", **sweep)
     done = by_id(records)
     require_ok([done[spec_id(a)] for a in agents], "agent training")
@@ -287,6 +298,6 @@ def eval_stage(
 ) -> list[tuple[str, str, dict]]:
     """Run the held-out plan (``eval.jsonl``); return ``(task, method, record)`` triples."""
     plan = eval_plan(config, trained)
-    fn = functools.partial(run_spec, root=str(out))
+    fn = functools.partial(run_spec, root=str(out), progress=not sweep.get("quiet", False))
     records = by_id(run_sweep(fn, [s for _, _, s in plan], out / "eval.jsonl", **sweep))
     return [(task, method, records[spec_id(spec)]) for task, method, spec in plan]

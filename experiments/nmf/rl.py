@@ -32,12 +32,16 @@ def agent_dir(root: Path, spec: AgentSpec) -> Path:
     return Path(root) / "agents" / f"{spec.variant}-seed{spec.seed}-{spec_id(spec)[:10]}"
 
 
-def train_agent(spec: AgentSpec, *, root: str) -> dict[str, Any]:
-    """Train (or resume) one agent; save its final policy next to its checkpoints."""
+def train_agent(spec: AgentSpec, *, root: str, progress: bool = False) -> dict[str, Any]:
+    """Train (or resume) one agent; save its final policy next to its checkpoints.
+
+    ``progress``: print rate lines with an ETA while it trains.
+    """
     folder = agent_dir(Path(root), spec)
     _, trained = agents.train_agent(
         folder,
         dict(spec.env_kwargs),
+        progress=f"PPO {spec.variant} seed {spec.seed}" if progress else None,
         total_timesteps=spec.total_timesteps,
         n_envs=spec.n_envs,
         seed=spec.seed,
@@ -73,7 +77,7 @@ def run_learned(spec: LearnedRunSpec, *, root: str) -> dict[str, Any]:
 
 
 def train(config: RLConfig, out: Path, **sweep: Any) -> list[dict]:
-    fn = functools.partial(train_agent, root=str(out))
+    fn = functools.partial(train_agent, root=str(out), progress=not sweep.get("quiet", False))
     records = run_sweep(fn, agent_specs(config), out / "agents.jsonl", **sweep)
     require_ok(records, "agent training")
     return records

@@ -15,6 +15,7 @@ def trained(tmp_path_factory):
     from tests.rl_scheduler.conftest import SMALL
 
     folder = tmp_path_factory.mktemp("ppo")
+    calls = []
     model = agent.train_ppo(
         SMALL,
         total_timesteps=256,
@@ -23,9 +24,17 @@ def trained(tmp_path_factory):
         checkpoint_dir=folder,
         checkpoint_every=128,
         device="cpu",
+        progress=lambda done, total: calls.append((done, total)),
         ppo_kwargs=PPO_KWARGS,
     )
+    model.progress_calls = calls
     return model, folder
+
+
+def test_a_progress_callable_sees_every_update_and_the_end(trained):
+    model, _ = trained
+    # one rollout of 2 envs x 64 steps per PPO update: called before each, then at the end
+    assert model.progress_calls == [(0, 256), (128, 256), (256, 256)]
 
 
 def test_training_records_episodes_checkpoints_and_metadata(trained, small_kwargs):
