@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -359,7 +360,9 @@ def load_cifar10(
 
     The training set is ``data_batch_1`` ... ``data_batch_5`` (whatever of these is present, at
     least one), the validation set ``test_batch``. They are looked for in ``root`` and in
-    ``root/cifar-10-batches-py``. The files are pickles: load only copies you trust.
+    ``root/cifar-10-batches-py``. The files are pickles; they are read by an unpickler that
+    rebuilds only NumPy arrays, lists and bytes and refuses anything else, so a crafted file
+    cannot run code.
 
     Parameters
     ----------
@@ -424,9 +427,37 @@ def _cifar_folder(root: Path) -> Path | None:
     return None
 
 
+_CIFAR_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+)
+"""The only globals a CIFAR-10 batch pickle needs: rebuilding NumPy arrays (and bytes)."""
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and NumPy arrays; refuses every other global (which could run
+    code), so a crafted "CIFAR-10" file cannot execute anything."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a CIFAR-10 batch holds only arrays, lists and "
+                "bytes, and any other object in a pickle can run code"
+            )
+        return super().find_class(module, name)
+
+
 def _read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
+        try:
+            batch = _ArrayOnlyUnpickler(f, encoding="bytes").load()
+        except pickle.UnpicklingError as err:
+            raise ValueError(f"{path} is not a CIFAR-10 batch: {err}") from None
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
     if data is None or labels is None:

@@ -1,4 +1,5 @@
 import gzip
+import os
 import pickle
 import struct
 
@@ -126,6 +127,22 @@ def test_cifar10_reads_python_pickle_batches(tmp_path, subfolder):
     norm = data.load_cifar10(tmp_path, limit=3)
     assert norm.x_train.shape[0] == 3 and norm.x_val.shape[0] == 3
     assert torch.allclose(norm.x_train.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch should-not-exist",))
+
+
+def test_cifar10_batch_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    _write_cifar_batch(tmp_path / "test_batch", rng, 2)
+    with open(tmp_path / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": _RunsCode(), b"labels": [0]}, f, protocol=2)
+    with pytest.raises(ValueError, match="refusing to load .*system"):
+        data.load_cifar10(tmp_path)
+    assert not (tmp_path / "should-not-exist").exists()
 
 
 def test_cifar10_missing_files_are_reported(tmp_path):
