@@ -9,7 +9,10 @@ the *previous* one (Algorithm 1, App. A.3; the form its theory analyses) and a d
 compares with the best value so far (App. A.4, Algorithms 2-3). Both variants implement the
 detailed form.
 
-Two variants live behind one class, selected with ``variant=``:
+Two variants live behind one class, selected with ``variant=``; each is a small rule-set object
+(``_PaperRules``, ``_TransformersRules``) holding only what differs, and the hyperparameters and
+the state are declared once (``_HYPERPARAMETERS``, ``_BOUNDS``, ``_PROGRESS``), from which the
+constructor's checks, :meth:`GreedyLR.state_dict` and :meth:`GreedyLR.load_state_dict` follow:
 
 ``"paper"`` (default)
     Follows arXiv 2512.14527, App. A.4, Algorithms 2-3 where they are explicit: every metric is
@@ -261,8 +264,9 @@ class _PaperRules:
         )
 
     @staticmethod
-    def update(s: GreedyLR, current: float | None) -> None:
-        """Algorithm 2 of arXiv 2512.14527 (App. A.4), then this repository's reset rule.
+    def update(s: GreedyLR, current: float | None) -> list[float]:
+        """Algorithm 2 of arXiv 2512.14527 (App. A.4), then this repository's reset rule;
+        returns the learning rates after the step.
 
         Same order as the paper: compare with the best value, let a running cooldown (warmup)
         zero the bad (good) count, then change the LR when a count exceeds ``patience``. This is
@@ -294,20 +298,25 @@ class _PaperRules:
             s.warmup_counter = s.warmup
             s.num_good_epochs = 0
 
+        lrs = s._current_lrs()
         if s.reset_start is not None:
-            if not _PaperRules._at_floor(s):
+            if not _PaperRules._at_floor(lrs, s.min_lrs, s.eps):
                 s.floor_count = 0
             elif not improved:
                 s.floor_count += 1
                 if s.floor_count >= s.reset_start:
                     s._restart()
+                    lrs = s._current_lrs()
+        return lrs
 
     @staticmethod
-    def _at_floor(s: GreedyLR) -> bool:
+    def _at_floor(lrs: list[float], min_lrs: list[float], eps: float) -> bool:
         """Every group within the relative ``eps`` of its floor."""
-        scale = 1.0 + s.eps
-        lrs = s._current_lrs()
-        return all(lr <= lo * scale for lr, lo in zip(lrs, s.min_lrs, strict=True))
+        scale = 1.0 + eps
+        for lr, lo in zip(lrs, min_lrs, strict=True):
+            if lr > lo * scale:
+                return False
+        return True
 
     @staticmethod
     def lr_range(min_lr: float, max_lr: float, base_lr: float) -> tuple[float, float]:
@@ -362,7 +371,7 @@ class _TransformersRules(_PaperRules):
         )
 
     @staticmethod
-    def update(s: GreedyLR, current: float | None) -> None:
+    def update(s: GreedyLR, current: float | None) -> list[float]:
         """``transformers.GreedyLR.step``, same order of operations; its reset rule lives in
         :meth:`after_decrease` and :meth:`after_increase`."""
         if s.cooldown_counter > 0:
@@ -391,6 +400,7 @@ class _TransformersRules(_PaperRules):
                 # Set after a possible reset inside _decrease, exactly like transformers.
                 s.cooldown_counter = s.cooldown
                 s.num_bad_epochs = 0
+        return s._current_lrs()
 
     @staticmethod
     def lr_range(min_lr: float, max_lr: float, base_lr: float) -> tuple[float, float]:
@@ -490,6 +500,11 @@ class GreedyLR(ReduceLROnPlateau):
         In the paper variant an initial LR outside ``[min_lr, max_lr]`` raises ``ValueError``; in
         the transformers variant it only warns (decreases below ``min_lr``, or increases above
         ``max_lr``, are then silent no-ops, exactly as in transformers).
+        A param group added later with ``optimizer.add_param_group`` is scheduled from the next
+        :meth:`step` on, from its current LR, with bounds resolved in the same way (the number,
+        or the variant's default for ``None``). A per-group list cannot be extended: the next
+        :meth:`step` raises ``ValueError`` before changing anything, unless the new group's
+        bounds have been appended to :attr:`min_lrs` and :attr:`max_lrs` by hand.
     eps : float, default 1e-8
         Changes not larger than ``eps`` are skipped. Paper variant: relative to the current LR
         (``|new - old| > eps * old``; our choice, the paper's Algorithm 3 uses an absolute
@@ -530,6 +545,8 @@ class GreedyLR(ReduceLROnPlateau):
         Initial learning rate of each group (the reset target).
     min_lrs, max_lrs : list of float
         Resolved per-group bounds.
+    min_lr_arg, max_lr_arg : None, float or list of float
+        ``min_lr``/``max_lr`` as given (arrays as lists), used to bound groups added later.
     best : float
         Best (smoothed) metric since the start or the last reset.
     num_good_epochs, num_bad_epochs : int
@@ -743,7 +760,8 @@ class GreedyLR(ReduceLROnPlateau):
         value = metrics if type(metrics) is float else real_scalar("metrics", metrics)
         if epoch is not None:
             epoch = check_int("epoch", epoch)
-        self._adopt_new_groups(stacklevel=3)
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._adopt_new_groups(stacklevel=3)
         if not math.isfinite(value):
             if self.on_nonfinite == "raise":
                 raise ValueError(
@@ -773,8 +791,7 @@ class GreedyLR(ReduceLROnPlateau):
             self.last_epoch = epoch
         else:
             self.last_epoch += 1
-        self._rules.update(self, current)
-        self._last_lr = self._current_lrs()
+        self._last_lr = self._rules.update(self, current)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: hyperparameters, progress and the current LRs.
