@@ -8,6 +8,7 @@ reject ``bool`` where a number is expected, because ``True`` silently meaning ``
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -18,6 +19,8 @@ __all__ = [
     "check_real",
     "check_bool",
     "per_group",
+    "real_scalar",
+    "reals",
 ]
 
 
@@ -76,6 +79,49 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     return value
 
 
+def real_scalar(name: str, value: Any) -> float:
+    """Return a real number, or the one element of a tensor or array, as a float.
+
+    NaN and infinities pass (callers decide what they mean); bools (``True``, ``numpy.bool_``, a
+    bool tensor), strings and anything with more than one element raise ``TypeError``.
+    """
+    item = value
+    if not _is_real(value) and hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:  # numpy and torch scalars, 0-d and one-element arrays and tensors
+            item = value.item()
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    if not _is_real(item):
+        described = reprlib.repr(value) if not hasattr(value, "shape") else type(value).__name__
+        raise TypeError(
+            f"{name} must be a real number or a one-element tensor (bools and strings are not "
+            f"numbers); got {described}."
+        )
+    return float(item)
+
+
+def reals(name: str, value: Any, *, allow_inf: bool = False) -> float | list[float]:
+    """A non-negative real, or a list of them from a list, tuple or 1-D array-like.
+
+    A sequence is a list or tuple, or a 1-D array-like with ``tolist()`` (numpy array, tensor);
+    0-d arrays and tensors count as scalars.
+    """
+    ndim = getattr(value, "ndim", None)
+    if ndim is not None and hasattr(value, "tolist"):  # numpy array or scalar, torch tensor
+        if ndim > 1:
+            raise ValueError(
+                f"{name} must be a number or a list/tuple of numbers; got a {ndim}-D array."
+            )
+        value = value.tolist()
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [
+            check_real(f"{name}[{i}]", v, low=0.0, allow_inf=allow_inf) for i, v in enumerate(value)
+        ]
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a number or a list/tuple of numbers; got {value!r}.")
+    return check_real(name, value, low=0.0, allow_inf=allow_inf)
+
+
 def per_group(
     name: str,
     value: Any,
@@ -83,23 +129,12 @@ def per_group(
     *,
     allow_inf: bool = False,
 ) -> list[float]:
-    """Expand a scalar or a per-group sequence of non-negative reals to a list of floats.
-
-    A sequence is a list or tuple, or a 1-D array-like with ``tolist()`` (numpy array, tensor);
-    0-d arrays and tensors count as scalars.
-    """
+    """Expand a scalar or a per-group sequence of non-negative reals (see :func:`reals`) to a
+    list of ``n_groups`` floats."""
     expected = f"{name} must be a number or a list/tuple of numbers (one per param group)"
-    ndim = getattr(value, "ndim", None)
-    if ndim is not None and hasattr(value, "tolist"):  # numpy array or scalar, torch tensor
-        if ndim > 1:
-            raise ValueError(f"{expected}; got a {ndim}-D array.")
-        value = value.tolist()
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        if len(value) != n_groups:
-            raise ValueError(f"{expected}; got {len(value)} entries for {n_groups} param group(s).")
-        return [
-            check_real(f"{name}[{i}]", v, low=0.0, allow_inf=allow_inf) for i, v in enumerate(value)
-        ]
-    if not _is_real(value):
-        raise TypeError(f"{expected}; got {value!r}.")
-    return [check_real(name, value, low=0.0, allow_inf=allow_inf)] * n_groups
+    out = reals(name, value, allow_inf=allow_inf)
+    if not isinstance(out, list):
+        return [out] * n_groups
+    if len(out) != n_groups:
+        raise ValueError(f"{expected}; got {len(out)} entries for {n_groups} param group(s).")
+    return out

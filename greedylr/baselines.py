@@ -80,18 +80,25 @@ class _HypergradientOptimizer(Optimizer):
         self.lr_bounds = _check_bounds(lr_bounds)
         super().__init__(params, defaults)  # checks every group with add_param_group
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """As in :class:`torch.optim.Optimizer`, after checking ``lr`` and ``hypergrad_lr``.
+    @staticmethod
+    def _check_options(options: dict[str, Any], name: Callable[[str], str]) -> None:
+        """Check a group's options (the constructor's defaults or a group's own values), naming
+        each as ``name(key)``; subclasses extend it with their own options."""
+        check_real(name("lr"), options["lr"], low=0.0)
+        check_real(name("hypergrad_lr"), options["hypergrad_lr"], low=0.0)
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """As in :class:`torch.optim.Optimizer`, after checking the group's options.
+
+        Every option a group sets is checked like the constructor's argument of the same name.
         With ``lr_granularity="global"`` a new group must have the current shared ``lr`` (that of
         ``param_groups[0]``, which changes during training) and the same ``hypergrad_lr``.
         """
         if isinstance(param_group, dict):  # torch raises the TypeError otherwise
             i = len(self.param_groups)
-            lr = param_group.get("lr", self.defaults["lr"])
-            beta = param_group.get("hypergrad_lr", self.defaults["hypergrad_lr"])
-            lr = check_real(f"param_groups[{i}]['lr']", lr, low=0.0)
-            beta = check_real(f"param_groups[{i}]['hypergrad_lr']", beta, low=0.0)
+            options = {**self.defaults, **param_group}
+            self._check_options(options, lambda key: f"param_groups[{i}][{key!r}]")
+            lr, beta = float(options["lr"]), float(options["hypergrad_lr"])
             if self.lr_granularity == "global" and self.param_groups:
                 shared = (float(self.param_groups[0]["lr"]), self.param_groups[0]["hypergrad_lr"])
                 if (lr, beta) != shared:
@@ -111,6 +118,13 @@ class _HypergradientOptimizer(Optimizer):
     def _clamp(self, value: float) -> float:
         low, high = self.lr_bounds
         return min(max(value, low), high)
+
+    def _set_rate(self, rate: torch.Tensor, new: torch.Tensor, bad: list[torch.Tensor]) -> None:
+        """``rate <- clamp(new)`` where ``new`` is finite; elsewhere ``rate`` keeps its value and
+        a flag is recorded in ``bad`` (a NaN rate would turn its parameters NaN for good)."""
+        finite = torch.isfinite(new)
+        bad.append(~finite.all())
+        rate.copy_(torch.where(finite, new, rate)).clamp_(*self.lr_bounds)
 
     def learning_rates(self) -> list[list[float | torch.Tensor]]:
         """Current learning rate(s) of every parameter, grouped like ``param_groups``.
@@ -142,6 +156,7 @@ class _HypergradientOptimizer(Optimizer):
         # 1. gradients (with L2 weight decay folded in) and the hypergradient dot products
         grads: list[list[torch.Tensor | None]] = []
         group_h: list[torch.Tensor | None] = []
+        bad: list[torch.Tensor] = []  # 0-d flags: a learned rate update was not finite
         for group in self.param_groups:
             g_list: list[torch.Tensor | None] = []
             h_group: torch.Tensor | None = None
@@ -168,14 +183,14 @@ class _HypergradientOptimizer(Optimizer):
                     if "lr" not in state:
                         state["lr"] = torch.full_like(p, float(group["lr"]), dtype=dtype)
                     if prev is not None:
-                        state["lr"].addcmul_(g, u, value=group["hypergrad_lr"])
-                        state["lr"].clamp_(*self.lr_bounds)
+                        rate = state["lr"]
+                        self._set_rate(rate, rate.addcmul(g, u, value=group["hypergrad_lr"]), bad)
                 elif self.lr_granularity == "parameter":
                     if "lr" not in state:
                         state["lr"] = torch.tensor(float(group["lr"]), dtype=dtype, device=p.device)
                     if prev is not None:
-                        state["lr"].add_(torch.sum(g * u), alpha=group["hypergrad_lr"])
-                        state["lr"].clamp_(*self.lr_bounds)
+                        rate, h = state["lr"], torch.sum(g * u)
+                        self._set_rate(rate, rate.add(h, alpha=group["hypergrad_lr"]), bad)
                 elif prev is not None:
                     dot = torch.sum(g * u)
                     h_group = dot if h_group is None else h_group + dot
@@ -186,15 +201,31 @@ class _HypergradientOptimizer(Optimizer):
         if self.lr_granularity == "group":
             for group, h in zip(self.param_groups, group_h, strict=True):
                 if h is not None:
-                    group["lr"] = self._clamp(float(group["lr"]) + group["hypergrad_lr"] * h.item())
+                    new_lr = float(group["lr"]) + group["hypergrad_lr"] * h.item()
+                    if math.isfinite(new_lr):
+                        group["lr"] = self._clamp(new_lr)
+                    else:
+                        bad.append(torch.tensor(True))
         elif self.lr_granularity == "global":
             present = [h for h in group_h if h is not None]
             if present:
                 h_total = torch.stack([h.to(present[0].device) for h in present]).sum().item()
                 first = self.param_groups[0]
-                new_lr = self._clamp(float(first["lr"]) + first["hypergrad_lr"] * h_total)
-                for group in self.param_groups:
-                    group["lr"] = new_lr
+                new_lr = float(first["lr"]) + first["hypergrad_lr"] * h_total
+                if math.isfinite(new_lr):
+                    new_lr = self._clamp(new_lr)
+                    for group in self.param_groups:
+                        group["lr"] = new_lr
+                else:
+                    bad.append(torch.tensor(True))
+        if bad and torch.stack([b.to(bad[0].device) for b in bad]).any().item():
+            warnings.warn(
+                f"{type(self).__name__}: a non-finite hypergradient (from a NaN or infinite "
+                "gradient) was skipped; the learned learning rate(s) it would have made NaN or "
+                "infinite keep their previous value.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
         # 3. the ordinary step with the updated learning rate(s)
         for group, g_list in zip(self.param_groups, grads, strict=True):
@@ -258,13 +289,9 @@ class HypergradientSGD(_HypergradientOptimizer):
         lr_granularity: Granularity = "global",
         lr_bounds: tuple[float, float] = (0.0, math.inf),
     ) -> None:
-        check_real("lr", lr, low=0.0)
-        check_real("hypergrad_lr", hypergrad_lr, low=0.0)
-        check_real("momentum", momentum, low=0.0, high=1.0, high_open=True)
-        check_bool("nesterov", nesterov)
-        check_real("weight_decay", weight_decay, low=0.0)
-        if nesterov and momentum == 0:
-            raise ValueError("nesterov=True requires momentum > 0.")
+        arguments = {"lr": lr, "hypergrad_lr": hypergrad_lr, "momentum": momentum}
+        arguments |= {"nesterov": nesterov, "weight_decay": weight_decay}
+        self._check_options(arguments, str)
         defaults = {
             "lr": float(lr),
             "hypergrad_lr": float(hypergrad_lr),
@@ -273,6 +300,16 @@ class HypergradientSGD(_HypergradientOptimizer):
             "weight_decay": float(weight_decay),
         }
         super().__init__(params, defaults, lr_granularity, lr_bounds)
+
+    @staticmethod
+    def _check_options(options: dict[str, Any], name: Callable[[str], str]) -> None:
+        _HypergradientOptimizer._check_options(options, name)
+        momentum = check_real(
+            name("momentum"), options["momentum"], low=0.0, high=1.0, high_open=True
+        )
+        if check_bool(name("nesterov"), options["nesterov"]) and momentum == 0:
+            raise ValueError(f"{name('nesterov')}=True requires momentum > 0.")
+        check_real(name("weight_decay"), options["weight_decay"], low=0.0)
 
     def _direction(
         self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]
@@ -325,14 +362,8 @@ class HypergradientAdam(_HypergradientOptimizer):
         lr_granularity: Granularity = "global",
         lr_bounds: tuple[float, float] = (0.0, math.inf),
     ) -> None:
-        check_real("lr", lr, low=0.0)
-        check_real("hypergrad_lr", hypergrad_lr, low=0.0)
-        if not isinstance(betas, tuple | list) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}.")
-        check_real("betas[0]", betas[0], low=0.0, high=1.0, high_open=True)
-        check_real("betas[1]", betas[1], low=0.0, high=1.0, high_open=True)
-        check_real("eps", eps, low=0.0, low_open=True)
-        check_real("weight_decay", weight_decay, low=0.0)
+        arguments = {"lr": lr, "hypergrad_lr": hypergrad_lr, "betas": betas, "eps": eps}
+        self._check_options(arguments | {"weight_decay": weight_decay}, str)
         defaults = {
             "lr": float(lr),
             "hypergrad_lr": float(hypergrad_lr),
@@ -341,6 +372,17 @@ class HypergradientAdam(_HypergradientOptimizer):
             "weight_decay": float(weight_decay),
         }
         super().__init__(params, defaults, lr_granularity, lr_bounds)
+
+    @staticmethod
+    def _check_options(options: dict[str, Any], name: Callable[[str], str]) -> None:
+        _HypergradientOptimizer._check_options(options, name)
+        betas = options["betas"]
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
+            raise TypeError(f"{name('betas')} must be a pair (beta1, beta2), got {betas!r}.")
+        for j in (0, 1):
+            check_real(f"{name('betas')}[{j}]", betas[j], low=0.0, high=1.0, high_open=True)
+        check_real(name("eps"), options["eps"], low=0.0, low_open=True)
+        check_real(name("weight_decay"), options["weight_decay"], low=0.0)
 
     def _direction(
         self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]

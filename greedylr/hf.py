@@ -21,6 +21,7 @@ This module imports ``transformers`` and is therefore only imported on demand
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from torch.optim.lr_scheduler import LRScheduler
@@ -91,6 +92,12 @@ class GreedyLRCallback(TrainerCallback):
 
     Notes
     -----
+    A misspelled or never-logged ``metric`` would leave the learning rate untouched for the whole
+    run, so the callback warns (once) when the first log in which ``metric`` belongs lacks it,
+    naming the keys logged so far: the first evaluation log (a log with ``"eval_*"`` keys) for
+    an ``"eval_*"`` metric, the first training log otherwise. It also warns at the end of
+    training if ``metric`` never appeared and no such log came.
+
     Give the Trainer :attr:`trainer_scheduler` (a :class:`HeldLR`) as its scheduler, so that the
     Trainer neither builds its own schedule (which would overwrite the learning rates every step)
     nor steps the GreedyLR a second time after evaluations. :meth:`on_train_begin` raises
@@ -114,6 +121,8 @@ class GreedyLRCallback(TrainerCallback):
         self.metric = metric
         self.trainer_scheduler = HeldLR(scheduler)
         self.num_steps = 0
+        self._logged_keys: set[str] = set()
+        self._warned = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Refuse configurations in which something else also sets the learning rate, or in
@@ -158,7 +167,34 @@ class GreedyLRCallback(TrainerCallback):
         logs: dict[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Feed ``logs[metric]`` to the scheduler when it is present."""
-        if logs and self.metric in logs:
+        """Feed ``logs[metric]`` to the scheduler when it is present (see the notes for the
+        warning when it is not)."""
+        if not logs:
+            return
+        if self.metric in logs:
             self.scheduler.step(logs[self.metric])
             self.num_steps += 1
+            return
+        self._logged_keys.update(logs)
+        evaluation_log = any(key.startswith("eval_") for key in logs)
+        if evaluation_log == self.metric.startswith("eval_"):
+            self._warn_missing(
+                "the first " + ("evaluation" if evaluation_log else "training") + " log"
+            )
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Warn if ``metric`` never appeared in a log during training."""
+        self._warn_missing("the whole training run")
+
+    def _warn_missing(self, where: str) -> None:
+        if self.num_steps or self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            f"GreedyLRCallback(metric={self.metric!r}): {where} did not contain {self.metric!r}, "
+            "so the GreedyLR has not been stepped and the learning rate has not changed. Keys "
+            f"logged so far: {sorted(self._logged_keys)}. Evaluation metrics are logged with "
+            "the 'eval_' prefix (e.g. 'eval_loss'); the training loss as 'loss'.",
+            UserWarning,
+            stacklevel=3,
+        )

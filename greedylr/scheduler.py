@@ -9,7 +9,10 @@ the *previous* one (Algorithm 1, App. A.3; the form its theory analyses) and a d
 compares with the best value so far (App. A.4, Algorithms 2-3). Both variants implement the
 detailed form.
 
-Two variants live behind one class, selected with ``variant=``:
+Two variants live behind one class, selected with ``variant=``; each is a small rule-set object
+(``_PaperRules``, ``_TransformersRules``) holding only what differs, and the hyperparameters and
+the state are declared once (``_HYPERPARAMETERS``, ``_BOUNDS``, ``_PROGRESS``), from which the
+constructor's checks, :meth:`GreedyLR.state_dict` and :meth:`GreedyLR.load_state_dict` follow:
 
 ``"paper"`` (default)
     Follows arXiv 2512.14527, App. A.4, Algorithms 2-3 where they are explicit: every metric is
@@ -55,14 +58,23 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
-from typing import Any, Literal, SupportsFloat
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from typing import Any, Literal, NamedTuple, SupportsFloat
 
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from greedylr._validation import check_bool, check_choice, check_int, check_real, per_group
+from greedylr._validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    per_group,
+    real_scalar,
+    reals,
+)
 
 __all__ = [
     "GreedyLR",
@@ -114,6 +126,23 @@ def _write_lr(group: dict[str, Any], value: float) -> None:
         group["lr"] = value
 
 
+def _initial_lrs(groups: list[dict[str, Any]], first: int = 0) -> list[float]:
+    lrs = [_read_lr(g) for g in groups]
+    for i, lr in enumerate(lrs, first):
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"param group {i} has lr={lr!r}; GreedyLR needs a finite lr >= 0.")
+    return lrs
+
+
+def _check_bounds_order(min_lrs: list[float], max_lrs: list[float], groups: Iterable[int]) -> None:
+    for i in groups:
+        if min_lrs[i] > max_lrs[i]:
+            raise ValueError(
+                f"min_lr must not exceed max_lr; param group {i} has min_lr={min_lrs[i]!r} > "
+                f"max_lr={max_lrs[i]!r}."
+            )
+
+
 def _check_threshold(threshold_mode: Any, threshold: Any) -> tuple[str, float]:
     mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
     if mode == "abs":
@@ -122,6 +151,298 @@ def _check_threshold(threshold_mode: Any, threshold: Any) -> tuple[str, float]:
     return mode, check_real(
         "threshold (with threshold_mode='rel')", threshold, low=0.0, high=1.0, high_open=True
     )
+
+
+def _check_reset_start(name: str, value: Any) -> int | None:
+    return None if value is None else check_int(f"{name} (or None to disable resets)", value, low=1)
+
+
+def _check_bound_arg(name: str, value: Any, *, allow_inf: bool = False) -> Any:
+    """A ``min_lr``/``max_lr`` argument as stored: ``None``, a number or a per-group list."""
+    return None if value is None else reals(name, value, allow_inf=allow_inf)
+
+
+def _check_window(name: str, value: Any) -> list[float]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"{name} must be a list of finite numbers, got {value!r}.")
+    return [check_real(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+class _Field(NamedTuple):
+    """One entry of the state: its ``state_dict`` key, validator and attribute.
+
+    ``check(key, value)`` returns the validated value; with ``per_group`` it is
+    ``check(key, value, n_groups)``. ``attr`` is the attribute name when it differs from the key.
+    ``fallback(values)`` gives the value for state dicts saved before the key existed, from the
+    values validated so far.
+    """
+
+    key: str
+    check: Callable[..., Any]
+    attr: str | None = None
+    per_group: bool = False
+    fallback: Callable[[dict[str, Any]], Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.attr or self.key
+
+    def validate(self, value: Any, n_groups: int) -> Any:
+        if self.per_group:
+            return self.check(self.key, value, n_groups)
+        return self.check(self.key, value)
+
+
+#: The scalar hyperparameters, declared once: constructor argument = attribute = state key.
+_HYPERPARAMETERS: tuple[_Field, ...] = (
+    _Field("mode", partial(check_choice, allowed=("min", "max"))),
+    _Field("factor", partial(check_real, low=0.0, high=1.0, low_open=True, high_open=True)),
+    _Field("patience", check_int),
+    _Field("threshold", partial(check_real, low=0.0)),  # < 1 when relative: see _configure
+    _Field("threshold_mode", partial(check_choice, allowed=("rel", "abs"))),
+    _Field("cooldown", check_int),
+    _Field("warmup", check_int),
+    _Field("eps", partial(check_real, low=0.0)),
+    _Field("verbose", check_bool),
+    _Field("smooth", check_bool),
+    _Field("window_size", partial(check_int, low=1)),
+    _Field("reset_start", _check_reset_start),
+    _Field("on_nonfinite", partial(check_choice, allowed=("worse", "skip", "raise"))),
+)
+#: The per-group bounds: resolved lists, and the constructor arguments they were resolved from
+#: (needed to give param groups added later their bounds; older state dicts lack them).
+_BOUNDS: tuple[_Field, ...] = (
+    _Field("min_lrs", per_group, per_group=True),
+    _Field("max_lrs", partial(per_group, allow_inf=True), per_group=True),
+    _Field("min_lr", _check_bound_arg, attr="min_lr_arg", fallback=lambda v: v["min_lrs"]),
+    _Field(
+        "max_lr",
+        partial(_check_bound_arg, allow_inf=True),
+        attr="max_lr_arg",
+        fallback=lambda v: v["max_lrs"],
+    ),
+)
+#: Progress: everything a resumed run needs besides the hyperparameters.
+_PROGRESS: tuple[_Field, ...] = (
+    _Field("base_lrs", per_group, per_group=True),
+    _Field("best", partial(check_real, allow_inf=True)),
+    _Field("num_good_epochs", check_int),
+    _Field("num_bad_epochs", check_int),
+    _Field("cooldown_counter", check_int),
+    _Field("warmup_counter", check_int),
+    _Field("floor_count", check_int),
+    _Field("num_resets", check_int),
+    _Field("last_epoch", partial(check_int, low=-1)),
+    _Field("window", _check_window, attr="_window"),
+    _Field("window_sum", partial(check_real, allow_inf=True), attr="_window_sum"),
+    _Field("last_lr", per_group, attr="_last_lr", per_group=True),
+)
+_STATE = _HYPERPARAMETERS + _BOUNDS + _PROGRESS
+
+
+# ---------------------------------------------------------------------------- the two rule sets
+
+
+class _PaperRules:
+    """``variant="paper"``: the rules in which the two variants differ (see the module docstring).
+
+    A stateless strategy: the scheduler holds all state and passes itself in.
+    """
+
+    name = "paper"
+
+    @staticmethod
+    def default_bounds(lr: float) -> tuple[float, float]:
+        """``min_lr``/``max_lr`` of a group starting at ``lr`` when none are given."""
+        return PAPER_MIN_LR_RATIO * lr, PAPER_MAX_LR_RATIO * lr
+
+    @staticmethod
+    def start_outside_bounds(message: str, stacklevel: int) -> None:
+        raise ValueError(
+            message + " Pass bounds that contain the initial lr, or leave min_lr/max_lr "
+            f"as None for {PAPER_MIN_LR_RATIO:g}x / {PAPER_MAX_LR_RATIO:g}x the initial lr."
+        )
+
+    @staticmethod
+    def update(s: GreedyLR, current: float | None) -> list[float]:
+        """Algorithm 2 of arXiv 2512.14527 (App. A.4), then this repository's reset rule;
+        returns the learning rates after the step.
+
+        Same order as the paper: compare with the best value, let a running cooldown (warmup)
+        zero the bad (good) count, then change the LR when a count exceeds ``patience``. This is
+        ReduceLROnPlateau's bookkeeping mirrored for increases. The reset counts non-improving
+        calls made with every group at its floor (see the ``reset_start`` parameter).
+        """
+        improved = current is not None and s._is_better(current, s.best)
+        if improved:
+            s.best = current
+            s.num_bad_epochs = 0
+            s.num_good_epochs += 1
+        else:
+            s.num_bad_epochs += 1
+            s.num_good_epochs = 0
+
+        if s.cooldown_counter > 0:  # after a decrease: do not count bad steps
+            s.cooldown_counter -= 1
+            s.num_bad_epochs = 0
+        if s.warmup_counter > 0:  # after an increase: do not count good steps
+            s.warmup_counter -= 1
+            s.num_good_epochs = 0
+
+        if s.num_bad_epochs > s.patience:
+            s._decrease()
+            s.cooldown_counter = s.cooldown
+            s.num_bad_epochs = 0
+        elif s.num_good_epochs > s.patience:
+            s._increase()
+            s.warmup_counter = s.warmup
+            s.num_good_epochs = 0
+
+        lrs = s._current_lrs()
+        if s.reset_start is not None:
+            if not _PaperRules._at_floor(lrs, s.min_lrs, s.eps):
+                s.floor_count = 0
+            elif not improved:
+                s.floor_count += 1
+                if s.floor_count >= s.reset_start:
+                    s._restart()
+                    lrs = s._current_lrs()
+        return lrs
+
+    @staticmethod
+    def _at_floor(lrs: list[float], min_lrs: list[float], eps: float) -> bool:
+        """Every group within the relative ``eps`` of its floor."""
+        scale = 1.0 + eps
+        for lr, lo in zip(lrs, min_lrs, strict=True):
+            if lr > lo * scale:
+                return False
+        return True
+
+    @staticmethod
+    def lr_range(min_lr: float, max_lr: float, base_lr: float) -> tuple[float, float]:
+        """Where a group's LR can be: its bounds (which must contain the initial LR)."""
+        return min_lr, max_lr
+
+    @staticmethod
+    def min_change(eps: float, old: float) -> float:
+        """A move from ``old`` happens only if it is larger than this (relative ``eps``)."""
+        return eps * old
+
+    @staticmethod
+    def after_decrease(s: GreedyLR) -> None:
+        """Nothing: the paper variant's reset rule runs once per step, in :meth:`update`."""
+
+    @staticmethod
+    def after_increase(s: GreedyLR) -> None:
+        """Nothing (see :meth:`after_decrease`)."""
+
+    @staticmethod
+    def rel_threshold(threshold: float, best: float) -> float:
+        """Move the bar by ``threshold * |best|`` towards "better" (torch and transformers scale
+        ``best``, which puts the bar on the wrong side of a negative ``best``). The same product,
+        hence the same floats, whenever ``best >= 0``."""
+        return -threshold if best < 0 else threshold
+
+    @staticmethod
+    def smoothed(s: GreedyLR, value: float) -> float:
+        """Mean of the window, recomputed exactly on every call."""
+        s._window.append(value)
+        if len(s._window) > s.window_size:
+            s._window.pop(0)
+        s._window_sum = _exact_sum(s._window)
+        return s._window_sum / len(s._window)
+
+
+class _TransformersRules(_PaperRules):
+    """``variant="transformers"``: step-for-step parity with ``transformers.GreedyLR``."""
+
+    name = "transformers"
+
+    @staticmethod
+    def default_bounds(lr: float) -> tuple[float, float]:
+        return TRANSFORMERS_MIN_LR, TRANSFORMERS_MAX_LR
+
+    @staticmethod
+    def start_outside_bounds(message: str, stacklevel: int) -> None:
+        warnings.warn(
+            message + " (variant='transformers' keeps transformers' behaviour.)",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+    @staticmethod
+    def update(s: GreedyLR, current: float | None) -> list[float]:
+        """``transformers.GreedyLR.step``, same order of operations; its reset rule lives in
+        :meth:`after_decrease` and :meth:`after_increase`."""
+        if s.cooldown_counter > 0:
+            s.cooldown_counter -= 1
+            s.num_bad_epochs = 0
+            s.num_good_epochs = 0
+        elif s.warmup_counter > 0:
+            s.warmup_counter -= 1
+            s.num_bad_epochs = 0
+            s.num_good_epochs = 0
+        else:
+            if current is not None and s._is_better(current, s.best):
+                s.best = current
+                s.num_bad_epochs = 0
+                s.num_good_epochs += 1
+            else:
+                s.num_bad_epochs += 1
+                s.num_good_epochs = 0
+
+            if s.num_good_epochs > s.patience:
+                s._increase()
+                s.warmup_counter = s.warmup
+                s.num_good_epochs = 0
+            elif s.num_bad_epochs > s.patience:
+                s._decrease()
+                # Set after a possible reset inside _decrease, exactly like transformers.
+                s.cooldown_counter = s.cooldown
+                s.num_bad_epochs = 0
+        return s._current_lrs()
+
+    @staticmethod
+    def lr_range(min_lr: float, max_lr: float, base_lr: float) -> tuple[float, float]:
+        # An initial LR outside the bounds is allowed; an LR only moves towards the bounds.
+        return min(min_lr, base_lr), max(max_lr, base_lr)
+
+    @staticmethod
+    def min_change(eps: float, old: float) -> float:
+        return eps  # absolute, as in transformers and the paper's Algorithm 3
+
+    @staticmethod
+    def after_decrease(s: GreedyLR) -> None:
+        # transformers counts decrease attempts made with every group at or below its floor.
+        if s.reset_start is None:
+            return
+        if all(lr <= lo for lr, lo in zip(s._current_lrs(), s.min_lrs, strict=True)):
+            s.floor_count += 1
+            if s.floor_count >= s.reset_start:
+                s._restart()
+
+    @staticmethod
+    def after_increase(s: GreedyLR) -> None:
+        s.floor_count = 0  # transformers restarts the countdown on every increase
+
+    @staticmethod
+    def rel_threshold(threshold: float, best: float) -> float:
+        return threshold  # scales `best` itself, as in transformers, torch and Algorithm 3
+
+    @staticmethod
+    def smoothed(s: GreedyLR, value: float) -> float:
+        # transformers' StreamingAverage, same order of operations (hence the same rounding).
+        # Recomputed only once it overflows, which transformers never recovers from.
+        s._window.append(value)
+        s._window_sum += value
+        if len(s._window) > s.window_size:
+            s._window_sum -= s._window.pop(0)
+        if not math.isfinite(s._window_sum):
+            s._window_sum = _exact_sum(s._window)
+        return s._window_sum / len(s._window)
+
+
+_RULES: dict[str, type[_PaperRules]] = {r.name: r for r in (_PaperRules, _TransformersRules)}
 
 
 class GreedyLR(ReduceLROnPlateau):
@@ -179,6 +500,11 @@ class GreedyLR(ReduceLROnPlateau):
         In the paper variant an initial LR outside ``[min_lr, max_lr]`` raises ``ValueError``; in
         the transformers variant it only warns (decreases below ``min_lr``, or increases above
         ``max_lr``, are then silent no-ops, exactly as in transformers).
+        A param group added later with ``optimizer.add_param_group`` is scheduled from the next
+        :meth:`step` on, from its current LR, with bounds resolved in the same way (the number,
+        or the variant's default for ``None``). A per-group list cannot be extended: the next
+        :meth:`step` raises ``ValueError`` before changing anything, unless the new group's
+        bounds have been appended to :attr:`min_lrs` and :attr:`max_lrs` by hand.
     eps : float, default 1e-8
         Changes not larger than ``eps`` are skipped. Paper variant: relative to the current LR
         (``|new - old| > eps * old``; our choice, the paper's Algorithm 3 uses an absolute
@@ -219,6 +545,8 @@ class GreedyLR(ReduceLROnPlateau):
         Initial learning rate of each group (the reset target).
     min_lrs, max_lrs : list of float
         Resolved per-group bounds.
+    min_lr_arg, max_lr_arg : None, float or list of float
+        ``min_lr``/``max_lr`` as given (arrays as lists), used to bound groups added later.
     best : float
         Best (smoothed) metric since the start or the last reset.
     num_good_epochs, num_bad_epochs : int
@@ -263,46 +591,24 @@ class GreedyLR(ReduceLROnPlateau):
         variant: Literal["paper", "transformers"] = "paper",
         on_nonfinite: Literal["worse", "skip", "raise"] = "worse",
     ) -> None:
+        arguments = dict(locals())  # the hyperparameters are declared once, in _HYPERPARAMETERS
         # ReduceLROnPlateau.__init__ is deliberately not called: it would install its own
         # (decrease-only) state. Everything the LRScheduler API relies on is set here.
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer)!r}.")
         self.optimizer = optimizer
-        self.variant = check_choice("variant", variant, VARIANTS)
-        n_groups = len(optimizer.param_groups)
-        self.base_lrs: list[float] = [_read_lr(g) for g in optimizer.param_groups]
-        for i, lr in enumerate(self.base_lrs):
-            if not (math.isfinite(lr) and lr >= 0):
-                raise ValueError(f"param group {i} has lr={lr!r}; GreedyLR needs a finite lr >= 0.")
-
-        if min_lr is None:
-            if self.variant == "paper":
-                min_lr = [PAPER_MIN_LR_RATIO * lr for lr in self.base_lrs]
-            else:
-                min_lr = TRANSFORMERS_MIN_LR
-        if max_lr is None:
-            if self.variant == "paper":
-                max_lr = [PAPER_MAX_LR_RATIO * lr for lr in self.base_lrs]
-            else:
-                max_lr = TRANSFORMERS_MAX_LR
-        self._set_hyperparameters(
-            mode=mode,
-            factor=factor,
-            patience=patience,
-            threshold=threshold,
-            threshold_mode=threshold_mode,
-            cooldown=cooldown,
-            warmup=warmup,
-            min_lrs=per_group("min_lr", min_lr, n_groups),
-            max_lrs=per_group("max_lr", max_lr, n_groups, allow_inf=True),
-            eps=eps,
-            verbose=verbose,
-            smooth=smooth,
-            window_size=window_size,
-            reset_start=reset_start,
-            on_nonfinite=on_nonfinite,
+        self.variant = variant
+        self.base_lrs: list[float] = _initial_lrs(optimizer.param_groups)
+        min_lr_arg = _check_bound_arg("min_lr", min_lr)
+        max_lr_arg = _check_bound_arg("max_lr", max_lr, allow_inf=True)
+        self._configure(
+            arguments,
+            min_lrs=self._resolve_bounds("min_lr", min_lr_arg, self.base_lrs),
+            max_lrs=self._resolve_bounds("max_lr", max_lr_arg, self.base_lrs),
+            min_lr_arg=min_lr_arg,
+            max_lr_arg=max_lr_arg,
         )
-        self._check_initial_lrs_within_bounds()
+        self._check_start(range(len(self.base_lrs)), stacklevel=3)
 
         self.last_epoch = 0
         self.num_resets = 0
@@ -311,71 +617,104 @@ class GreedyLR(ReduceLROnPlateau):
 
     # ------------------------------------------------------------------ configuration
 
-    def _set_hyperparameters(
+    @property
+    def variant(self) -> str:
+        """``"paper"`` or ``"transformers"``: which rule set the scheduler follows."""
+        return self._rules.name
+
+    @variant.setter
+    def variant(self, value: Any) -> None:
+        self._rules = _RULES[check_choice("variant", value, VARIANTS)]
+
+    def _configure(
         self,
+        values: dict[str, Any],
         *,
-        mode: Any,
-        factor: Any,
-        patience: Any,
-        threshold: Any,
-        threshold_mode: Any,
-        cooldown: Any,
-        warmup: Any,
         min_lrs: list[float],
         max_lrs: list[float],
-        eps: Any,
-        verbose: Any,
-        smooth: Any,
-        window_size: Any,
-        reset_start: Any,
-        on_nonfinite: Any,
+        min_lr_arg: Any,
+        max_lr_arg: Any,
     ) -> None:
-        self.mode = check_choice("mode", mode, ("min", "max"))
-        self.factor = check_real("factor", factor, low=0.0, high=1.0, low_open=True, high_open=True)
-        self.patience = check_int("patience", patience)
-        self.threshold_mode, self.threshold = _check_threshold(threshold_mode, threshold)
-        self.cooldown = check_int("cooldown", cooldown)
-        self.warmup = check_int("warmup", warmup)
-        for i, (lo, hi) in enumerate(zip(min_lrs, max_lrs, strict=True)):
-            if lo > hi:
-                raise ValueError(
-                    f"min_lr must not exceed max_lr; param group {i} has min_lr={lo!r} > "
-                    f"max_lr={hi!r}."
-                )
-        self.min_lrs = list(min_lrs)
-        self.max_lrs = list(max_lrs)
-        self.eps = check_real("eps", eps, low=0.0)
-        self.verbose = check_bool("verbose", verbose)
-        self.smooth = check_bool("smooth", smooth)
-        self.window_size = check_int("window_size", window_size, low=1)
-        if reset_start is not None:
-            reset_start = check_int("reset_start (or None to disable resets)", reset_start, low=1)
-        self.reset_start: int | None = reset_start
-        self.on_nonfinite = check_choice("on_nonfinite", on_nonfinite, ("worse", "skip", "raise"))
+        """Validate the declared hyperparameters in ``values`` and the bounds, then set them."""
+        checked = {f.key: f.validate(values[f.key], 0) for f in _HYPERPARAMETERS}
+        checked["threshold_mode"], checked["threshold"] = _check_threshold(
+            checked["threshold_mode"], checked["threshold"]
+        )
+        _check_bounds_order(min_lrs, max_lrs, range(len(min_lrs)))
+        for key, value in checked.items():
+            setattr(self, key, value)
+        self.min_lrs, self.max_lrs = list(min_lrs), list(max_lrs)
+        self.min_lr_arg, self.max_lr_arg = min_lr_arg, max_lr_arg
         # ReduceLROnPlateau compatibility: the value a fresh `best` starts from.
         self.mode_worse = math.inf if self.mode == "min" else -math.inf
 
-    def _check_initial_lrs_within_bounds(self) -> None:
-        for i, lr in enumerate(self.base_lrs):
-            lo, hi = self.min_lrs[i], self.max_lrs[i]
+    def _resolve_bounds(self, name: str, arg: Any, lrs: list[float]) -> list[float]:
+        """Per-group bounds for groups starting at ``lrs`` from a ``min_lr``/``max_lr`` argument."""
+        if arg is None:
+            side = 0 if name == "min_lr" else 1
+            return [self._rules.default_bounds(lr)[side] for lr in lrs]
+        return per_group(name, arg, len(lrs), allow_inf=True)  # arg is already checked
+
+    def _check_start(self, groups: Iterable[int], stacklevel: int) -> None:
+        """Each listed group's initial LR must lie in its bounds (the paper variant raises, the
+        transformers variant warns, as transformers silently ignores it)."""
+        for i in groups:
+            lr, lo, hi = self.base_lrs[i], self.min_lrs[i], self.max_lrs[i]
             if lo <= lr <= hi:
                 continue
             side = f"min_lr={lo!r}" if lr < lo else f"max_lr={hi!r}"
             effect = "decreases" if lr < lo else "increases"
-            message = (
+            self._rules.start_outside_bounds(
                 f"param group {i} starts at lr={lr!r}, outside [min_lr, max_lr] ({side}); "
-                f"{effect} of that group would be silent no-ops."
+                f"{effect} of that group would be silent no-ops.",
+                stacklevel + 1,
             )
-            if self.variant == "paper":
+
+    def _adopt_new_groups(self, stacklevel: int) -> None:
+        """Schedule param groups added with ``optimizer.add_param_group`` since the last call.
+
+        A new group starts from its current LR (its reset target) with bounds resolved from the
+        constructor's ``min_lr``/``max_lr`` like those of the first groups: the same number, or
+        the variant's default for ``None``. Bounds given as a per-group list cannot be extended:
+        unless the new groups' entries were appended to :attr:`min_lrs`/:attr:`max_lrs` by hand,
+        that raises ``ValueError``. Everything is checked before anything changes.
+        """
+        groups = self.optimizer.param_groups
+        n_old, n_new = len(self.base_lrs), len(groups)
+        if n_new == n_old:
+            return
+        if n_new < n_old:
+            raise ValueError(
+                f"the optimizer has {n_new} param groups but this GreedyLR schedules {n_old}; "
+                "param groups cannot be removed."
+            )
+        new_lrs = _initial_lrs(groups[n_old:], first=n_old)
+        bounds = []
+        for name, current, arg, inf in (
+            ("min_lr", self.min_lrs, self.min_lr_arg, False),
+            ("max_lr", self.max_lrs, self.max_lr_arg, True),
+        ):
+            appended = per_group(f"{name}s", current[n_old:], len(current) - n_old, allow_inf=inf)
+            todo = new_lrs[len(appended) :]  # groups whose bound was not appended by hand
+            if len(appended) > len(new_lrs) or (todo and isinstance(arg, list)):
                 raise ValueError(
-                    message + " Pass bounds that contain the initial lr, or leave min_lr/max_lr "
-                    f"as None for {PAPER_MIN_LR_RATIO:g}x / {PAPER_MAX_LR_RATIO:g}x the initial lr."
+                    f"the optimizer now has {n_new} param groups (was {n_old}) and {name} was "
+                    f"given per param group, so the new groups have no {name}. Append exactly "
+                    f"one bound per new group to scheduler.{name}s before the next step, or "
+                    f"pass {name} as a single number or None."
                 )
-            warnings.warn(
-                message + " (variant='transformers' keeps transformers' behaviour.)",
-                UserWarning,
-                stacklevel=3,
-            )
+            extra = self._resolve_bounds(name, arg, todo) if todo else []
+            bounds.append(current[:n_old] + appended + extra)
+        min_lrs, max_lrs = bounds
+        _check_bounds_order(min_lrs, max_lrs, range(n_old, n_new))
+        before = (self.base_lrs, self.min_lrs, self.max_lrs)
+        self.base_lrs, self.min_lrs, self.max_lrs = self.base_lrs + new_lrs, min_lrs, max_lrs
+        try:
+            self._check_start(range(n_old, n_new), stacklevel + 1)
+        except ValueError:
+            self.base_lrs, self.min_lrs, self.max_lrs = before
+            raise
+        self._last_lr = self._last_lr + new_lrs
 
     def _clear_progress(self) -> None:
         """Forget the best value, counters, holds, floor count and smoothing window."""
@@ -404,12 +743,25 @@ class GreedyLR(ReduceLROnPlateau):
 
         Parameters
         ----------
-        metrics : float or 0-d tensor
-            The monitored quantity (a loss in ``"min"`` mode, e.g. accuracy in ``"max"`` mode).
+        metrics : float or one-element tensor
+            The monitored quantity (a loss in ``"min"`` mode, e.g. accuracy in ``"max"`` mode): a
+            real number (numpy scalars included) or a one-element tensor or array; bools and
+            strings raise ``TypeError``.
         epoch : int, optional
-            Deprecated, as in torch's schedulers: only overrides :attr:`last_epoch`.
+            Deprecated, as in torch's schedulers: only overrides :attr:`last_epoch` (an integer
+            ``>= 0``).
+
+        Notes
+        -----
+        Param groups added with ``optimizer.add_param_group`` are scheduled from the first call
+        after they were added; see ``min_lr``/``max_lr`` for their bounds. An invalid argument
+        raises before anything changes.
         """
-        value = metrics if type(metrics) is float else self._as_float(metrics)
+        value = metrics if type(metrics) is float else real_scalar("metrics", metrics)
+        if epoch is not None:
+            epoch = check_int("epoch", epoch)
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._adopt_new_groups(stacklevel=3)
         if not math.isfinite(value):
             if self.on_nonfinite == "raise":
                 raise ValueError(
@@ -430,7 +782,7 @@ class GreedyLR(ReduceLROnPlateau):
                 return
             current: float | None = None
         else:
-            current = self._smoothed(value) if self.smooth else value
+            current = self._rules.smoothed(self, value) if self.smooth else value
             if not math.isfinite(current):  # overflow of the running sum: treat as worse
                 current = None
 
@@ -439,63 +791,22 @@ class GreedyLR(ReduceLROnPlateau):
             self.last_epoch = epoch
         else:
             self.last_epoch += 1
-
-        groups = self.optimizer.param_groups
-        if self.variant == "transformers":
-            self._step_transformers(current)  # its reset rule lives in _decrease/_increase
-            self._last_lr = [float(g["lr"]) for g in groups]
-            return
-
-        improved = self._step_paper(current)
-        lrs = [float(g["lr"]) for g in groups]
-        if self.reset_start is not None:  # paper reset rule: non-improving calls at the floor
-            if not self._at_floor(lrs):
-                self.floor_count = 0
-            elif not improved:
-                self.floor_count += 1
-                if self.floor_count >= self.reset_start:
-                    self._restart()
-                    lrs = [float(g["lr"]) for g in groups]
-        self._last_lr = lrs
+        self._last_lr = self._rules.update(self, current)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: hyperparameters, progress and the current LRs.
 
         Only plain Python scalars, strings and lists, so it survives
         ``torch.load(..., weights_only=True)`` (what the Hugging Face ``Trainer`` uses) and JSON
-        (apart from ``inf`` in ``best``/``max_lrs``).
+        (apart from ``inf`` in ``best``/``max_lrs``). Param groups added to the optimizer since
+        the last :meth:`step` are included (see :meth:`step`).
         """
-        return {
-            "format": _STATE_FORMAT,
-            "variant": self.variant,
-            "mode": self.mode,
-            "factor": self.factor,
-            "patience": self.patience,
-            "threshold": self.threshold,
-            "threshold_mode": self.threshold_mode,
-            "cooldown": self.cooldown,
-            "warmup": self.warmup,
-            "min_lrs": list(self.min_lrs),
-            "max_lrs": list(self.max_lrs),
-            "eps": self.eps,
-            "verbose": self.verbose,
-            "smooth": self.smooth,
-            "window_size": self.window_size,
-            "reset_start": self.reset_start,
-            "on_nonfinite": self.on_nonfinite,
-            "base_lrs": list(self.base_lrs),
-            "best": self.best,
-            "num_good_epochs": self.num_good_epochs,
-            "num_bad_epochs": self.num_bad_epochs,
-            "cooldown_counter": self.cooldown_counter,
-            "warmup_counter": self.warmup_counter,
-            "floor_count": self.floor_count,
-            "num_resets": self.num_resets,
-            "last_epoch": self.last_epoch,
-            "window": list(self._window),
-            "window_sum": self._window_sum,
-            "last_lr": list(self._last_lr),
-        }
+        self._adopt_new_groups(stacklevel=3)
+        state: dict[str, Any] = {"format": _STATE_FORMAT, "variant": self.variant}
+        for field in _STATE:
+            value = getattr(self, field.name)
+            state[field.key] = list(value) if isinstance(value, list) else value
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` and write its learning rates into the optimizer.
@@ -503,29 +814,30 @@ class GreedyLR(ReduceLROnPlateau):
         Everything is restored, the hyperparameters (``variant``, ``factor``, bounds, ``verbose``,
         ...) included: the saved values replace those given to the constructor. The optimizer's
         LRs are set from the saved state, so a resumed run continues identically whether or not
-        the optimizer's own state dict is loaded as well. An invalid state raises before anything
-        is changed.
+        the optimizer's own state dict is loaded as well. An invalid state (including a saved LR
+        outside its group's ``[min_lr, max_lr]``) raises before anything is changed.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict)!r}.")
-        if state_dict.get("format") != _STATE_FORMAT:
+        fmt = state_dict.get("format")
+        if type(fmt) is not int or fmt != _STATE_FORMAT:
             raise ValueError(
-                f"not a GreedyLR state dict of format {_STATE_FORMAT} "
-                f"(got format={state_dict.get('format')!r})."
+                f"not a GreedyLR state dict of format {_STATE_FORMAT} (got format={fmt!r})."
             )
-        missing = sorted(set(self.state_dict()) - set(state_dict))
+        required = {"variant"} | {f.key for f in _STATE if f.fallback is None}
+        missing = sorted(required - set(state_dict))
         if missing:
             raise ValueError(f"state_dict is missing the keys {missing}.")
         n_groups = len(self.optimizer.param_groups)
-        for key in ("min_lrs", "max_lrs", "base_lrs", "last_lr"):
-            if len(state_dict[key]) != n_groups:
+        for field in _STATE:
+            if field.per_group and len(state_dict[field.key]) != n_groups:
                 raise ValueError(
-                    f"state_dict[{key!r}] has {len(state_dict[key])} entries but the optimizer has "
-                    f"{n_groups} param groups."
+                    f"state_dict[{field.key!r}] has {len(state_dict[field.key])} entries but the "
+                    f"optimizer has {n_groups} param groups."
                 )
         before = dict(self.__dict__)  # attributes are replaced below, never mutated in place
         try:
-            self._load_checked(state_dict)
+            self._load_checked(state_dict, n_groups)
         except Exception:
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -533,110 +845,37 @@ class GreedyLR(ReduceLROnPlateau):
         for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
             _write_lr(group, lr)
 
-    def _load_checked(self, state_dict: dict[str, Any]) -> None:
-        n_groups = len(self.optimizer.param_groups)
-        self.variant = check_choice("variant", state_dict["variant"], VARIANTS)
-        self._set_hyperparameters(
-            mode=state_dict["mode"],
-            factor=state_dict["factor"],
-            patience=state_dict["patience"],
-            threshold=state_dict["threshold"],
-            threshold_mode=state_dict["threshold_mode"],
-            cooldown=state_dict["cooldown"],
-            warmup=state_dict["warmup"],
-            min_lrs=per_group("min_lrs", state_dict["min_lrs"], n_groups),
-            max_lrs=per_group("max_lrs", state_dict["max_lrs"], n_groups, allow_inf=True),
-            eps=state_dict["eps"],
-            verbose=state_dict["verbose"],
-            smooth=state_dict["smooth"],
-            window_size=state_dict["window_size"],
-            reset_start=state_dict["reset_start"],
-            on_nonfinite=state_dict["on_nonfinite"],
+    def _load_checked(self, state_dict: dict[str, Any], n_groups: int) -> None:
+        self.variant = state_dict["variant"]
+        values: dict[str, Any] = {}
+        for field in _BOUNDS + _PROGRESS:
+            raw = state_dict[field.key] if field.key in state_dict else field.fallback(values)  # type: ignore[misc]
+            values[field.key] = field.validate(raw, n_groups)
+        self._configure(
+            state_dict,
+            min_lrs=values.pop("min_lrs"),
+            max_lrs=values.pop("max_lrs"),
+            min_lr_arg=values.pop("min_lr"),
+            max_lr_arg=values.pop("max_lr"),
         )
-        self.base_lrs = per_group("base_lrs", state_dict["base_lrs"], n_groups)
-        self.best = check_real("best", state_dict["best"], allow_inf=True)
-        for key in ("num_good_epochs", "num_bad_epochs", "cooldown_counter", "warmup_counter"):
-            setattr(self, key, check_int(key, state_dict[key]))
-        self.floor_count = check_int("floor_count", state_dict["floor_count"])
-        self.num_resets = check_int("num_resets", state_dict["num_resets"])
-        self.last_epoch = check_int("last_epoch", state_dict["last_epoch"], low=-1)
-        self._window = [check_real(f"window[{i}]", v) for i, v in enumerate(state_dict["window"])]
+        for field in _PROGRESS:
+            setattr(self, field.name, values[field.key])
         if len(self._window) > self.window_size:
             raise ValueError(f"state_dict['window'] has more than window_size={self.window_size}.")
-        self._window_sum = check_real("window_sum", state_dict["window_sum"], allow_inf=True)
-        self._last_lr = per_group("last_lr", state_dict["last_lr"], n_groups)
-
-    # ------------------------------------------------------------------ the two rule sets
-
-    def _step_paper(self, current: float | None) -> bool:
-        """Algorithm 2 of arXiv 2512.14527 (App. A.4); returns whether the metric improved.
-
-        Same order as the paper: compare with the best value, let a running cooldown (warmup)
-        zero the bad (good) count, then change the LR when a count exceeds ``patience``. This is
-        ReduceLROnPlateau's bookkeeping mirrored for increases. The reset is handled in
-        :meth:`step`, by this repository's rule (see the ``reset_start`` parameter).
-        """
-        improved = current is not None and self._is_better(current, self.best)
-        if improved:
-            self.best = current
-            self.num_bad_epochs = 0
-            self.num_good_epochs += 1
-        else:
-            self.num_bad_epochs += 1
-            self.num_good_epochs = 0
-
-        if self.cooldown_counter > 0:  # after a decrease: do not count bad steps
-            self.cooldown_counter -= 1
-            self.num_bad_epochs = 0
-        if self.warmup_counter > 0:  # after an increase: do not count good steps
-            self.warmup_counter -= 1
-            self.num_good_epochs = 0
-
-        if self.num_bad_epochs > self.patience:
-            self._decrease()
-            self.cooldown_counter = self.cooldown
-            self.num_bad_epochs = 0
-        elif self.num_good_epochs > self.patience:
-            self._increase()
-            self.warmup_counter = self.warmup
-            self.num_good_epochs = 0
-        return improved
-
-    def _step_transformers(self, current: float | None) -> None:
-        # transformers.GreedyLR.step, same order of operations.
-        if self.cooldown_counter > 0:
-            self.cooldown_counter -= 1
-            self.num_bad_epochs = 0
-            self.num_good_epochs = 0
-        elif self.warmup_counter > 0:
-            self.warmup_counter -= 1
-            self.num_bad_epochs = 0
-            self.num_good_epochs = 0
-        else:
-            if current is not None and self._is_better(current, self.best):
-                self.best = current
-                self.num_bad_epochs = 0
-                self.num_good_epochs += 1
-            else:
-                self.num_bad_epochs += 1
-                self.num_good_epochs = 0
-
-            if self.num_good_epochs > self.patience:
-                self._increase()
-                self.warmup_counter = self.warmup
-                self.num_good_epochs = 0
-            elif self.num_bad_epochs > self.patience:
-                self._decrease()
-                # Set after a possible reset inside _decrease, exactly like transformers.
-                self.cooldown_counter = self.cooldown
-                self.num_bad_epochs = 0
+        for key in ("base_lrs", "last_lr"):
+            for i, lr in enumerate(values[key]):
+                lo, hi = self._rules.lr_range(self.min_lrs[i], self.max_lrs[i], self.base_lrs[i])
+                if not lo <= lr <= hi:
+                    raise ValueError(
+                        f"state_dict[{key!r}][{i}]={lr!r} lies outside [{lo!r}, {hi!r}], the "
+                        f"range the {self.variant} variant keeps param group {i}'s lr in "
+                        "([min_lr, max_lr]; see GreedyLR's min_lr)."
+                    )
 
     # ------------------------------------------------------------------ LR moves
 
     def _moved_enough(self, old: float, new: float) -> bool:
-        if self.variant == "paper":
-            return abs(new - old) > self.eps * old
-        return abs(new - old) > self.eps
+        return abs(new - old) > self._rules.min_change(self.eps, old)
 
     def _decrease(self) -> None:
         for i, group in enumerate(self.optimizer.param_groups):
@@ -648,15 +887,7 @@ class GreedyLR(ReduceLROnPlateau):
                     print(
                         f"GreedyLR step {self.last_epoch}: lowering lr of group {i} to {new:.4e}."
                     )
-        if self.variant == "transformers" and self.reset_start is not None:
-            # transformers counts decrease attempts made with every group at or below its floor.
-            if all(
-                _read_lr(g) <= lo
-                for g, lo in zip(self.optimizer.param_groups, self.min_lrs, strict=True)
-            ):
-                self.floor_count += 1
-                if self.floor_count >= self.reset_start:
-                    self._restart()
+        self._rules.after_decrease(self)
 
     def _increase(self) -> None:
         for i, group in enumerate(self.optimizer.param_groups):
@@ -666,16 +897,7 @@ class GreedyLR(ReduceLROnPlateau):
                 _write_lr(group, new)
                 if self.verbose:
                     print(f"GreedyLR step {self.last_epoch}: raising lr of group {i} to {new:.4e}.")
-        if self.variant == "transformers":
-            self.floor_count = 0  # transformers restarts the countdown on every increase
-
-    def _at_floor(self, lrs: list[float]) -> bool:
-        """Paper variant: every group within the relative ``eps`` of its floor."""
-        scale = 1.0 + self.eps
-        for lr, lo in zip(lrs, self.min_lrs, strict=True):
-            if lr > lo * scale:
-                return False
-        return True
+        self._rules.after_increase(self)
 
     def _restart(self) -> None:
         """Reset every group to its initial LR and forget all progress."""
@@ -692,45 +914,11 @@ class GreedyLR(ReduceLROnPlateau):
         t = self.threshold
         if self.threshold_mode == "abs":
             return a < best - t if self.mode == "min" else a > best + t
-        # torch and transformers scale `best` by (1 -/+ t), which moves the bar to the wrong side
-        # of a negative `best`. The paper variant moves it by t * |best| towards "better": the
-        # same product, hence the same floats, whenever best >= 0.
-        if self.variant == "paper" and best < 0:
-            t = -t
+        t = self._rules.rel_threshold(t, best)
         return a < best * (1.0 - t) if self.mode == "min" else a > best * (1.0 + t)
-
-    def _smoothed(self, value: float) -> float:
-        self._window.append(value)
-        if self.variant == "paper":
-            if len(self._window) > self.window_size:
-                self._window.pop(0)
-            self._window_sum = _exact_sum(self._window)
-        else:
-            # transformers' StreamingAverage, same order of operations (hence the same rounding).
-            # Recomputed only once it overflows, which transformers never recovers from.
-            self._window_sum += value
-            if len(self._window) > self.window_size:
-                self._window_sum -= self._window.pop(0)
-            if not math.isfinite(self._window_sum):
-                self._window_sum = _exact_sum(self._window)
-        return self._window_sum / len(self._window)
 
     def _current_lrs(self) -> list[float]:
         return [_read_lr(g) for g in self.optimizer.param_groups]
-
-    @staticmethod
-    def _as_float(metrics: Any) -> float:
-        if metrics is None:
-            raise TypeError(
-                "GreedyLR.step() needs the monitored metric, e.g. scheduler.step(val_loss)."
-            )
-        expected = f"metrics must be a real number or a one-element tensor; got {type(metrics)!r}."
-        if isinstance(metrics, str | bytes):
-            raise TypeError(expected)
-        try:
-            return float(metrics)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise TypeError(expected) from exc
 
     # ReduceLROnPlateau's private hooks, kept consistent in case third-party code calls them.
     def _reduce_lr(self, epoch: Any = None) -> None:

@@ -6,6 +6,7 @@ import io
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -476,3 +477,104 @@ def test_line_search_validation():
     with pytest.raises(ValueError, match="single param group"):
         StochasticLineSearch([{"params": p}, {"params": [q]}])
     assert math.isinf(StochasticLineSearch(p, max_lr=math.inf).max_lr)
+
+
+# ----------------------------------------------------------------------------- robustness
+
+
+def _run_with_nan_gradient(cls, granularity, nan_step):
+    """x and y in two groups, minimising sum(c x^2)/2 + sum(c y^2)/2; at ``nan_step`` the first
+    entry of x's gradient is NaN (``None``: never)."""
+    x = torch.nn.Parameter(torch.ones(2, dtype=DT))
+    y = torch.nn.Parameter(torch.ones(2, dtype=DT))
+    opt = cls([{"params": [x]}, {"params": [y]}], lr=0.1, hypergrad_lr=1e-3,
+              lr_granularity=granularity)  # fmt: skip
+    for step in range(5):
+        opt.zero_grad()
+        (quadratic([1.0, 2.0], x) + quadratic([1.0, 2.0], y)).backward()
+        if step == nan_step:
+            x.grad[0] = math.nan
+        opt.step()
+    return x, y, opt
+
+
+def _finite(rates):
+    return all(
+        math.isfinite(r) if isinstance(r, float) else bool(r.isfinite().all()) for r in rates
+    )
+
+
+@pytest.mark.parametrize("cls", [HypergradientSGD, HypergradientAdam])
+@pytest.mark.parametrize("granularity", ["global", "group", "parameter", "element"])
+def test_a_nan_gradient_does_not_poison_the_learned_rates(cls, granularity):
+    with pytest.warns(RuntimeWarning, match="non-finite hypergradient"):
+        x, y, opt = _run_with_nan_gradient(cls, granularity, nan_step=2)
+    rates = [r for group in opt.learning_rates() for r in group]
+    assert _finite(rates)
+    # As with plain SGD/Adam only the entry with the NaN gradient is lost.
+    x, y = x.detach(), y.detach()
+    assert math.isnan(x[0]) and bool(x[1:].isfinite().all()) and bool(y.isfinite().all())
+    if granularity != "global":  # y's own rate(s) never saw the NaN: as in a clean run
+        _, y_clean, opt_clean = _run_with_nan_gradient(cls, granularity, nan_step=None)
+        assert torch.equal(y, y_clean)
+        assert str(opt.learning_rates()[1]) == str(opt_clean.learning_rates()[1])
+
+
+def test_zero_hypergrad_lr_with_a_nan_gradient_keeps_the_rate():
+    # beta = 0 is plain SGD: 0 * nan must not turn the rate into NaN.
+    x = torch.nn.Parameter(torch.ones(2, dtype=DT))
+    opt = HypergradientSGD([x], lr=0.1, hypergrad_lr=0.0)
+    for step in range(3):
+        opt.zero_grad()
+        quadratic([1.0, 2.0], x).backward()
+        if step == 1:
+            x.grad[1] = math.inf
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            opt.step()
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("factory", "exc", "match"),
+    [
+        (lambda p: HypergradientSGD(p, lr=True), TypeError, "lr"),
+        (lambda p: HypergradientSGD(p, momentum=np.True_), TypeError, "momentum"),
+        (lambda p: HypergradientSGD(p, lr_bounds=(True, 1.0)), TypeError, r"lr_bounds\[0\]"),
+        (lambda p: HypergradientSGD(p, lr="0.1"), TypeError, "lr"),
+        (
+            lambda p: HypergradientSGD([{"params": p, "momentum": "0.9"}]),
+            TypeError,
+            r"param_groups\[0\]\['momentum'\]",
+        ),
+        (
+            lambda p: HypergradientSGD([{"params": p, "nesterov": 1}], momentum=0.9),
+            TypeError,
+            r"param_groups\[0\]\['nesterov'\]",
+        ),
+        (
+            lambda p: HypergradientSGD([{"params": p, "momentum": 0.0, "nesterov": True}]),
+            ValueError,
+            "nesterov",
+        ),
+        (
+            lambda p: HypergradientSGD([{"params": p, "weight_decay": True}]),
+            TypeError,
+            "weight_decay",
+        ),
+        (
+            lambda p: HypergradientAdam([{"params": p, "betas": (0.9, np.True_)}]),
+            TypeError,
+            r"param_groups\[0\]\['betas'\]\[1\]",
+        ),
+        (lambda p: HypergradientAdam([{"params": p, "eps": 0.0}]), ValueError, "eps"),
+        (
+            lambda p: HypergradientAdam([{"params": p, "betas": 0.9}]),
+            TypeError,
+            r"param_groups\[0\]\['betas'\] must be a pair",
+        ),
+    ],
+)
+def test_group_options_follow_the_constructor_rules(factory, exc, match):
+    with pytest.raises(exc, match=match):
+        factory([torch.nn.Parameter(torch.ones(2))])

@@ -364,3 +364,77 @@ def test_trainer_with_callback_on_training_loss(hf, tmp_path):
     expected = _replay(0.05, rec.losses, list(range(1, 25)), 24, **kwargs)
     assert rec.lrs == expected
     assert len(set(rec.lrs)) > 2
+
+
+def _callback_warnings(record):
+    return [w for w in record if "GreedyLRCallback(metric=" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("metric", "logs", "named"),
+    [
+        # A training metric: checked against the first training log (evaluation logs skipped).
+        ("val_loss", [{"eval_loss": 1.0, "epoch": 1.0}, {"loss": 1.0, "grad_norm": 2.0}], "loss"),
+        # An evaluation metric: training logs are skipped, the first evaluation log decides.
+        (
+            "eval_acc",
+            [{"loss": 1.0}, {"eval_loss": 1.0, "epoch": 1.0}, {"eval_loss": 0.5}],
+            "eval_loss",
+        ),
+    ],
+)
+def test_callback_warns_once_when_the_metric_is_not_logged(hf, tmp_path, metric, logs, named):
+    transformers, GreedyLRCallback, _ = hf
+    cb = GreedyLRCallback(GreedyLR(make_optimizer((0.1,))), metric=metric)
+    args = _args(transformers, tmp_path)
+    state, control = transformers.TrainerState(), transformers.TrainerControl()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for i, entry in enumerate(logs):
+            cb.on_log(args, state, control, logs=entry)
+            if i == 0:
+                assert not _callback_warnings(record)  # not yet a log that should contain it
+        cb.on_train_end(args, state, control)
+    (warning,) = _callback_warnings(record)
+    assert repr(metric) in str(warning.message) and repr(named) in str(warning.message)
+    assert cb.num_steps == 0
+
+
+def test_callback_warns_at_train_end_when_no_matching_log_came(hf, tmp_path):
+    transformers, GreedyLRCallback, _ = hf
+    cb = GreedyLRCallback(GreedyLR(make_optimizer((0.1,))), metric="eval_loss")
+    args = _args(transformers, tmp_path)
+    state, control = transformers.TrainerState(), transformers.TrainerControl()
+    cb.on_log(args, state, control, logs={"loss": 1.0})  # training logs only: no evaluation
+    with pytest.warns(UserWarning, match=r"whole training run did not contain 'eval_loss'.*'loss'"):
+        cb.on_train_end(args, state, control)
+
+
+def test_callback_does_not_warn_when_the_metric_is_logged(hf, tmp_path):
+    transformers, GreedyLRCallback, _ = hf
+    cb = GreedyLRCallback(GreedyLR(make_optimizer((0.1,))), metric="loss")
+    args = _args(transformers, tmp_path)
+    state, control = transformers.TrainerState(), transformers.TrainerControl()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cb.on_log(args, state, control, logs={"loss": 1.0})
+        cb.on_log(args, state, control, logs={"train_loss": 1.0, "train_runtime": 1.0})
+        cb.on_train_end(args, state, control)
+    assert cb.num_steps == 1
+
+
+def test_trainer_run_with_a_misspelled_metric_warns_once(hf, tmp_path):
+    pytest.importorskip("accelerate")
+    transformers, GreedyLRCallback, _ = hf
+    callbacks = []
+
+    def build(opt):
+        callbacks.append(GreedyLRCallback(GreedyLR(opt, factor=0.5, patience=0), metric="val_loss"))
+        return callbacks[0].trainer_scheduler, callbacks
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        rec = _train(transformers, tmp_path, build)
+    (warning,) = _callback_warnings(record)
+    assert "'loss'" in str(warning.message) and "'learning_rate'" in str(warning.message)
+    assert callbacks[0].num_steps == 0 and len(set(rec.lrs)) == 1
