@@ -57,6 +57,7 @@ __all__ = [
     "TaskStats",
     "agent",
     "checkpoint",
+    "evaluation",
     "make_env",
     "make_nmf_env",
     "make_text_env",
@@ -69,7 +70,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("agent", "checkpoint", "policy"):
+    if name in ("agent", "checkpoint", "evaluation", "policy"):
         return importlib.import_module(f"rl_scheduler.{name}")
     if name in _TORCH_TASK_NAMES:
         return getattr(importlib.import_module("rl_scheduler.tasks.torch_tasks"), name)

@@ -17,7 +17,7 @@ import torch
 from _greedylr_helpers import make_optimizer, make_scheduler, trajectory
 
 from greedylr import GreedyLR
-from greedylr.scheduler import _HYPERPARAMETERS, _STATE
+from greedylr._rules import _HYPERPARAMETERS, _STATE
 
 BASE = {"factor": 0.5, "patience": 0, "reset_start": None}
 BOTH = pytest.mark.parametrize("variant", ["paper", "transformers"])
