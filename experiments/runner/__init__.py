@@ -31,8 +31,8 @@ from experiments.runner.backends import (
     ProcessPoolBackend,
     SerialBackend,
     WorkerDied,
-    make_backend,
 )
+from experiments.runner.factory import make_backend
 from experiments.runner.results import (
     Record,
     load_results,
