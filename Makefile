@@ -10,7 +10,7 @@ export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: help install test test-fast lint format bench reproduce-nmf reproduce-greedylr reproduce-dnn lock clean
+.PHONY: help install test test-fast lint format bench bench-sweeps reproduce-nmf reproduce-greedylr reproduce-dnn lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 
 bench: $(STAMP)  ## micro-benchmarks, printed as ratios against in-process references
 	$(PY) -m benchmarks
+
+bench-sweeps: $(STAMP)  ## wall time of the studies under --jobs 1, --jobs 2 and Ray (~10 min)
+	$(PY) -m benchmarks.sweeps
 
 NMF_OUT := results/nmf$(if $(filter 1,$(QUICK)),-quick)
 reproduce-nmf: $(STAMP)  ## paper 1: NMF schedules, bound tightness, PPO-learned schedule -> results/nmf/

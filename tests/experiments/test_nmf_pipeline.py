@@ -163,3 +163,37 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
     assert lines_after == lines_before  # everything was resumed, nothing rerun
     assert again["settings"] == summary["settings"]
     assert len(load_results(tmp_path / "eval.jsonl")) == lines_before["eval.jsonl"]
+
+
+def _runs_without_timing(path):
+    drop = ("wall_time_s",)
+    return {
+        r["spec_id"]: {k: v for k, v in r["result"].items() if k not in drop}
+        for r in load_results(path)
+    }
+
+
+@pytest.mark.slow
+def test_quick_schedules_through_a_local_ray_equal_the_serial_run(tmp_path):
+    pytest.importorskip("ray")
+    import os
+    import subprocess
+    import sys
+
+    serial, on_ray = tmp_path / "serial", tmp_path / "ray"
+    argv = ["--quick", "--quiet", "--stages", "schedules"]
+    run_study([*argv, "--jobs", "1", "--out", str(serial)])
+    # A local Ray, started and stopped by the command (RAY_ADDRESS would name a running cluster).
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    subprocess.run(
+        [sys.executable, "-m", "experiments.nmf", *argv, "--backend", "ray", "--jobs", "2"]
+        + ["--out", str(on_ray)],
+        check=True,
+        env=env,
+        timeout=600,
+    )
+    for name in ("tune.jsonl", "eval.jsonl", "sklearn.jsonl"):
+        assert _runs_without_timing(on_ray / name) == _runs_without_timing(serial / name), name
+    assert (on_ray / "table.md").read_text().split("\n")[:20] == (
+        serial / "table.md"
+    ).read_text().split("\n")[:20]
