@@ -36,7 +36,6 @@ from experiments.greedylr.config import (
 )
 from rl_scheduler.tasks.workloads import make_workload
 
-# ---------------------------------------------------------------------------------- workloads
 # ---------------------------------------------------------------------------------- optimizers
 HD_GRANULARITY = {"hd_parameter": "element", "hd_group": "group"}
 """``lr_granularity`` of the hypergradient optimizers: one rate per scalar weight / per group."""
