@@ -59,6 +59,9 @@ DNN_OUT := results/dnn$(if $(filter 1,$(QUICK)),-quick)
 reproduce-dnn: $(STAMP)  ## paper 2: PPO-scheduled CNN and char-GRU vs tuned schedules and HPO -> results/dnn/
 	$(PY) -m experiments.dnn $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(DNN_OUT)
 
+compare-%: $(STAMP)  ## compare your results/% (QUICK=1: results/%-quick) with the committed reference
+	$(PY) -m experiments.compare $* $(if $(filter 1,$(QUICK)),--quick)
+
 reference-%: $(STAMP)  ## fresh full run of reproduce-% copied to results/reference/% with provenance
 	$(PY) -m experiments.reference $* --jobs $(JOBS)
 
