@@ -35,9 +35,11 @@ STUDIES = ("nmf", "greedylr", "dnn")
 SKIP_KEYS = frozenset({"provenance", "jobs", "figures", "runs"})
 """Keys not compared: how the run was made (shown separately), not what it found. ``runs`` is
 the greedylr per-run loss table, which the scoring tables already cover."""
-TIMING_MARKERS = ("wall_time", "time_s", "train_time", "steps_per_s")
+TIMING_MARKERS = ("wall_time", "time_s", "train_time", "steps_per_s", "time_to_target")
 """Keys containing one of these hold wall-clock measurements, which differ on every run."""
 OPTIONAL_FOLDERS = ("rl_ablation",)
+SKIP_FOLDERS = ("agents", "checkpoints")
+"""Sub-folders of models and checkpoints (not reference material, see experiments.reference)."""
 """Reference sub-folders from optional runs (``--ablation``): compared only when you have them."""
 VERDICTS = ("reproduced", "within noise", "differs", "missing")
 
@@ -192,7 +194,7 @@ def compare_folders(reference: Path, results: Path, rtol: float = 0.01) -> list[
     found: list[Comparison] = []
     for path in sorted(reference.rglob("*.json")):
         rel = path.relative_to(reference)
-        if rel.name == "provenance.json":
+        if rel.name == "provenance.json" or any(p in SKIP_FOLDERS for p in rel.parts):
             continue
         mine = results / rel
         if not mine.is_file():
