@@ -49,6 +49,7 @@ import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from nmf.datasets import NMFInstance
@@ -437,6 +438,8 @@ def train_ppo(
     )
     try:
         model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=verbose, **algo_kwargs)
+        if not verbose:  # stable-baselines3's default logger leaves an empty /tmp/SB3-<date>/
+            model.set_logger(Logger(folder=None, output_formats=[]))
         if resume is not None:
             checkpoint.apply_checkpoint(model, resume)
             model.set_random_seed(seed + start_steps)

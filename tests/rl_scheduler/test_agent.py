@@ -163,3 +163,9 @@ def test_train_ppo_validation(kwargs, error, match):
 def test_env_kwargs_must_be_a_dict():
     with pytest.raises(TypeError, match="env_kwargs"):
         agent.train_ppo([1], total_timesteps=10)
+
+
+def test_a_quiet_training_leaves_no_log_folder(tmp_path, monkeypatch, small_kwargs):
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-logs"))
+    agent.train_ppo(small_kwargs, total_timesteps=64, n_envs=1, device="cpu", ppo_kwargs=PPO_KWARGS)
+    assert not (tmp_path / "sb3-logs").exists()
