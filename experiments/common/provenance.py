@@ -56,13 +56,14 @@ STRICT_ENV: dict[str, str] = {
     "MKL_CBWR": "AVX2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "ATEN_CPU_CAPABILITY": "avx2",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "PYTHONHASHSEED": "0",
 }
-"""Strict mode: the AVX2 kernels of OpenBLAS (NumPy, SciPy), MKL and oneDNN (torch) and torch's
-own vector code, which every x86-64 CPU with AVX2 has, and one thread each. These variables are
+"""Strict mode: the AVX2 kernels of OpenBLAS (NumPy, SciPy), MKL and oneDNN (torch), torch's and
+NumPy's own vector loops (no AVX-512), which every x86-64 CPU with AVX2 has, and one thread each. These variables are
 read when the libraries load, so they must be in the environment before NumPy or torch is
 imported (the Makefile exports them; ``--strict`` restarts the process with them)."""
 
