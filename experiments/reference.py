@@ -5,13 +5,16 @@ into an empty build folder, times it, and copies what a reader needs (``summary.
 ``table.md``, the figures; not the per-run JSON lines, checkpoints or models) to
 ``results/reference/nmf/`` together with ``provenance.json``: the command and wall time plus
 :func:`experiments.common.provenance.provenance` (commit, date, machine, packages, BLAS and torch
-kernels, thread settings). ``--quick`` does the same for the smoke run (``make reproduce-nmf
-QUICK=1``) into ``results/reference-build/nmf-quick/`` and ``results/reference/nmf-quick/``;
-``--strict`` runs ``make reproduce-nmf STRICT=1`` (``docs/reproducibility.md``). The README's result tables quote these files, and
+kernels, thread settings). The README's result tables quote these files, and
 ``tests/test_readme_results.py`` checks that every number in them matches.
 
-The build folder is kept (``results/reference-build/<name>[-quick]/``), so an interrupted run resumes
-with ``--resume``; its provenance then says so, and its wall time covers only the last part.
+``--quick`` does the same for the smoke run (``make reproduce-nmf QUICK=1``), built in
+``results/reference-build/nmf-quick/`` and published to ``results/reference/nmf-quick/``;
+``--strict`` runs ``make reproduce-nmf STRICT=1`` (``docs/reproducibility.md``).
+
+The build folder is kept (``results/reference-build/<name>[-quick]/``), so an interrupted run
+resumes with ``--resume``; its provenance then says so, and its wall time covers only the last
+part.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The command line every study shares: ``--quick``, ``--jobs``, ``--backend``, ``--out``, ``--quiet``, ``--strict``.
+"""The command line every study shares: ``--quick``, ``--jobs``, ``--backend``, ``--out``,
+``--quiet``, ``--strict``.
 
 A study parses its options with :func:`parse_pipeline_args`, runs inside
 ``with running(args):`` and passes ``**sweep_options(args)`` to every
