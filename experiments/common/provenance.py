@@ -204,12 +204,20 @@ digits (1797 x 64), scikit-image's ``lfw_subset`` (200 x 25 x 25) and the Shakes
 (its vocabulary and the encoded training and validation streams)."""
 
 
-def specs_digest(specs: Iterable[Any]) -> str:
-    """sha256 of the sorted spec ids of ``specs``: spec dataclasses or records with a ``spec_id``."""
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _spec_ids(specs: Iterable[Any]) -> list[str]:
     from experiments.runner import spec_id
 
-    ids = sorted(s["spec_id"] if isinstance(s, Mapping) else spec_id(s) for s in specs)
-    return "sha256:" + hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    return sorted({s["spec_id"] if isinstance(s, Mapping) else spec_id(s) for s in specs})
+
+
+def specs_digest(specs: Iterable[Any]) -> str:
+    """sha256 of the sorted distinct spec ids of ``specs`` (spec dataclasses or records with a
+    ``spec_id``): a run listed twice counts once, as in :func:`experiments.runner.run_sweep`."""
+    return _sha256("\n".join(_spec_ids(specs)).encode())
 
 
 def input_digests(
@@ -226,6 +234,7 @@ def input_digests(
         (:func:`experiments.runner.to_jsonable`).
     specs : iterable
         The runs behind the summary (spec dataclasses or their records); see :func:`specs_digest`.
+        ``n_specs`` counts the distinct ones.
 
     Returns
     -------
@@ -242,7 +251,7 @@ def input_digests(
     unknown = sorted(set(datasets) - set(DATASETS))
     if unknown:
         raise ValueError(f"datasets: unknown {unknown}; known: {sorted(DATASETS)}")
-    specs = list(specs)
+    ids = _spec_ids(specs)
     out: dict[str, object] = {
         "datasets": {name: array_digest(DATASETS[name]()) for name in datasets}
     }
@@ -250,9 +259,9 @@ def input_digests(
         from experiments.runner import to_jsonable
 
         text = json.dumps(to_jsonable(config), sort_keys=True)
-        out["config"] = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    out["specs"] = specs_digest(specs)
-    out["n_specs"] = len(specs)
+        out["config"] = _sha256(text.encode())
+    out["specs"] = _sha256("\n".join(ids).encode())
+    out["n_specs"] = len(ids)
     return out
 
 

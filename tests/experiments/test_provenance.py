@@ -90,6 +90,8 @@ def test_spec_digest_is_order_free_and_changes_with_any_spec():
     assert provenance.specs_digest([_Spec(1), _Spec(3)]) != digest["specs"]
     assert provenance.specs_digest(records) == provenance.specs_digest(records[::-1])
     assert provenance.specs_digest(records) != provenance.specs_digest(records[:1])
+    twice = provenance.input_digests(specs=[*specs, specs[0]])
+    assert twice["specs"] == digest["specs"] and twice["n_specs"] == 2
 
 
 def test_config_digest_changes_with_the_config():
