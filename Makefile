@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 QUICK ?= 0
+# STRICT=1: pinned AVX2 kernels and one thread, see docs/reproducibility.md (--strict).
+STRICT ?= 0
 JOBS ?= 2
 export PYTHONHASHSEED := 0
 # One BLAS thread per process: runs are parallelised across processes instead (JOBS).
@@ -14,7 +16,8 @@ export MKL_NUM_THREADS ?= 1
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
-	@echo "  QUICK=1 makes every reproduce-* target a minutes-long smoke run; JOBS=N sets parallel runs."
+	@echo "  QUICK=1 makes every reproduce-* target a minutes-long smoke run; JOBS=N sets parallel runs;"
+	@echo "  STRICT=1 pins the CPU kernels and threads (docs/reproducibility.md)."
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,21 +52,21 @@ bench-sweeps: $(STAMP)  ## wall time of the studies under --jobs 1, --jobs 2 and
 
 NMF_OUT := results/nmf$(if $(filter 1,$(QUICK)),-quick)
 reproduce-nmf: $(STAMP)  ## paper 1: NMF schedules, bound tightness, PPO-learned schedule -> results/nmf/
-	$(PY) -m experiments.nmf $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(NMF_OUT)
+	$(PY) -m experiments.nmf $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(STRICT)),--strict) --jobs $(JOBS) --out $(NMF_OUT)
 
 GREEDYLR_OUT := results/greedylr$(if $(filter 1,$(QUICK)),-quick)
 reproduce-greedylr: $(STAMP)  ## paper 3: GreedyLR vs schedulers and optimizers -> results/greedylr/
-	$(PY) -m experiments.greedylr $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(GREEDYLR_OUT)
+	$(PY) -m experiments.greedylr $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(STRICT)),--strict) --jobs $(JOBS) --out $(GREEDYLR_OUT)
 
 DNN_OUT := results/dnn$(if $(filter 1,$(QUICK)),-quick)
 reproduce-dnn: $(STAMP)  ## paper 2: PPO-scheduled CNN and char-GRU vs tuned schedules and HPO -> results/dnn/
-	$(PY) -m experiments.dnn $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(DNN_OUT)
+	$(PY) -m experiments.dnn $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(STRICT)),--strict) --jobs $(JOBS) --out $(DNN_OUT)
 
 compare-%: $(STAMP)  ## compare your results/% (QUICK=1: results/%-quick) with the committed reference
 	$(PY) -m experiments.compare $* $(if $(filter 1,$(QUICK)),--quick)
 
-reference-%: $(STAMP)  ## fresh full run of reproduce-% copied to results/reference/% with provenance
-	$(PY) -m experiments.reference $* --jobs $(JOBS)
+reference-%: $(STAMP)  ## fresh run of reproduce-% copied to results/reference/%[-quick] with provenance
+	$(PY) -m experiments.reference $* --jobs $(JOBS) $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(STRICT)),--strict)
 
 lock:  ## re-pin requirements.lock from the current .venv
 	@echo "# Exact versions for reproducible installs (make install). Regenerate with: make lock" > requirements.lock

@@ -3,12 +3,18 @@
 ``python -m experiments.reference nmf`` (or ``make reference-nmf``) runs ``make reproduce-nmf``
 into an empty build folder, times it, and copies what a reader needs (``summary.json``,
 ``table.md``, the figures; not the per-run JSON lines, checkpoints or models) to
-``results/reference/nmf/`` together with ``provenance.json``: the commit, date, command, machine,
-wall time and package versions. The README's result tables quote these files, and
+``results/reference/nmf/`` together with ``provenance.json``: the command and wall time plus
+:func:`experiments.common.provenance.provenance` (commit, date, machine, packages, BLAS and torch
+kernels, thread settings). The README's result tables quote these files, and
 ``tests/test_readme_results.py`` checks that every number in them matches.
 
-The build folder is kept (``results/reference-build/<name>/``), so an interrupted run resumes
-with ``--resume``; its provenance then says so, and its wall time covers only the last part.
+``--quick`` does the same for the smoke run (``make reproduce-nmf QUICK=1``), built in
+``results/reference-build/nmf-quick/`` and published to ``results/reference/nmf-quick/``;
+``--strict`` runs ``make reproduce-nmf STRICT=1`` (``docs/reproducibility.md``).
+
+The build folder is kept (``results/reference-build/<name>[-quick]/``), so an interrupted run
+resumes with ``--resume``; its provenance then says so, and its wall time covers only the last
+part.
 """
 
 from __future__ import annotations
@@ -16,15 +22,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+from experiments.common.provenance import provenance as run_provenance
 
 PIPELINES = {"nmf": "NMF_OUT", "greedylr": "GREEDYLR_OUT", "dnn": "DNN_OUT"}
 """Pipeline name -> the Makefile variable that sets its output folder (``make reproduce-<name>``)."""
@@ -32,53 +36,6 @@ PIPELINES = {"nmf": "NMF_OUT", "greedylr": "GREEDYLR_OUT", "dnn": "DNN_OUT"}
 KEEP_SUFFIXES = (".json", ".md", ".png")
 SKIP_DIRS = ("agents", "checkpoints")
 """Sub-folders that hold models and checkpoints, which are not reference material."""
-
-PACKAGES = (
-    "torch",
-    "numpy",
-    "scipy",
-    "gymnasium",
-    "stable-baselines3",
-    "scikit-learn",
-    "scikit-image",
-    "matplotlib",
-)
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], check=True, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine() -> dict[str, object]:
-    """What the run ran on."""
-    info: dict[str, object] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-    try:
-        import torch
-
-        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        info["gpu"] = None
-    return info
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def reference_files(build: Path) -> list[Path]:
@@ -121,19 +78,29 @@ def main(argv: list[str] | None = None) -> Path:
         "--resume", action="store_true", help="continue an interrupted build instead of refusing"
     )
     parser.add_argument("--root", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument(
+        "--quick", action="store_true", help="the smoke run (QUICK=1) into <pipeline>-quick/"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="pinned kernels and threads (STRICT=1)"
+    )
     args = parser.parse_args(argv)
-    build = args.root / "reference-build" / args.pipeline
+    name = f"{args.pipeline}-quick" if args.quick else args.pipeline
+    build = args.root / "reference-build" / name
     if build.exists() and any(build.iterdir()) and not args.resume:
         raise SystemExit(
             f"{build} is not empty: pass --resume to continue that run, or delete it for a "
             "fresh one (a reference run's wall time is only meaningful from scratch)."
         )
     build.mkdir(parents=True, exist_ok=True)
+    options = [f"JOBS={args.jobs}"]
+    options += ["QUICK=1"] if args.quick else []
+    options += ["STRICT=1"] if args.strict else []
     command = [
         "make",
         f"reproduce-{args.pipeline}",
         f"{PIPELINES[args.pipeline]}={build}",
-        f"JOBS={args.jobs}",
+        *options,
     ]
     started = dt.datetime.now(dt.UTC)
     start = time.perf_counter()
@@ -141,17 +108,14 @@ def main(argv: list[str] | None = None) -> Path:
     wall = time.perf_counter() - start
     provenance = {
         "pipeline": args.pipeline,
-        "command": f"make reproduce-{args.pipeline} JOBS={args.jobs}",
-        "commit": _git("rev-parse", "HEAD"),
-        "uncommitted_changes": _git("status", "--porcelain", "--untracked-files=no") != "",
+        "command": " ".join(["make", f"reproduce-{args.pipeline}", *options]),
+        **run_provenance(),
         "date": started.isoformat(timespec="seconds"),
         "wall_time_s": round(wall, 1),
         "resumed": bool(args.resume),
-        "machine": machine(),
-        "packages": package_versions(),
-        "python_executable": sys.executable,
+        "strict": bool(args.strict),  # the run's own block is in its summary.json
     }
-    dest = publish(build, args.root / "reference" / args.pipeline, provenance)
+    dest = publish(build, args.root / "reference" / name, provenance)
     print(f"wrote {dest} ({wall / 60:.1f} min)")
     return dest
 

@@ -1,11 +1,15 @@
-"""The command line every study shares: ``--quick``, ``--jobs``, ``--backend``, ``--out``, ``--quiet``.
+"""The command line every study shares: ``--quick``, ``--jobs``, ``--backend``, ``--out``,
+``--quiet``, ``--strict``.
 
 A study parses its options with :func:`parse_pipeline_args`, runs inside
 ``with running(args):`` and passes ``**sweep_options(args)`` to every
 :func:`experiments.runner.run_sweep` call. All the sweeps of a run then share one backend
 (:func:`experiments.runner.make_backend`): a warm pool of ``--jobs`` worker processes, a Ray
 cluster (``--backend ray``) or any engine given as ``--backend module:factory``, chosen on the
-command line without touching the study.
+command line without touching the study. ``--strict`` restarts the command in the strict
+environment (:data:`experiments.common.provenance.STRICT_ENV`) unless it already runs in it, and
+:func:`finish` writes the run's :func:`~experiments.common.provenance.provenance` into its
+``summary.json``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from experiments.common.provenance import STRICT_ENV, is_strict, provenance
 from experiments.runner import make_backend, write_json_atomic, write_text_atomic
 
 BACKEND_ENV = "EXPERIMENTS_BACKEND"
@@ -73,9 +79,18 @@ def parse_pipeline_args(
         "--out", type=Path, default=None, help=f"output folder (default results/{name}[-quick])"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="pin the AVX2 kernels of OpenBLAS, MKL, oneDNN and torch and one thread per process, "
+        "so that results do not depend on the CPU model (restarts the command with "
+        "the settings in its environment; see docs/reproducibility.md)",
+    )
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.strict and not is_strict():
+        _restart_strict(parser, name, sys.argv[1:] if argv is None else list(argv))
     out = args.out or Path("results") / (f"{name}-quick" if args.quick else name)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -89,6 +104,30 @@ def parse_pipeline_args(
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(f"--backend {args.backend_name}: {exc}")
     return args, out
+
+
+def _restart_strict(parser: argparse.ArgumentParser, name: str, argv: list[str]) -> None:
+    """Replace this process by ``python -m experiments.<name> ARGV`` in the strict environment.
+
+    The kernel variables only act when NumPy and torch load, which has happened by now, hence
+    the restart. A study called as a function (not as ``python -m``) cannot restart itself: it
+    gets a usage error saying how to set the environment instead.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is None or spec.name != f"experiments.{name}.__main__":
+        settings = " ".join(f"{k}={v}" for k, v in STRICT_ENV.items())
+        parser.error(
+            f"--strict: the kernel settings must be in the environment before NumPy and torch "
+            f"load; run `python -m experiments.{name} --strict` or set {settings}"
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(
+        sys.executable,
+        [sys.executable, "-m", f"experiments.{name}", *argv],
+        {**os.environ, **STRICT_ENV},
+    )
 
 
 def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -107,14 +146,25 @@ def running(args: argparse.Namespace) -> Iterator[argparse.Namespace]:
             close()
 
 
-def finish(args: argparse.Namespace, out: Path, summary: dict, table: str, start: float) -> dict:
+def finish(
+    args: argparse.Namespace,
+    out: Path,
+    summary: dict,
+    table: str,
+    start: float,
+    *,
+    inputs: dict | None = None,
+) -> dict:
     """End a study (or stage): write ``summary.json`` and ``table.md``, print them unless ``--quiet``.
 
-    Adds ``wall_time_s`` (since ``start``, a :func:`time.perf_counter` reading) and ``jobs``
-    (``--jobs``, or the ``--backend`` name when one was given) to ``summary``, and returns it.
+    Adds ``wall_time_s`` (since ``start``, a :func:`time.perf_counter` reading), ``jobs``
+    (``--jobs``, or the ``--backend`` name when one was given) and ``provenance``
+    (:func:`experiments.common.provenance.provenance` with ``inputs``, the study's
+    :func:`~experiments.common.provenance.input_digests`) to ``summary``, and returns it.
     """
     summary["wall_time_s"] = time.perf_counter() - start
     summary["jobs"] = args.jobs if args.backend_name is None else args.backend_name
+    summary["provenance"] = provenance(inputs=inputs)
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "table.md", table)
     if not args.quiet:

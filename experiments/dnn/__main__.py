@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
+from experiments.common.provenance import DATASETS, input_digests
 from experiments.dnn import plots
 from experiments.dnn.config import CONFIGS, QUICK
 from experiments.dnn.report import markdown_table, summarise
@@ -61,7 +62,13 @@ def main(argv: list[str] | None = None) -> dict:
             f"the table; see {out / 'eval.jsonl'} (rerunning retries them)",
             file=sys.stderr,
         )
-    return finish(args, out, summary, markdown_table(summary), start)
+    # The train stage's runs follow from the configuration; the held-out runs are listed.
+    inputs = input_digests(
+        [t.dataset for t in config.tasks if t.dataset in DATASETS],
+        config=config,
+        specs=[rec for _, _, rec in evaluated],
+    )
+    return finish(args, out, summary, markdown_table(summary), start, inputs=inputs)
 
 
 if __name__ == "__main__":

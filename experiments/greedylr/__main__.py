@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
+from experiments.common.provenance import input_digests
 from experiments.greedylr import plots
 from experiments.greedylr.config import FULL, QUICK, factor_specs, main_specs, robust_specs
 from experiments.greedylr.report import markdown_table, summarise
@@ -32,7 +33,12 @@ def main(argv: list[str] | None = None) -> dict:
     summary = summarise(config, main_records, factor_records, robust_records)
     figures = plots.greedylr_figures(main_records, factor_records, robust_records, summary, out)
     summary["figures"] = [p.name for p in figures]
-    return finish(args, out, summary, markdown_table(summary), start)
+    inputs = input_digests(
+        ("digits", "shakespeare"),
+        config=config,
+        specs=[*main_records, *factor_records, *robust_records],
+    )
+    return finish(args, out, summary, markdown_table(summary), start, inputs=inputs)
 
 
 if __name__ == "__main__":

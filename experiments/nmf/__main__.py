@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
+from experiments.common.provenance import DATASETS, input_digests
 from experiments.nmf import plots, report, rl, schedules
 from experiments.nmf.bound import bound_stage
 from experiments.nmf.config import (
@@ -54,7 +55,9 @@ def run_schedules(args: argparse.Namespace, out: Path) -> dict:
     sk_records = schedules.sklearn_reference(config, out, **sweep)
     summary = report.summarise_schedules(config, best, eval_records, sk_records)
     plots.nmf_figures(eval_records, out)
-    return finish(args, out, summary, report.schedules_table(summary), start)
+    # faces: the bound stage's instance, hashed here so that the study's summary names all its data
+    inputs = input_digests(("digits", "faces"), config=config, specs=[*eval_records, *sk_records])
+    return finish(args, out, summary, report.schedules_table(summary), start, inputs=inputs)
 
 
 def run_rl(args: argparse.Namespace, out: Path) -> dict:
@@ -70,7 +73,12 @@ def run_rl(args: argparse.Namespace, out: Path) -> dict:
     summary = report.summarise_rl(config, best, agents, baseline, learned)
     summary["env_steps_per_s"] = rl.env_throughput(config)
     plots.rl_figures(summary, baseline, learned, agents, out)
-    return finish(args, out, summary, report.rl_table(summary), start)
+    inputs = input_digests(
+        [d for d in config.datasets if d in DATASETS],
+        config=config,
+        specs=[*agents, *baseline, *learned],
+    )
+    return finish(args, out, summary, report.rl_table(summary), start, inputs=inputs)
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict | str]:

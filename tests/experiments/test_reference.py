@@ -48,7 +48,36 @@ def test_a_non_empty_build_folder_needs_resume(tmp_path):
         reference.main(["nmf", "--root", str(tmp_path)])
 
 
-def test_provenance_parts_describe_this_machine():
-    info = reference.machine()
-    assert info["cpu_count"] >= 1 and info["python"]
-    assert reference.package_versions()["torch"].startswith("2.13.0")
+@pytest.mark.parametrize(
+    ("options", "folder", "make_options"),
+    [
+        ([], "nmf", ["JOBS=2"]),
+        (["--quick"], "nmf-quick", ["JOBS=2", "QUICK=1"]),
+        (["--quick", "--strict", "--jobs", "1"], "nmf-quick", ["JOBS=1", "QUICK=1", "STRICT=1"]),
+    ],
+)
+def test_a_reference_run_is_built_and_published_with_its_provenance(
+    tmp_path, monkeypatch, options, folder, make_options
+):
+    calls, run = [], reference.subprocess.run
+
+    def fake_make(command, **kwargs):
+        if command[0] != "make":
+            return run(command, **kwargs)  # git, for the provenance
+        calls.append(command)
+        build = tmp_path / "reference-build" / folder
+        (build / "summary.json").write_text("{}")
+        (build / "tune.jsonl").write_text("{}\n")
+
+    monkeypatch.setattr(reference.subprocess, "run", fake_make)
+    dest = reference.main(["nmf", "--root", str(tmp_path), *options])
+    build = tmp_path / "reference-build" / folder
+    assert calls == [["make", "reproduce-nmf", f"NMF_OUT={build}", *make_options]]
+    assert dest == tmp_path / "reference" / folder
+    assert sorted(p.name for p in dest.iterdir()) == ["provenance.json", "summary.json"]
+    info = json.loads((dest / "provenance.json").read_text())
+    assert info["command"] == " ".join(["make", "reproduce-nmf", *make_options])
+    assert info["strict"] is ("--strict" in options)
+    assert info["machine"]["cpu_model"] and info["blas"] and info["torch"]["version"]
+    assert info["packages"]["torch"].startswith("2.13.0")
+    assert info["commit"] and info["date"] and info["wall_time_s"] >= 0
