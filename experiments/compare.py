@@ -161,6 +161,11 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
         for key, value in tree.items():
             out |= _flatten(value, f"{prefix}.{key}" if prefix else str(key))
         return out
+    if isinstance(tree, list) and any(isinstance(v, dict) for v in tree):
+        out = {}
+        for i, value in enumerate(tree):
+            out |= _flatten(value, f"{prefix}[{i}]")
+        return out
     return {prefix: tree}
 
 
@@ -169,23 +174,31 @@ def _load(path: Path) -> Any:
 
 
 def provenance_of(folder: Path) -> dict[str, Any]:
-    """The provenance of a results folder: ``provenance.json``, else ``summary.json``'s block."""
+    """The provenance of a results folder: ``summary.json``'s block, else ``provenance.json``."""
+    summary = folder / "summary.json"
+    if summary.is_file() and _load(summary).get("provenance"):
+        return _load(summary)["provenance"]
     if (folder / "provenance.json").is_file():
         return _load(folder / "provenance.json")
-    summary = folder / "summary.json"
-    if summary.is_file():
-        return _load(summary).get("provenance") or {}
     return {}
 
 
+PROVENANCE_SKIP = ("date", "wall_time_s", "resumed", "command", "pipeline", "python_executable")
+"""Provenance entries that differ between any two runs and explain nothing."""
+
+
 def provenance_differences(reference: Path, results: Path) -> list[tuple[str, Any, Any]]:
-    """``(entry, reference value, your value)`` for every provenance entry that differs."""
+    """``(entry, reference value, your value)`` for every provenance entry that differs.
+
+    Library file paths are left out (they differ with every installation).
+    """
     ref, mine = _flatten(provenance_of(reference)), _flatten(provenance_of(results))
-    skip = ("date", "wall_time_s", "resumed", "command", "python_executable")
     return [
         (key, ref.get(key), mine.get(key))
         for key in sorted(set(ref) | set(mine))
-        if ref.get(key) != mine.get(key) and not key.startswith(skip)
+        if ref.get(key) != mine.get(key)
+        and not key.startswith(PROVENANCE_SKIP)
+        and not key.endswith("filepath")
     ]
 
 
@@ -227,7 +240,9 @@ def report(
             lines.append(
                 f"| {c.where} | {_cell(c.reference)} | {_cell(c.yours)} | {units} | {c.verdict} |"
             )
-    if provenance:
+    if provenance and all(b is None for _, _, b in provenance):
+        lines += ["", "Your results carry no provenance (made before it was recorded)."]
+    elif provenance:
         lines += ["", "Provenance that differs (reference -> yours):"]
         lines += [f"  {key}: {_cell(a)} -> {_cell(b)}" for key, a, b in provenance]
     return "\n".join(lines)
