@@ -70,7 +70,9 @@ def test_every_reference_run_has_its_provenance(pipeline):
     provenance = json.loads((ROOT / "results/reference" / pipeline / "provenance.json").read_text())
     for key in ("commit", "date", "command", "machine", "wall_time_s", "packages"):
         assert provenance[key], key
-    assert provenance["command"].startswith(f"make reproduce-{pipeline}")
+    study = pipeline.removesuffix("-quick")
+    assert provenance["command"].startswith(f"make reproduce-{study}")
+    assert ("QUICK=1" in provenance["command"]) == pipeline.endswith("-quick")
 
 
 def test_numbers_are_tokenised_as_printed():
