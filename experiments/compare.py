@@ -123,7 +123,7 @@ def compare_values(ref: Any, yours: Any, where: str, rtol: float) -> Iterator[Co
         return
     if isinstance(ref, list):
         if not isinstance(yours, list) or len(yours) != len(ref):
-            yield Comparison(where, f"{len(ref)} items", _length(yours), "differs")
+            yield Comparison(where, _short(ref), _short(yours), "differs")
             return
         for i, (a, b) in enumerate(zip(ref, yours, strict=True)):
             yield from compare_values(a, b, f"{where}[{i}]", rtol)
@@ -151,10 +151,6 @@ def _short(value: Any) -> Any:
     return f"{len(value)} items" if isinstance(value, list | dict) else value
 
 
-def _length(value: Any) -> Any:
-    return f"{len(value)} items" if isinstance(value, list) else value
-
-
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(tree, dict):
         out: dict[str, Any] = {}
@@ -176,8 +172,9 @@ def _load(path: Path) -> Any:
 def provenance_of(folder: Path) -> dict[str, Any]:
     """The provenance of a results folder: ``summary.json``'s block, else ``provenance.json``."""
     summary = folder / "summary.json"
-    if summary.is_file() and _load(summary).get("provenance"):
-        return _load(summary)["provenance"]
+    block = _load(summary).get("provenance") if summary.is_file() else None
+    if block:
+        return block
     if (folder / "provenance.json").is_file():
         return _load(folder / "provenance.json")
     return {}

@@ -216,8 +216,12 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _checkpoint_steps(path: Path) -> int:
-    return int(_CKPT_RE.match(path.name).group(1))
+def checkpoint_steps(path: str | os.PathLike) -> int:
+    """The environment steps a checkpoint file ``ppo_<T>.zip`` was written after (``T``)."""
+    match = _CKPT_RE.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"path {str(path)!r} is not a checkpoint (ppo_<steps>.zip).")
+    return int(match.group(1))
 
 
 def load_training_curve(checkpoint_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -314,7 +318,7 @@ class _TrainingRecorder(BaseCallback):
         path = folder / f"ppo_{self.num_timesteps:010d}.zip"
         save(self.model, path, metadata=self.metadata)
         self._last_saved = self.num_timesteps
-        old = sorted((p for p in folder.iterdir() if _CKPT_RE.match(p.name)), key=_checkpoint_steps)
+        old = sorted((p for p in folder.iterdir() if _CKPT_RE.match(p.name)), key=checkpoint_steps)
         for stale in old[: max(len(old) - self.keep_checkpoints, 0)]:
             stale.unlink(missing_ok=True)
         return path
@@ -494,7 +498,7 @@ def _resume_checkpoint(folder: Path) -> dict[str, Any] | None:
     """
     found = folder / "checkpoints"
     paths = [p for p in found.iterdir() if _CKPT_RE.match(p.name)] if found.is_dir() else []
-    for path in sorted(paths, key=_checkpoint_steps, reverse=True):
+    for path in sorted(paths, key=checkpoint_steps, reverse=True):
         try:
             return checkpoint.read_checkpoint(path)
         except checkpoint.CorruptCheckpointError as err:

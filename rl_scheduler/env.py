@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import gymnasium as gym
@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
-from rl_scheduler.tasks.base import Task, TaskStats
+from rl_scheduler.tasks.base import Task, TaskStats, is_int
 
 DEFAULT_MAX_MULT = 2.0
 """The action in ``[-1, 1]`` multiplies the learning rate by ``max_mult ** action``, i.e. by a
@@ -34,10 +34,6 @@ DEFAULT_DIVERGENCE_PENALTY = 10.0
 """Reward of the action during which training diverged. It exceeds the log-loss decrease that
 any run here reaches (``log(initial / final)`` is about 1-7), so a diverged episode always
 returns less than one that stood still."""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _finite_positive(name: str, value: Any) -> float:
@@ -192,9 +188,9 @@ class LRScheduleEnv(gym.Env):
                     f"task must implement the Task protocol (reset, advance, initial_lr); "
                     f"{type(task).__name__} has no {method}()."
                 )
-        if not _is_int(steps_per_action) or steps_per_action < 1:
+        if not is_int(steps_per_action) or steps_per_action < 1:
             raise ValueError(f"steps_per_action must be an integer >= 1, got {steps_per_action!r}.")
-        if not _is_int(max_actions) or max_actions < 1:
+        if not is_int(max_actions) or max_actions < 1:
             raise ValueError(f"max_actions must be an integer >= 1, got {max_actions!r}.")
         if not (isinstance(max_mult, Real) and math.isfinite(max_mult) and max_mult > 1):
             raise ValueError(f"max_mult must be a finite float > 1, got {max_mult!r}.")

@@ -51,7 +51,7 @@ def train_agent(
     agent.save(model, folder / MODEL_FILE)
     return model, {
         "train_time_s": elapsed,
-        "resumed_from_timesteps": 0 if previous is None else int(previous.stem.split("_")[-1]),
+        "resumed_from_timesteps": 0 if previous is None else agent.checkpoint_steps(previous),
         "timesteps": int(model.num_timesteps),
         "curve": agent.load_training_curve(folder),
     }

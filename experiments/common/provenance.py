@@ -217,7 +217,11 @@ def _spec_ids(specs: Iterable[Any]) -> list[str]:
 def specs_digest(specs: Iterable[Any]) -> str:
     """sha256 of the sorted distinct spec ids of ``specs`` (spec dataclasses or records with a
     ``spec_id``): a run listed twice counts once, as in :func:`experiments.runner.run_sweep`."""
-    return _sha256("\n".join(_spec_ids(specs)).encode())
+    return _ids_digest(_spec_ids(specs))
+
+
+def _ids_digest(ids: list[str]) -> str:
+    return _sha256("\n".join(ids).encode())
 
 
 def input_digests(
@@ -260,7 +264,7 @@ def input_digests(
 
         text = json.dumps(to_jsonable(config), sort_keys=True)
         out["config"] = _sha256(text.encode())
-    out["specs"] = _sha256("\n".join(ids).encode())
+    out["specs"] = _ids_digest(ids)
     out["n_specs"] = len(ids)
     return out
 

@@ -104,7 +104,8 @@ def run_dnn(spec: DNNRunSpec, *, root: str = ".", progress: bool = False) -> dic
         "lrs": [],
     }
     train_time = 0.0
-    report = ProgressLine(f"{t.name} {spec.optimizer}/{spec.schedule} seed {spec.seed}")
+    label = f"{t.name} {spec.optimizer}/{spec.schedule} seed {spec.seed}"
+    report = ProgressLine(label) if progress else None
     for k in range(t.max_actions):
         tic = time.perf_counter()
         lr = control(k, stats)
@@ -118,7 +119,7 @@ def run_dnn(spec: DNNRunSpec, *, root: str = ".", progress: bool = False) -> dic
             short(task.metrics.get(metric_name, math.nan)) if not stats.diverged else math.nan
         )
         curves["time_s"].append(round(train_time, 4))
-        if progress:
+        if report is not None:
             report(stats.steps_done, t.budget)
         if stats.diverged:
             break
@@ -137,6 +138,8 @@ def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> 
 
     ``progress``: print rate lines with an ETA while it trains.
     """
+    from rl_scheduler.agent import checkpoint_steps
+
     folder = Path(root) / spec.folder
     rollout = spec.n_steps * spec.n_envs
     # A checkpoint every ~1/n_checkpoints of the run (PPO saves after whole rollouts).
@@ -159,7 +162,7 @@ def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> 
     return {
         "model": f"{spec.folder}/{agents.MODEL_FILE}",
         "checkpoints": [
-            {"timesteps": int(p.stem.split("_")[1]), "path": f"{spec.folder}/checkpoints/{p.name}"}
+            {"timesteps": checkpoint_steps(p), "path": f"{spec.folder}/checkpoints/{p.name}"}
             for p in checkpoints
         ],
         "timesteps": trained["timesteps"],
@@ -241,15 +244,15 @@ def select_random_search(
 
 def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
     """PPO training, baseline tuning and random search, in one sweep (``train.jsonl``)."""
-    agents = agent_specs(config)
+    ppo = agent_specs(config)
     trials = random_search_specs(config)
-    specs = [*agents, *tuning_specs(config), *(s for t in trials.values() for s in t)]
+    specs = [*ppo, *tuning_specs(config), *(s for t in trials.values() for s in t)]
     fn = functools.partial(run_spec, root=str(out), progress=not sweep.get("quiet", False))
     records = run_sweep(fn, specs, out / "train.jsonl", **sweep)
     done = by_id(records)
-    require_ok([done[spec_id(a)] for a in agents], "agent training")
+    require_ok([done[spec_id(a)] for a in ppo], "agent training")
     return {
-        "agents": {a.task.name: done[spec_id(a)]["result"] for a in agents},
+        "agents": {a.task.name: done[spec_id(a)]["result"] for a in ppo},
         "baselines": select_baselines(config, done),
         "random_search": select_random_search(config, trials, done),
     }

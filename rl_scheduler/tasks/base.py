@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from nmf.validation import is_integer as is_int  # one rule for integers: not bools
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,6 @@ SPLIT_SEED_OFFSET = {"train": 0, "test": 1_000_000}
 
 MAX_INSTANCES_PER_SPLIT = 100_000
 """Per value of ``seed``; keeps the seed ranges of different ``seed`` values and splits disjoint."""
-
-
-def is_int(value: Any) -> bool:
-    """An integer (Python or NumPy), not a bool."""
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def instance_seeds(split: str, n: int, seed: int) -> range:
