@@ -1,4 +1,4 @@
-"""Stability bounds: the largest learning rates for which a projected NMF step provably descends.
+"""Stability bounds: the largest learning rates that one descent inequality certifies for a projected NMF step.
 
 All bounds come from one inequality, derived in ``docs/theory/nmf_stability.md``. Write
 ``x = (W, H)``, ``R = W H - V``, ``g`` the gradient and ``d`` the step actually taken, i.e. the
@@ -11,6 +11,10 @@ Along the segment ``x + t d`` the loss is a quartic whose curvature is at most `
 so ``f(x + d) <= f(x) - (1 / lr - M(s) / 2) ||d||^2``: the step cannot increase the loss as long as
 ``lr * M(||d(lr)||) <= 2``. ``lr * M(||d(lr)||)`` increases with ``lr``, so the set of safe
 learning rates is an interval ``[0, bound]`` and the functions below find its end.
+
+A bound is sufficient, not necessary: larger rates may still descend (the local bound is 0.5-0.9 of
+the largest stable constant rate in the tightness study), and the local and global bounds are
+different sufficient conditions, neither of which dominates the other.
 """
 
 from __future__ import annotations
@@ -161,7 +165,7 @@ def stability_bound(
     residual: Array | None = None,
     gradient: tuple[Array, Array] | None = None,
 ) -> float:
-    """Largest learning rate for which one projected full-gradient step provably does not increase the loss.
+    """Largest learning rate for which the descent inequality certifies that one projected full-gradient step does not increase the loss.
 
     Every ``lr`` in ``[0, bound]`` gives ``loss(step(lr)) <= loss(W, H)``, where ``step`` is
     :func:`nmf.problem.projected_step` with the same ``clip`` and ``box``.

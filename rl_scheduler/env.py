@@ -28,7 +28,7 @@ at the start of each chunk and holds for that iterate; later iterates of the chu
 slightly lower bound. In the NMF trials a rate at 1.0 x the chunk's bound exceeded the bound of
 a later step of the chunk on ~20% of steps, by up to 10%; with the 0.9 margin the worst step was
 at 1.005 x its own bound. (Trained policies beat tuned step decay slightly more often at 1.0:
-the shield trades a little speed for the guarantee.)"""
+the shield trades a little speed for the guarantee, which covers exact-gradient steps only.)"""
 
 DEFAULT_DIVERGENCE_PENALTY = 10.0
 """Reward of the action during which training diverged. It exceeds the log-loss decrease that
@@ -108,7 +108,9 @@ class LRScheduleEnv(gym.Env):
 
     **Shield** -- with ``shield=True`` and a task that reports a stability bound, the applied rate
     is ``min(proposed, shield_fraction * bound)`` with the bound of the iterate at which the chunk
-    starts, so the agent can never choose a rate the theory calls unsafe for that iterate. The
+    starts. On NMF the bound is :func:`nmf.stability_bound`, which certifies descent of the
+    *noiseless* (exact-gradient) step only: with gradient noise a shielded step can still raise
+    the loss, and what keeps such runs from diverging is the update clip, not the shield. The
     rate is then held for the chunk: one bound costs about as much as two or three SGD steps, so
     computing it once per chunk rather than at every step keeps its cost small. ``shield=False`` applies the proposed rate as it is (to
     show what the shield buys).
@@ -136,8 +138,9 @@ class LRScheduleEnv(gym.Env):
     shield : bool, default True
         Cap the applied rate at ``shield_fraction`` times the task's stability bound.
     shield_fraction : float in (0, 1], default :data:`DEFAULT_SHIELD_FRACTION`
-        Every rate up to the bound is safe for the iterate the bound was computed at; the margin
-        covers the other iterates of the chunk (see :data:`DEFAULT_SHIELD_FRACTION`).
+        Every rate up to the bound certifies descent of the exact-gradient step at the iterate
+        the bound was computed at; the margin covers the other iterates of the chunk (see
+        :data:`DEFAULT_SHIELD_FRACTION`). Nothing is certified for a noisy step.
     divergence_penalty : float, default :data:`DEFAULT_DIVERGENCE_PENALTY`
         Non-negative penalty for the action during which training diverged.
     lr_limits : (float, float), default :data:`DEFAULT_LR_LIMITS`

@@ -33,8 +33,8 @@ class TaskStats:
     lr : float
         Learning rate used for the chunk that led here; ``nan`` right after a reset.
     bound : float
-        Largest learning rate that is provably safe at the current iterate (the task's stability
-        bound), or ``nan`` when the task has none. This is the only way a task reports a bound:
+        Largest learning rate whose exact-gradient step the task's descent inequality certifies
+        at the current iterate (its stability bound), or ``nan`` when the task has none. This is the only way a task reports a bound:
         the environment's shield and the observation features read it here.
     steps_done : int
         Optimizer steps taken since the last reset.

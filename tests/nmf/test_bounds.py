@@ -84,13 +84,21 @@ def test_global_bound_holds_for_every_point_of_the_box(inst, box):
     assert f1 <= problem.loss(W, H) * (1 + 1e-10) + 1e-300
 
 
-def test_global_bound_is_below_every_local_bound_in_the_box():
+def test_global_and_local_bounds_are_both_sufficient_and_neither_dominates():
+    """Both bounds certify descent, by different inequalities: inside the box the local one is
+    usually larger, but at the box's top corner the global bound exceeds it (~1.8x here), so the
+    local bound is the largest LR *its* inequality certifies, not the largest safe LR."""
     rng = np.random.default_rng(0)
     problem = nmf.StochasticNMF(rng.random((6, 5)), 2)
     lr = nmf.global_stability_bound(problem, box=1.0)
-    for _ in range(50):
-        W, H = rng.random((6, 2)), rng.random((2, 5))
-        assert lr <= nmf.stability_bound(problem, W, H, box=1.0)
+    W, H = rng.random((6, 2)), rng.random((2, 5))
+    assert lr <= nmf.stability_bound(problem, W, H, box=1.0)
+    corner_W, corner_H = np.ones((6, 2)), np.ones((2, 5))
+    local = nmf.stability_bound(problem, corner_W, corner_H, box=1.0)
+    assert lr > 1.5 * local
+    for rate in (local, lr):  # both certified rates descend at the corner
+        f1, _, _ = _loss_after(problem, corner_W, corner_H, rate, None, 1.0)
+        assert f1 <= problem.loss(corner_W, corner_H)
 
 
 @pytest.mark.parametrize(
