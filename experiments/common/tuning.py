@@ -30,8 +30,14 @@ class AxisResult:
 
     @property
     def best(self) -> float:
-        """The best value (the smallest one among equal scores)."""
-        return min(sorted(self.values), key=lambda v: self.scores[v])
+        """The best value; among equal scores the one nearest the middle of the grid, so an axis
+        that does not matter (a flat score) is not mistaken for an optimum at its edge."""
+        grid = sorted(self.values)
+        top = min(self.scores[v] for v in grid)
+        middle = (len(grid) - 1) / 2
+        return min(
+            (v for v in grid if self.scores[v] == top), key=lambda v: abs(grid.index(v) - middle)
+        )
 
     @property
     def edge(self) -> str | None:
