@@ -41,7 +41,10 @@ class AxisResult:
 
     @property
     def edge(self) -> str | None:
-        """``"low"`` / ``"high"`` when the best value is the axis's smallest / largest."""
+        """``"low"`` / ``"high"`` when the best value is the axis's smallest / largest;
+        ``"all_diverged"`` when no value gave a finite score."""
+        if all(math.isinf(self.scores[v]) for v in self.values):
+            return "all_diverged"
         if len(self.values) < 2:
             return None
         if self.best == min(self.values):
@@ -114,8 +117,6 @@ def tune_log_axes(
 
 def _beyond_edge(cell: AxisResult, bounds: tuple[float, float]) -> float | None:
     grid = sorted(cell.values)
-    if math.isinf(cell.scores[cell.best]):
-        return None  # every value diverged: widening cannot find a finite optimum
     if cell.edge == "low":
         value = grid[0] * grid[0] / grid[1]
     elif cell.edge == "high":
