@@ -192,11 +192,16 @@ def robustness(robust_summary: dict, out: Path) -> Path:
 
 
 def scoring(summary: dict, out: Path) -> Path:
-    """Stacked shares of the four labels per stage and overall, with the paper's share."""
-    sc = summary["scoring"]
-    rows = list(sc["by_stage"].items()) + [("overall", sc["overall"])]
-    fig, ax = plt.subplots(figsize=(8.5, 3.6), layout="constrained")
-    for i, (stage, t) in enumerate(rows):
+    """Stacked shares of the four labels per stage and overall, with the paper's share, for the
+    tuned protocol (top) and the paper protocol (bottom)."""
+    rows = [
+        (f"{short} {stage}", stage, t)
+        for key, short in (("tuned", "tuned"), ("paper_protocol", "paper prot."))
+        for stage, t in [*summary[key]["scoring"]["by_stage"].items()]
+        + [("overall", summary[key]["scoring"]["overall"])]
+    ]
+    fig, ax = plt.subplots(figsize=(8.5, 5.6), layout="constrained")
+    for i, (_, stage, t) in enumerate(rows):
         left = 0.0
         for label in LABELS:
             share = 100.0 * t["counts"][label] / t["n"] if t["n"] else 0.0
