@@ -12,7 +12,10 @@
 * ``factor_sweep.png`` -- GreedyLR's evaluated training loss for each factor ``F``;
 * ``robustness.png`` -- mean final loss against the noise level, gradient noise and loss noise
   (95% confidence intervals are in ``table.md``);
-* ``scoring.png`` -- the four labels per stage, with the paper's "as good or better" share.
+* ``scoring.png`` -- the four labels per stage, tuned protocol and paper protocol, with the
+  paper's "as good or better" share.
+
+The curves are the tuned protocol's held-out runs (each schedule at its tuned starting rate).
 """
 
 from __future__ import annotations

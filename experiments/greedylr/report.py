@@ -110,7 +110,7 @@ def json_dict(d: Any) -> Any:
 
 
 PROTOCOLS: dict[str, str] = {
-    "tuned": "tuned protocol (every schedule's starting rate tuned on held-out-disjoint seeds)",
+    "tuned": "tuned protocol (every schedule's starting rate tuned on tuning seeds, scored on held-out seeds)",
     "paper_protocol": "paper protocol (shared untuned starting rate)",
 }
 """The summary's protocol blocks and their labels; the tuned protocol is the headline."""
