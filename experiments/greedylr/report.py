@@ -168,13 +168,14 @@ def summarise(
     paper_records: list[dict],
     factor_records: list[dict],
     robust_records: list[dict],
-    tuning_records: list[dict] = (),  # type: ignore[assignment]
+    tuning_records: list[dict] | None = None,
 ) -> dict[str, Any]:
     """Both protocols' scoring, the tuning choices, factor sweep and robustness (JSON-able).
 
     ``tuned`` is :func:`experiments.greedylr.tuned.tune`'s result, ``tuned_records`` /
     ``paper_records`` the held-out runs of the two protocols.
     """
+    tuning_records = tuning_records or []
     every = [*tuning_records, *tuned_records, *paper_records, *factor_records, *robust_records]
     protocols = {
         "tuned": summarise_protocol(tuned_records, PROTOCOLS["tuned"]),

@@ -95,6 +95,16 @@ def test_tuning_widens_to_an_interior_optimum_on_the_tuning_seeds_only():
     assert hd[0].lr == pytest.approx(10 * base)
 
 
+def test_a_tuning_run_scores_the_loss_the_comparison_reads():
+    # tuning runs evaluate only at the stages; the trajectory and final loss are the same
+    cell = ("mlp", "sgd", "greedy")
+    tuning = training.run_greedy(study.run_spec(study.QUICK, cell, 0, 3.0, n_evals=1))
+    held_out = training.run_greedy(study.run_spec(study.QUICK, cell, 0, 3.0))
+    assert len(tuning["eval_steps"]) < len(held_out["eval_steps"])
+    assert study.loss_at(tuning, 1.0) == study.loss_at(held_out, 1.0)
+    assert tuning["train_loss"] == held_out["train_loss"]
+
+
 def test_tuning_reports_edges_it_cannot_leave():
     config = _config(max_rounds=1, schedules=("constant",), optimizers=("adam",))
     tuned = study.tune(config, _fake_sweep(lambda s: 1.0 / s.lr, []))  # always "higher is better"
