@@ -276,7 +276,7 @@ RL_FULL = RLConfig(
     step_budget=40,
 )
 RL_QUICK = RLConfig(
-    n_train=12,
+    n_train=8,
     n_test=12,
     datasets=("synthetic", "digits"),
     noise_levels=(0.0, 5.0),
