@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from nmf import schedules
+
 StepFn = Callable[[float], None]
 """Called after every optimizer step (or chunk) with the loss the schedule may look at."""
 
@@ -103,10 +105,13 @@ def metric_schedule(
 class ChunkSchedule:
     """The learning rate of each chunk ``k = 0 .. n_chunks - 1`` from the stats seen so far.
 
-    ``constant``, ``step`` (x0.1 at each fraction of ``step_milestones``) and ``cosine`` (to 0)
-    are closed-form in ``k``; ``plateau`` and ``greedy`` (:func:`metric_schedule`) drive a
-    one-parameter stand-in optimizer and are stepped with the validation loss after every
-    chunk; ``agent`` is a :class:`rl_scheduler.policy.LearnedSchedule` fed the task's stats.
+    ``constant``, ``step`` and ``cosine`` are the closed forms of :mod:`nmf.schedules` evaluated
+    at the chunk index (:class:`~nmf.schedules.Constant`; :class:`~nmf.schedules.StepDecay`,
+    x0.1 every ``ceil(f * n_chunks)`` chunks for evenly spaced ``step_milestones = (f, 2f, ...)``;
+    :class:`~nmf.schedules.Cosine` to 0 over ``n_chunks``), so both studies share one definition
+    of each shape; ``plateau`` and ``greedy`` (:func:`metric_schedule`) drive a one-parameter
+    stand-in optimizer and are stepped with the validation loss after every chunk; ``agent`` is a
+    :class:`rl_scheduler.policy.LearnedSchedule` fed the task's stats.
     """
 
     def __init__(
@@ -122,23 +127,37 @@ class ChunkSchedule:
         policy: Any = None,
     ) -> None:
         self.name, self.lr0, self.n_chunks, self.steps = name, lr, n_chunks, steps_per_chunk
-        self.milestones = tuple(step_milestones)
         self.policy = policy
-        if name in METRIC_SCHEDULES:
+        self._closed: Callable[[int], float] | None = None
+        if name == "constant":
+            self._closed = schedules.Constant(lr)
+        elif name == "step":
+            self._closed = schedules.StepDecay(lr, 0.1, _step_every(step_milestones, n_chunks))
+        elif name == "cosine":
+            self._closed = schedules.Cosine(lr, total_steps=n_chunks)
+        elif name in METRIC_SCHEDULES:
             self._opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
             self._step = metric_schedule(name, self._opt, plateau=plateau, greedy=greedy)
 
     def __call__(self, k: int, stats: Any) -> float:
         """The rate of chunk ``k``, given the stats after chunk ``k - 1`` (after the reset)."""
-        if self.name == "constant":
-            return self.lr0
-        if self.name == "step":
-            return self.lr0 * 0.1 ** sum(k >= f * self.n_chunks for f in self.milestones)
-        if self.name == "cosine":
-            return self.lr0 * 0.5 * (1.0 + math.cos(math.pi * k / self.n_chunks))
+        if self._closed is not None:
+            return self._closed(k)
         if self.name == "agent":
             self.policy.observe(stats)
             return float(self.policy(k * self.steps))
         if k > 0:
             self._step(float(stats.val_loss))
         return float(self._opt.param_groups[0]["lr"])
+
+
+def _step_every(milestones: Sequence[float], n_chunks: int) -> int:
+    """Chunks between decays for evenly spaced milestones ``(f, 2f, ...)`` (fractions of the run)."""
+    f = float(milestones[0]) if len(milestones) else 0.0
+    even = all(math.isclose(m, (i + 1) * f) for i, m in enumerate(milestones))
+    if not (0 < f < 1 and even):
+        raise ValueError(
+            f"step_milestones must be evenly spaced fractions (f, 2f, ...) with 0 < f < 1 "
+            f"(nmf.schedules.StepDecay decays periodically), got {tuple(milestones)}"
+        )
+    return max(1, math.ceil(f * n_chunks - 1e-9))

@@ -30,12 +30,21 @@ class AxisResult:
 
     @property
     def best(self) -> float:
-        """The best value (the smallest one among equal scores)."""
-        return min(sorted(self.values), key=lambda v: self.scores[v])
+        """The best value; among equal scores the one nearest the middle of the grid, so an axis
+        that does not matter (a flat score) is not mistaken for an optimum at its edge."""
+        grid = sorted(self.values)
+        top = min(self.scores[v] for v in grid)
+        middle = (len(grid) - 1) / 2
+        return min(
+            (v for v in grid if self.scores[v] == top), key=lambda v: abs(grid.index(v) - middle)
+        )
 
     @property
     def edge(self) -> str | None:
-        """``"low"`` / ``"high"`` when the best value is the axis's smallest / largest."""
+        """``"low"`` / ``"high"`` when the best value is the axis's smallest / largest;
+        ``"all_diverged"`` when no value gave a finite score."""
+        if all(math.isinf(self.scores[v]) for v in self.values):
+            return "all_diverged"
         if len(self.values) < 2:
             return None
         if self.best == min(self.values):
@@ -108,8 +117,6 @@ def tune_log_axes(
 
 def _beyond_edge(cell: AxisResult, bounds: tuple[float, float]) -> float | None:
     grid = sorted(cell.values)
-    if math.isinf(cell.scores[cell.best]):
-        return None  # every value diverged: widening cannot find a finite optimum
     if cell.edge == "low":
         value = grid[0] * grid[0] / grid[1]
     elif cell.edge == "high":

@@ -16,18 +16,19 @@ from experiments.dnn.config import (
     RANDOM_SEARCH,
     SCHEDULES,
     TASKS,
-    TRANSFER,
     AgentSpec,
     Config,
     DNNRunSpec,
     TaskSpec,
     agent_specs,
     check_run_spec,
+    initial_grids,
     random_search_specs,
     tuning_specs,
 )
-from experiments.dnn.report import markdown_table, method_label, summarise
+from experiments.dnn.report import compare, markdown_table, method_label, method_runs, summarise
 from experiments.dnn.runs import (
+    agent_method,
     eval_plan,
     eval_stage,
     make_controller,
@@ -38,6 +39,7 @@ from experiments.dnn.runs import (
     select_random_search,
     train_agent,
     train_stage,
+    tune_baselines,
 )
 
 __all__ = [
@@ -50,19 +52,22 @@ __all__ = [
     "RANDOM_SEARCH",
     "SCHEDULES",
     "TASKS",
-    "TRANSFER",
     "AgentSpec",
     "Config",
     "DNNRunSpec",
     "TaskSpec",
+    "agent_method",
     "agent_specs",
+    "compare",
     "check_run_spec",
     "eval_plan",
+    "initial_grids",
     "eval_stage",
     "make_controller",
     "make_task",
     "markdown_table",
     "method_label",
+    "method_runs",
     "random_search_specs",
     "run_dnn",
     "run_spec",
@@ -71,5 +76,6 @@ __all__ = [
     "summarise",
     "train_agent",
     "train_stage",
+    "tune_baselines",
     "tuning_specs",
 ]

@@ -1,7 +1,8 @@
 """``python -m experiments.dnn`` (``make reproduce-dnn``): the DNN study.
 
-A PPO agent schedules the learning rate of CV and NLP training; stages **train** (PPO, baseline
-tuning, random search on the training seeds), **eval** (held-out seeds) and the summary. The
+A PPO agent schedules the learning rate of CV and NLP training; stages **train** (PPO seeds,
+baseline tuning, random search on the training seeds; training and validation splits only),
+**eval** (held-out seeds, each final model measured once on the test split) and the summary. The
 protocol is in ``docs/dnn.md``; ``--quick`` is a minute-long smoke run and ``--config gpu`` the
 (larger, unmeasured) GPU configuration.
 """
@@ -17,7 +18,7 @@ from experiments.common.cli import finish, parse_pipeline_args, running, sweep_o
 from experiments.common.provenance import DATASETS, input_digests
 from experiments.dnn import plots
 from experiments.dnn.config import CONFIGS, QUICK
-from experiments.dnn.report import markdown_table, summarise
+from experiments.dnn.report import markdown_table, method_runs, summarise
 from experiments.dnn.runs import eval_stage, train_stage
 
 DESCRIPTION = "Paper 2: a PPO agent schedules the learning rate of CV and NLP training."
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
         trained = train_stage(config, out, **sweep)
         evaluated = eval_stage(config, trained, out, **sweep)
     summary = summarise(config, trained, evaluated)
-    figures = plots.dnn_figures([rec for _, _, rec in evaluated], summary, out)
+    runs = method_runs(config, trained, evaluated)
+    figures = plots.dnn_figures(runs, summary, out)
     summary["figures"] = [p.name for p in figures]
     if summary["failed_runs"]:
         print(

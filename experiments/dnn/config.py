@@ -17,7 +17,6 @@ SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine", "plateau", "greedy")
 """Hand-made schedules, each with SGD and with Adam (ten baselines)."""
 
 AGENT = "agent"
-TRANSFER = "agent_transfer"
 RANDOM_SEARCH = "random_search"
 
 PLATEAU_CONFIG: dict[str, Any] = {"factor": 0.5, "patience": 2}
@@ -28,19 +27,23 @@ GREEDY_CONFIG: dict[str, Any] = {"factor": 0.8, "patience": 1, "smooth": False, 
 ones, within ``[1e-3, 10]`` x the initial rate (the library's bounds). Fixed in advance; only the
 initial rate is tuned, as for every baseline."""
 
-STEP_MILESTONES = (0.5, 0.75)
-"""Step decay: x0.1 at half and at three quarters of the budget."""
+STEP_MILESTONES = (1 / 3, 2 / 3)
+"""Step decay: x0.1 after each third of the budget (:class:`nmf.schedules.StepDecay` in chunks,
+the same shape as the ``step`` of :func:`experiments.common.controllers.torch_schedule`)."""
 
 TARGET_SLACK = 1.05
-"""The time-to-target target is 5% above the best method's mean final validation loss."""
+"""The time-to-target target is 5% above the best method's mean final *validation* loss (a
+property of the validation curves during training; the reported quality is the test loss)."""
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     """What is trained: a data set, a model, the optimizer's fixed settings and the budget.
 
-    ``name`` is ``"vision"`` or ``"text"``; ``seq_len`` is used by text only. The budget of one
-    run is ``steps_per_action * max_actions`` optimizer steps. ``download`` fetches a missing data
+    ``name`` is ``"vision"`` or ``"text"``; ``seq_len`` is used by text only. ``eval_size``,
+    ``val_size`` and ``test_size`` are the items of the training subset, validation split and
+    test split measured (``None``: the task's default). The budget of one run is
+    ``steps_per_action * max_actions`` optimizer steps. ``download`` fetches a missing data
     set into ``data/<name>/`` (CIFAR-10, Fashion-MNIST, tiny-shakespeare; needs internet).
     """
 
@@ -52,6 +55,7 @@ class TaskSpec:
     seq_len: int = 32
     eval_size: int | None = None
     val_size: int | None = None
+    test_size: int | None = None
     momentum: float = 0.9
     steps_per_action: int = 10
     max_actions: int = 20
@@ -72,6 +76,7 @@ class TaskSpec:
             "batch_size": self.batch_size,
             "eval_size": self.eval_size,
             "val_size": self.val_size,
+            "test_size": self.test_size,
             "device": self.device,
             "download": self.download,
         }
@@ -138,7 +143,7 @@ class DNNRunSpec:
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """PPO training on a task's training seeds (``ppo_kwargs`` overrides stable-baselines3's)."""
+    """One PPO training (seed ``seed``) on a task's training seeds."""
 
     task: TaskSpec
     n_train: int
@@ -152,7 +157,7 @@ class AgentSpec:
     @property
     def folder(self) -> str:
         """Output sub-folder of the agent (relative to the pipeline's output folder)."""
-        return f"agents/{self.task.name}"
+        return f"agents/{self.task.name}/seed{self.seed}"
 
 
 def check_run_spec(spec: DNNRunSpec) -> None:
@@ -173,8 +178,10 @@ def check_run_spec(spec: DNNRunSpec) -> None:
 class Config:
     """Everything that differs between the CPU, quick and GPU configurations.
 
-    ``lr_ranges[task][optimizer]`` bounds the learning rates of the tuning grid (``grid_size``
-    log-spaced values, ends included) and of random search (log-uniform).
+    ``lr_ranges[task][optimizer]`` gives the initial tuning grid (``grid_size`` log-spaced
+    values, ends included; widened by up to ``tune_rounds`` values per edge optimum) and the
+    range of random search (log-uniform). ``n_ppo_seeds`` PPO trainings per task; random search
+    gets the compute of one of them (``ppo_timesteps``).
     """
 
     tasks: tuple[TaskSpec, ...]
@@ -185,12 +192,23 @@ class Config:
     grid_size: int
     ppo_timesteps: int
     ppo_n_steps: int
-    n_checkpoints: int = 4
-    hpo_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
+    n_ppo_seeds: int = 3
+    tune_rounds: int = 3
+    n_checkpoints: int = 2
+    hpo_fractions: tuple[float, ...] = (0.5, 1.0)
     hpo_seed: int = 0
     optimizers: tuple[str, ...] = OPTIMIZERS
     schedules: tuple[str, ...] = SCHEDULES
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_tune", "n_eval", "n_ppo_seeds", "n_checkpoints"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}.")
+        if self.grid_size < 2:
+            raise ValueError(f"grid_size must be >= 2 (a log axis), got {self.grid_size!r}.")
+        if not (isinstance(self.tune_rounds, int) and self.tune_rounds >= 0):
+            raise ValueError(f"tune_rounds must be an integer >= 0, got {self.tune_rounds!r}.")
 
     def task(self, name: str) -> TaskSpec:
         return next(t for t in self.tasks if t.name == name)
@@ -200,6 +218,7 @@ class Config:
         return task.seeds("train", self.n_train)[: self.n_tune]
 
     def eval_seeds(self, task: TaskSpec) -> list[int]:
+        """Held-out seeds (disjoint from the training seeds): the runs whose test loss is reported."""
         return task.seeds("test", self.n_eval)
 
     def grid(self, task: TaskSpec, optimizer: str) -> list[float]:
@@ -207,7 +226,7 @@ class Config:
         return [float(f"{v:.4g}") for v in np.geomspace(lo, hi, self.grid_size)]
 
     def n_trials(self, task: TaskSpec) -> int:
-        """Random-search trials: the agent's training compute in whole runs (PPO episodes)."""
+        """Random-search trials: one PPO seed's training compute in whole runs (episodes)."""
         return math.ceil(self.ppo_timesteps / task.max_actions)
 
 
@@ -226,9 +245,12 @@ CPU = Config(
     n_tune=2,
     n_eval=5,
     grid_size=5,
-    ppo_timesteps=4096,
+    ppo_timesteps=2048,
     ppo_n_steps=128,
-    notes="2 CPU cores: SmallCNN (width 8) on digits, GRU (hidden 64) on Shakespeare.",
+    notes=(
+        "2 CPU cores: SmallCNN (width 8) on digits, GRU (hidden 64) on Shakespeare; 3 PPO "
+        "seeds of 2048 actions each per task."
+    ),
 )
 QUICK = Config(
     tasks=(
@@ -251,6 +273,7 @@ QUICK = Config(
             seq_len=16,
             eval_size=32,
             val_size=64,
+            test_size=128,
             steps_per_action=5,
             max_actions=8,
         ),
@@ -260,9 +283,11 @@ QUICK = Config(
     n_tune=1,
     n_eval=3,
     grid_size=2,
-    ppo_timesteps=128,
-    ppo_n_steps=32,
-    n_checkpoints=2,
+    ppo_timesteps=64,
+    ppo_n_steps=16,
+    n_ppo_seeds=2,
+    tune_rounds=1,
+    schedules=("constant", "cosine", "greedy"),
     notes="Smoke run of every stage (tiny budgets; the numbers mean nothing).",
 )
 GPU = Config(
@@ -313,28 +338,43 @@ CONFIGS = {"cpu": CPU, "gpu": GPU}
 
 
 def agent_specs(config: Config) -> list[AgentSpec]:
-    """One PPO training per task (the longest runs: listed first so they start first)."""
+    """``n_ppo_seeds`` PPO trainings per task (the longest runs: listed first, text first)."""
     return [
         AgentSpec(
             t,
             config.n_train,
             config.ppo_timesteps,
             config.ppo_n_steps,
+            seed=seed,
             n_checkpoints=config.n_checkpoints,
         )
         for t in sorted(config.tasks, key=lambda t: t.name != "text")
+        for seed in range(config.n_ppo_seeds)
     ]
 
 
-def tuning_specs(config: Config) -> list[DNNRunSpec]:
-    """Every baseline x its learning-rate grid x the tuning seeds."""
-    return [
-        DNNRunSpec(task, seed, optimizer, schedule, lr)
+Cell = tuple[str, str, str]
+"""A tuned baseline: ``(task, optimizer, schedule)``."""
+
+
+def initial_grids(config: Config) -> dict[Cell, list[float]]:
+    """Every baseline's starting learning-rate grid (widened by :func:`tune_log_axes`)."""
+    return {
+        (task.name, optimizer, schedule): config.grid(task, optimizer)
         for task in config.tasks
         for optimizer in config.optimizers
         for schedule in config.schedules
-        for lr in config.grid(task, optimizer)
-        for seed in config.tune_seeds(task)
+    }
+
+
+def tuning_specs(config: Config, grids: dict[Cell, list[float]] | None = None) -> list[DNNRunSpec]:
+    """Every baseline x its learning rates (default: :func:`initial_grids`) x the tuning seeds."""
+    grids = initial_grids(config) if grids is None else grids
+    return [
+        DNNRunSpec(config.task(name), seed, optimizer, schedule, lr)
+        for (name, optimizer, schedule), lrs in grids.items()
+        for lr in lrs
+        for seed in config.tune_seeds(config.task(name))
     ]
 
 

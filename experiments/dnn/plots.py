@@ -2,16 +2,15 @@
 
 :func:`dnn_figures` writes, into the output folder:
 
-* ``lr_schedules.png`` -- the agent's learning rate on every held-out seed next to tuned cosine
-  and step decay (SGD), the random-search winner and the agent trained on the other task;
-* ``val_curves.png`` -- validation loss over training (mean over held-out seeds) of every method;
-* ``cost_quality.png`` -- held-out final validation loss against the compute spent on the
-  training seeds: random search after 25/50/100% of its budget, the agent at its checkpoints,
-  the ten tuned baselines and the transferred agent;
-* ``agent_training.png`` -- PPO's episode returns during training (moving average).
+* ``lr_schedules.png`` -- the agent's learning rate on every held-out run (every PPO seed) next
+  to tuned cosine and step decay (SGD) and the random-search winner;
+* ``val_curves.png`` -- validation loss over training (mean over held-out runs) of every method;
+* ``cost_quality.png`` -- final *test* loss against the compute spent on the training seeds:
+  random search after half and all of its budget, the agent at its checkpoints (all seeds), the
+  ten tuned baselines;
+* ``agent_training.png`` -- PPO's episode returns during training (moving average, per seed).
 
-A method's held-out runs are the records whose spec (optimizer, schedule, initial rate, agent
-path) matches the method's row in ``summary.json``.
+A method's held-out runs come from :func:`experiments.dnn.report.method_runs`.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.common.plotting import mean_curve, moving_average, panels, save
-from experiments.dnn.config import AGENT, RANDOM_SEARCH, TRANSFER
+from experiments.dnn.config import AGENT, RANDOM_SEARCH
 from experiments.dnn.report import method_label
 
 SCHEDULE_COLORS = {
@@ -36,7 +35,6 @@ SCHEDULE_COLORS = {
 }
 STYLE: dict[str, dict[str, Any]] = {
     AGENT: {"color": "black", "lw": 2.2},
-    TRANSFER: {"color": "tab:orange", "lw": 1.8, "ls": "--"},
     RANDOM_SEARCH: {"color": "tab:green", "lw": 1.8},
 }
 
@@ -52,41 +50,23 @@ def _style(method: str) -> dict[str, Any]:
     }
 
 
-def _matches(spec: dict[str, Any], task: str, row: dict[str, Any]) -> bool:
-    return (
-        spec["task"]["name"] == task
-        and spec["optimizer"] == row["optimizer"]
-        and spec["schedule"] == row["schedule"]
-        and float(spec["lr"]) == float(row["lr"])
-        and spec.get("agent", "") == row.get("agent", "")
-    )
+def _flat(rows: list[list[dict | None]]) -> list[dict]:
+    return [r for row in rows for r in row if r is not None]
 
 
-def method_runs(records: list[dict], summary: dict) -> dict[str, dict[str, list[dict]]]:
-    """task -> method -> results of its held-out runs (ok records only)."""
-    out: dict[str, dict[str, list[dict]]] = {}
-    for task, block in summary["tasks"].items():
-        out[task] = {
-            method: [
-                rec["result"]
-                for rec in records
-                if rec["status"] == "ok" and _matches(rec["spec"], task, row)
-            ]
-            for method, row in block["methods"].items()
-        }
-    return out
+Runs = dict[str, dict[str, list[list[dict | None]]]]
 
 
-def lr_schedules(runs: dict[str, dict[str, list[dict]]], out: Path) -> Path:
-    """The agent's rates per held-out seed next to cosine, step, random search and transfer."""
+def lr_schedules(runs: Runs, out: Path) -> Path:
+    """The agent's rates per held-out run next to cosine, step and random search."""
     fig, axes = panels(len(runs))
     for ax, (task, by_method) in zip(axes, runs.items(), strict=False):
-        for i, r in enumerate(by_method.get(AGENT, [])):
+        for i, r in enumerate(_flat(by_method.get(AGENT, []))):
             steps = np.asarray(r["steps"][:-1], dtype=float)
             label = method_label(AGENT) if i == 0 else None
             ax.step(steps, r["lrs"], where="post", alpha=0.8, label=label, **STYLE[AGENT])
-        for method in (TRANSFER, RANDOM_SEARCH, "sgd/cosine", "sgd/step"):
-            results = by_method.get(method, [])
+        for method in (RANDOM_SEARCH, "sgd/cosine", "sgd/step"):
+            results = _flat(by_method.get(method, []))
             if results:
                 r = results[0]
                 ax.step(
@@ -103,11 +83,12 @@ def lr_schedules(runs: dict[str, dict[str, list[dict]]], out: Path) -> Path:
     return save(fig, out / "lr_schedules.png")
 
 
-def val_curves(runs: dict[str, dict[str, list[dict]]], out: Path) -> Path:
-    """Validation loss over steps (mean over held-out seeds) of every method."""
+def val_curves(runs: Runs, out: Path) -> Path:
+    """Validation loss over steps (mean over held-out runs) of every method."""
     fig, axes = panels(len(runs), width=6.0, height=4.4)
     for ax, (task, by_method) in zip(axes, runs.items(), strict=False):
-        for method, results in by_method.items():
+        for method, rows in by_method.items():
+            results = _flat(rows)
             if not results:
                 continue
             mean = mean_curve([r["val_loss"] for r in results])
@@ -126,14 +107,14 @@ def _point(summary_ci: dict[str, float]) -> tuple[float, float]:
 
 
 def cost_quality(summary: dict, out: Path) -> Path:
-    """Held-out final validation loss against compute (optimizer steps on the training seeds)."""
+    """Final test loss against compute (optimizer steps on the training seeds)."""
     tasks = summary["tasks"]
     fig, axes = panels(len(tasks))
     for ax, (task, block) in zip(axes, tasks.items(), strict=False):
         cq = block["cost_quality"]
         for method, points in ((RANDOM_SEARCH, cq[RANDOM_SEARCH]), (AGENT, cq[AGENT])):
             xs = [p["compute_steps"] for p in points]
-            ys, es = zip(*(_point(p["final_val_loss"]) for p in points), strict=True)
+            ys, es = zip(*(_point(p["final_test_loss"]) for p in points), strict=True)
             ax.errorbar(
                 xs,
                 ys,
@@ -146,7 +127,7 @@ def cost_quality(summary: dict, out: Path) -> Path:
         rows = block["methods"]
         baselines = [m for m in rows if "/" in m]
         for k, method in enumerate(baselines):
-            y, e = _point(rows[method]["final_val_loss"])
+            y, e = _point(rows[method]["final_test_loss"])
             ax.errorbar(
                 rows[method]["compute_steps"],
                 y,
@@ -158,22 +139,10 @@ def cost_quality(summary: dict, out: Path) -> Path:
                 color=_style(method)["color"],
                 label="tuned baselines (grid)" if k == 0 else None,
             )
-        if TRANSFER in rows:
-            y, e = _point(rows[TRANSFER]["final_val_loss"])
-            ax.errorbar(
-                rows[TRANSFER]["source_compute_steps"],
-                y,
-                yerr=e,
-                marker="*",
-                ms=11,
-                ls="none",
-                color=STYLE[TRANSFER]["color"],
-                label=f"agent trained on {rows[TRANSFER]['source']} (its compute)",
-            )
         ax.set(
             title=f"{task}: cost vs quality",
             xlabel="compute: optimizer steps on training seeds",
-            ylabel="final validation loss (held-out)",
+            ylabel="final test loss (held-out seeds)",
             xscale="log",
         )
         ax.set_ylim(bottom=0)
@@ -186,18 +155,17 @@ def agent_training(summary: dict, out: Path) -> Path:
     """PPO's episode returns (log of the training-loss reduction) during training."""
     fig, ax = plt.subplots(figsize=(6.0, 3.8), layout="constrained")
     for k, (task, block) in enumerate(summary["tasks"].items()):
-        info = block["agent_training"]
-        returns = np.asarray(info["returns"], dtype=float)
-        if len(returns) == 0:
-            continue
-        steps = np.asarray(info["episode_timesteps"], dtype=float)
-        color = f"C{k}"
-        ax.plot(steps, returns, ".", color=color, alpha=0.3, ms=4)
-        window = min(len(returns), max(2, len(returns) // 10))
-        smooth = moving_average(returns, window)
-        ax.plot(
-            steps[window - 1 :], smooth, color=color, label=f"{task} (mean of {window} episodes)"
-        )
+        for j, info in enumerate(block["agent_training"]):
+            returns = np.asarray(info["returns"], dtype=float)
+            if len(returns) == 0:
+                continue
+            steps = np.asarray(info["episode_timesteps"], dtype=float)
+            color = f"C{k}"
+            ax.plot(steps, returns, ".", color=color, alpha=0.2, ms=3)
+            window = min(len(returns), max(2, len(returns) // 10))
+            smooth = moving_average(returns, window)
+            label = f"{task} (mean of {window} episodes, per seed)" if j == 0 else None
+            ax.plot(steps[window - 1 :], smooth, color=color, alpha=0.8, label=label)
     ax.set(xlabel="PPO timesteps (actions)", ylabel="episode return")
     ax.set_title("PPO training: return = log(initial / final training loss)", fontsize=9)
     ax.grid(alpha=0.3)
@@ -205,10 +173,9 @@ def agent_training(summary: dict, out: Path) -> Path:
     return save(fig, out / "agent_training.png")
 
 
-def dnn_figures(records: list[dict], summary: dict, out: Path) -> list[Path]:
-    """Every figure of the study (see the module docstring); returns their paths."""
+def dnn_figures(runs: Runs, summary: dict, out: Path) -> list[Path]:
+    """Every figure of the study (see the module docstring) from :func:`method_runs`' runs."""
     out = Path(out)
-    runs = method_runs(records, summary)
     return [
         lr_schedules(runs, out),
         val_curves(runs, out),

@@ -1,4 +1,12 @@
-"""The DNN study's ``summary.json`` and ``table.md``, from the train and held-out records."""
+"""The DNN study's ``summary.json`` and ``table.md``, from the train and held-out records.
+
+Every reported quality is a **test** number: the test loss of a final model, measured once at
+the end of a held-out run. Per task the agent (each PPO seed's last checkpoint) is compared with
+every other method by the probability of improvement over the test losses, with a 95%
+stratified-bootstrap interval (:func:`~experiments.common.stats.poi_with_ci`: runs = PPO seeds,
+tasks = held-out evaluation seeds; a baseline has one run per evaluation seed), a Wilcoxon test
+on the evaluation seeds (the agent's mean over its seeds vs the baseline) and the IQM.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common.stats import format_mean_ci, mean_ci
+from experiments.common.stats import (
+    format_mean_ci,
+    headline_record,
+    iqm_with_ci,
+    mean_ci,
+    paired_test,
+    poi_with_ci,
+)
 from experiments.dnn.config import (
     AGENT,
     GREEDY_CONFIG,
@@ -17,10 +32,12 @@ from experiments.dnn.config import (
     RANDOM_SEARCH,
     STEP_MILESTONES,
     TARGET_SLACK,
-    TRANSFER,
     Config,
     default_lr,
 )
+from experiments.dnn.runs import agent_method
+
+HEADLINE_BASELINES = {"best_sgd": "the best tuned SGD schedule", "random_search": RANDOM_SEARCH}
 
 
 def _steps_to(results: list[dict], target: float, key: str) -> dict[str, Any]:
@@ -38,11 +55,17 @@ def _steps_to(results: list[dict], target: float, key: str) -> dict[str, Any]:
     }
 
 
+def _test(r: dict) -> float:
+    value = float(r["test_loss"])
+    return value if math.isfinite(value) else math.inf
+
+
 def _method_row(results: list[dict], target: float) -> dict[str, Any]:
     lrs = [lr for r in results for lr in r["lrs"]]
     return {
+        "final_test_loss": mean_ci([_test(r) for r in results]),
+        "final_test_metric": mean_ci([r["test_metric"] for r in results]),
         "final_val_loss": mean_ci([r["final_val_loss"] for r in results]),
-        "final_metric": mean_ci([r["final_metric"] for r in results]),
         "final_train_loss": mean_ci([r["final_train_loss"] for r in results]),
         "steps_to_target": _steps_to(results, target, "steps"),
         "time_to_target_s": _steps_to(results, target, "time_s"),
@@ -54,116 +77,216 @@ def _method_row(results: list[dict], target: float) -> dict[str, Any]:
     }
 
 
+def method_runs(
+    config: Config, trained: dict[str, Any], evaluated: list[tuple[str, str, dict]]
+) -> dict[str, dict[str, list[list[dict | None]]]]:
+    """task -> reported method -> ``runs x eval seeds`` results (``None``: a failed run).
+
+    Reported methods: the tuned baselines, ``random_search`` (the winner after every trial) and
+    ``agent`` (one row per PPO seed: its last checkpoint).
+    """
+    found = {(task, method, rec["spec"]["seed"]): rec for task, method, rec in evaluated}
+    out: dict[str, dict[str, list[list[dict | None]]]] = {}
+    for task in config.tasks:
+        seeds = config.eval_seeds(task)
+        hpo = trained["random_search"][task.name]
+        names: dict[str, list[str]] = {m: [m] for m in trained["baselines"][task.name]}
+        names[RANDOM_SEARCH] = [f"{RANDOM_SEARCH}@{hpo[-1]['trials']}"]
+        names[AGENT] = [
+            agent_method(a["checkpoints"][-1]["timesteps"], a["seed"])
+            for a in trained["agents"][task.name]
+        ]
+        out[task.name] = {
+            method: [[_ok(found.get((task.name, k, s))) for s in seeds] for k in keys]
+            for method, keys in names.items()
+        }
+    return out
+
+
+def _ok(record: dict | None) -> dict | None:
+    return record["result"] if record is not None and record["status"] == "ok" else None
+
+
+def _matrix(rows: list[list[dict | None]]) -> np.ndarray:
+    """Test losses, ``runs x eval seeds``; a failed or diverged run counts as ``inf``."""
+    return np.array([[math.inf if r is None else _test(r) for r in row] for row in rows])
+
+
+def _flat(rows: list[list[dict | None]]) -> list[dict]:
+    return [r for row in rows for r in row if r is not None]
+
+
+def compare(agent: np.ndarray, other: np.ndarray) -> dict[str, Any]:
+    """Agent vs a method on the test losses of the same evaluation seeds (lower is better)."""
+    poi = poi_with_ci(agent, other)
+    test = paired_test(agent.mean(axis=0), other.mean(axis=0))
+    return {
+        "poi": poi["value"],
+        "ci95": poi["ci95"],
+        "significant": bool(poi["ci95"][0] > 0.5 or poi["ci95"][1] < 0.5),
+        "p_value": test["p_value"],
+        "median_diff": test["median_diff"],
+        "n_runs": poi["n_runs"],
+        "n_tasks": poi["n_tasks"],
+    }
+
+
 def summarise(
     config: Config, trained: dict[str, Any], evaluated: list[tuple[str, str, dict]]
 ) -> dict:
-    """Per task and method: held-out numbers, the compute spent to obtain the method, and the
-    cost-quality points of random search and the agent."""
+    """Per task and method: test numbers, the compute spent to obtain the method, the agent's
+    comparisons with every method, and the cost-quality points of random search and the agent."""
     failed = [rec["spec_id"] for _, _, rec in evaluated if rec["status"] != "ok"]
-    results: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    grouped = method_runs(config, trained, evaluated)
+    by_method: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for task, method, rec in evaluated:
         if rec["status"] == "ok":
-            results[task][method].append(rec["result"])
-    summary: dict[str, Any] = {"config": _config_dict(config), "failed_runs": failed, "tasks": {}}
+            by_method[task][method].append(rec["result"])
+    summary: dict[str, Any] = {
+        "config": _config_dict(config),
+        "split": "test",
+        "failed_runs": failed,
+        "headline": [],
+        "edge_hits": [],
+        "tasks": {},
+    }
     for task_spec in config.tasks:
         name = task_spec.name
-        runs = results[name]
+        runs = grouped[name]
         budget = task_spec.budget
-        agent_info = trained["agents"][name]
-        final_ckpt = f"{AGENT}@{agent_info['checkpoints'][-1]['timesteps']}"
+        agents_info = trained["agents"][name]
         hpo = trained["random_search"][name]
-        final_hpo = f"{RANDOM_SEARCH}@{hpo[-1]['trials']}"
-        means = {m: mean_ci([r["final_val_loss"] for r in rs])["mean"] for m, rs in runs.items()}
-        best_mean = min((v for v in means.values() if math.isfinite(v)), default=math.inf)
-        target = TARGET_SLACK * best_mean
-        grid_compute = config.grid_size * len(config.tune_seeds(task_spec)) * budget
+        val_means = [
+            mean_ci([r["final_val_loss"] for r in _flat(rs)])["mean"] for rs in runs.values()
+        ]
+        target = TARGET_SLACK * min((v for v in val_means if math.isfinite(v)), default=math.inf)
         rows: dict[str, dict] = {}
         for method, best in trained["baselines"][name].items():
             optimizer, schedule = method.split("/")
-            rows[method] = _method_row(runs[method], target) | {
+            tuning = best["tuning"]
+            rows[method] = _method_row(_flat(runs[method]), target) | {
                 "optimizer": optimizer,
                 "schedule": schedule,
                 "lr": best["lr"],
-                "compute_steps": grid_compute,
+                "tuning_val_loss": best["val_loss"],
+                "tuning": tuning,
+                "compute_steps": len(tuning["grid"]) * len(config.tune_seeds(task_spec)) * budget,
                 "search_wall_time_s": best["search_wall_time_s"],
             }
+            if tuning["edge"] is not None:
+                summary["edge_hits"].append(
+                    {"task": name, "method": method, "edge": tuning["edge"], "lr": best["lr"]}
+                )
         rows[RANDOM_SEARCH] = (
-            _method_row(runs[final_hpo], target)
+            _method_row(_flat(runs[RANDOM_SEARCH]), target)
             | {k: hpo[-1][k] for k in ("optimizer", "schedule", "lr", "trials")}
             | {
+                "tuning_val_loss": hpo[-1]["val_loss"],
                 "compute_steps": hpo[-1]["trials"] * budget,
                 "search_wall_time_s": hpo[-1]["search_wall_time_s"],
             }
         )
-        agent_compute = agent_info["timesteps"] * task_spec.steps_per_action
-        rows[AGENT] = _method_row(runs[final_ckpt], target) | {
+        agent_matrix = _matrix(runs[AGENT])
+        rows[AGENT] = _method_row(_flat(runs[AGENT]), target) | {
             "optimizer": "sgd",
             "schedule": AGENT,
             "lr": default_lr(task_spec),
-            "agent": agent_info["checkpoints"][-1]["path"],
-            "compute_steps": agent_compute,
-            "search_wall_time_s": agent_info["train_time_s"],
-            "training_episodes": agent_info["episodes"],
-            "training_diverged_episodes": agent_info["diverged_episodes"],
+            "checkpoint": "last",
+            "agents": [a["checkpoints"][-1]["path"] for a in agents_info],
+            "ppo_seeds": len(agents_info),
+            "per_seed_test_loss": [mean_ci(row)["mean"] for row in agent_matrix.tolist()],
+            "compute_steps": agents_info[0]["timesteps"] * task_spec.steps_per_action,
+            "search_wall_time_s": float(np.mean([a["train_time_s"] for a in agents_info])),
+            "training_episodes": sum(a["episodes"] for a in agents_info),
+            "training_diverged_episodes": sum(a["diverged_episodes"] for a in agents_info),
         }
-        others = [o for o in trained["agents"] if o != name]
-        if others and runs.get(TRANSFER):
-            rows[TRANSFER] = _method_row(runs[TRANSFER], target) | {
-                "optimizer": "sgd",
-                "schedule": AGENT,
-                "lr": default_lr(task_spec),
-                "agent": trained["agents"][others[0]]["model"],
-                "source": others[0],
-                "compute_steps": 0,
-                "source_compute_steps": trained["agents"][others[0]]["timesteps"]
-                * config.task(others[0]).steps_per_action,
-                "search_wall_time_s": 0.0,
-            }
-        cost_quality = {
-            RANDOM_SEARCH: [
-                {
-                    "trials": s["trials"],
-                    "optimizer": s["optimizer"],
-                    "schedule": s["schedule"],
-                    "lr": s["lr"],
-                    "compute_steps": s["trials"] * budget,
-                    "final_val_loss": mean_ci(
-                        [r["final_val_loss"] for r in runs[f"{RANDOM_SEARCH}@{s['trials']}"]]
-                    ),
-                }
-                for s in hpo
-            ],
-            AGENT: [
-                {
-                    "timesteps": c["timesteps"],
-                    "agent": c["path"],
-                    "compute_steps": c["timesteps"] * task_spec.steps_per_action,
-                    "final_val_loss": mean_ci(
-                        [r["final_val_loss"] for r in runs[f"{AGENT}@{c['timesteps']}"]]
-                    ),
-                }
-                for c in agent_info["checkpoints"]
-            ],
-        }
+        for method, rs in runs.items():
+            matrix = _matrix(rs)
+            rows[method]["iqm_test_loss"] = _iqm(matrix)
+            if method != AGENT:
+                rows[method]["agent_vs"] = compare(agent_matrix, matrix)
+        best_sgd = min(
+            (m for m in trained["baselines"][name] if m.startswith("sgd/")),
+            key=lambda m: trained["baselines"][name][m]["val_loss"],
+        )
+        for claim, other in (("best_sgd", best_sgd), ("random_search", RANDOM_SEARCH)):
+            c = rows[other]["agent_vs"]
+            summary["headline"].append(
+                headline_record(
+                    f"{name}_agent_vs_{claim}",
+                    "probability_of_improvement",
+                    c["poi"],
+                    c["ci95"],
+                    c["n_tasks"],
+                    split="test",
+                    ppo_seeds=len(agents_info),
+                    n_eval_seeds=c["n_tasks"],
+                    p_value=c["p_value"],
+                    baseline=other if claim == "random_search" else best_sgd,
+                )
+            )
         summary["tasks"][name] = {
-            "metric": "val_accuracy" if name == "vision" else "val_perplexity",
+            "metric": "test_accuracy" if name == "vision" else "test_perplexity",
             "budget_steps": budget,
             "target_val_loss": target,
+            "best_sgd": best_sgd,
+            "eval_seeds": config.eval_seeds(task_spec),
             "methods": rows,
-            "cost_quality": cost_quality,
-            "agent_training": {
-                k: agent_info[k]
-                for k in (
-                    "timesteps",
-                    "episodes",
-                    "diverged_episodes",
-                    "train_time_s",
-                    "returns",
-                    "episode_timesteps",
-                )
-            },
+            "cost_quality": _cost_quality(task_spec, hpo, agents_info, by_method[name]),
+            "agent_training": [
+                {
+                    k: a[k]
+                    for k in (
+                        "seed",
+                        "timesteps",
+                        "episodes",
+                        "diverged_episodes",
+                        "train_time_s",
+                        "returns",
+                        "episode_timesteps",
+                    )
+                }
+                for a in agents_info
+            ],
         }
     return summary
+
+
+def _iqm(matrix: np.ndarray) -> dict[str, Any]:
+    if not np.all(np.isfinite(matrix)):
+        return {"value": math.inf, "ci95": [math.inf, math.inf]}
+    r = iqm_with_ci(matrix)
+    return {"value": r["value"], "ci95": r["ci95"]}
+
+
+def _cost_quality(task_spec: Any, hpo: list, agents_info: list, runs: dict) -> dict[str, list]:
+    """Test loss after each random-search stage and at each PPO checkpoint (all seeds)."""
+    steps = sorted({c["timesteps"] for a in agents_info for c in a["checkpoints"]})
+    return {
+        RANDOM_SEARCH: [
+            {
+                "trials": s["trials"],
+                "optimizer": s["optimizer"],
+                "schedule": s["schedule"],
+                "lr": s["lr"],
+                "compute_steps": s["trials"] * task_spec.budget,
+                "final_test_loss": mean_ci(
+                    [_test(r) for r in runs[f"{RANDOM_SEARCH}@{s['trials']}"]]
+                ),
+            }
+            for s in hpo
+        ],
+        AGENT: [
+            {
+                "timesteps": t,
+                "compute_steps": t * task_spec.steps_per_action,
+                "final_test_loss": mean_ci(
+                    [_test(r) for a in agents_info for r in runs[agent_method(t, a["seed"])]]
+                ),
+            }
+            for t in steps
+        ],
+    }
 
 
 def _config_dict(config: Config) -> dict[str, Any]:
@@ -178,8 +301,7 @@ def _config_dict(config: Config) -> dict[str, Any]:
 
 METHOD_LABELS = {
     AGENT: "PPO agent (learned schedule)",
-    TRANSFER: "PPO agent trained on the other task",
-    RANDOM_SEARCH: "random search (agent's compute)",
+    RANDOM_SEARCH: "random search (one PPO seed's compute)",
 }
 
 
@@ -201,58 +323,88 @@ def _reach(r: dict[str, Any], digits: int) -> str:
     return f"{r['mean']:.{digits}f} ({r['reached']}/{r['n']})"
 
 
+def _interval(value: float, ci: list[float], digits: int = 2) -> str:
+    if not math.isfinite(value):
+        return "diverged"
+    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
 def markdown_table(summary: dict) -> str:
-    """One table per task: held-out numbers of every method, best final validation loss first."""
+    """One table per task: test numbers of every method, best final test loss first."""
     lines: list[str] = []
     for name, block in summary["tasks"].items():
-        metric = "val. accuracy" if block["metric"] == "val_accuracy" else "val. perplexity"
-        lines += [
-            f"**{name}** ({block['budget_steps']} steps per run; target val. loss "
-            f"{block['target_val_loss']:.4f}; mean ± 95% CI over held-out seeds)",
-            "",
-            f"| method | setting | compute (steps) | final val. loss | {metric} | steps to target "
-            "| seconds to target | diverged |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+        metric = "test accuracy" if block["metric"] == "test_accuracy" else "test perplexity"
         rows = block["methods"]
-        for method in sorted(rows, key=lambda m: _sort_key(rows[m]["final_val_loss"]["mean"])):
+        a = rows[AGENT]
+        lines += [
+            f"**{name}** ({block['budget_steps']} steps per run; test split, "
+            f"{len(block['eval_seeds'])} held-out seeds; agent: {a['ppo_seeds']} PPO seeds, last "
+            "checkpoint; mean ± 95% CI over runs; P(agent better) = probability that an agent "
+            "run has a lower test loss than this method's run on the same seed, with a 95% "
+            "stratified-bootstrap interval, **bold** where it excludes 0.5; p: Wilcoxon on "
+            "seeds)",
+            "",
+            f"| method | setting | compute (steps) | final test loss | IQM test loss | {metric} "
+            "| P(agent better) | p | val. steps to target | diverged |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for method in sorted(rows, key=lambda m: _sort_key(rows[m]["final_test_loss"]["mean"])):
             r = rows[method]
             if r["schedule"] == AGENT:
                 setting = f"SGD, starts at {r['lr']:g}"
             else:
-                setting = f"{r['optimizer']}, {r['schedule']}, lr {r['lr']:g}"
-            compute = (
-                f"0 (trained on {r['source']})" if method == TRANSFER else f"{r['compute_steps']:,}"
-            )
+                edge = r.get("tuning", {}).get("edge")
+                setting = f"{r['optimizer']}, {r['schedule']}, lr {r['lr']:g}" + (
+                    f" (grid edge: {edge})" if edge else ""
+                )
+            vs = r.get("agent_vs")
+            if vs is None:
+                poi, p = "—", "—"
+            else:
+                poi = _interval(vs["poi"], vs["ci95"])
+                poi, p = (f"**{poi}**" if vs["significant"] else poi), f"{vs['p_value']:.3g}"
+            iqm = r["iqm_test_loss"]
             lines.append(
-                f"| {method_label(method)} | {setting} | {compute} | "
-                f"{format_mean_ci(r['final_val_loss'])} | "
-                f"{format_mean_ci(r['final_metric'], 3)} | {_reach(r['steps_to_target'], 0)} | "
-                f"{_reach(r['time_to_target_s'], 2)} | {r['diverged']}/{r['n']} |"
+                f"| {method_label(method)} | {setting} | {r['compute_steps']:,} | "
+                f"{format_mean_ci(r['final_test_loss'])} | {_interval(iqm['value'], iqm['ci95'], 4)} | "
+                f"{format_mean_ci(r['final_test_metric'], 3)} | {poi} | {p} | "
+                f"{_reach(r['steps_to_target'], 0)} | {r['diverged']}/{r['n']} |"
             )
-        a = rows[AGENT]
         lines += [
             "",
-            f"Agent: {a['compute_steps']:,} optimizer steps of PPO training "
-            f"({a['training_episodes']} episodes, {a['training_diverged_episodes']} diverged, "
-            f"{a['search_wall_time_s']:.0f} s); its held-out learning rates stayed in "
-            f"[{a['lr_min']:.3g}, {a['lr_max']:.3g}] (start {a['lr']:g}). Random search: "
-            f"{rows[RANDOM_SEARCH]['trials']} trials ({rows[RANDOM_SEARCH]['search_wall_time_s']:.0f} s).",
+            f"Agent: {a['ppo_seeds']} PPO seeds, {a['compute_steps']:,} optimizer steps of "
+            f"training each ({a['training_episodes']} episodes in all, "
+            f"{a['training_diverged_episodes']} diverged; {a['search_wall_time_s']:.0f} s per "
+            f"seed); test loss per seed: "
+            + ", ".join(f"{v:.4f}" for v in a["per_seed_test_loss"])
+            + f"; its held-out learning rates stayed in [{a['lr_min']:.3g}, {a['lr_max']:.3g}] "
+            f"(start {a['lr']:g}). Random search: {rows[RANDOM_SEARCH]['trials']} trials "
+            f"({rows[RANDOM_SEARCH]['search_wall_time_s']:.0f} s). Best tuned SGD schedule (by "
+            f"validation loss on the tuning seeds): {method_label(block['best_sgd'])}.",
             "",
-            "Cost vs quality (held-out final val. loss after that much compute on the training seeds):",
+            "Cost vs quality (final test loss after that much compute on the training seeds):",
             "",
-            "| compute (steps) | random search | PPO agent |",
+            "| compute (steps) | random search | PPO agent (all seeds) |",
             "|---|---|---|",
         ]
         cq = block["cost_quality"]
         points: dict[int, dict[str, str]] = defaultdict(dict)
-        for p in cq[RANDOM_SEARCH]:
-            points[p["compute_steps"]]["rs"] = format_mean_ci(p["final_val_loss"])
-        for p in cq[AGENT]:
-            points[p["compute_steps"]]["agent"] = format_mean_ci(p["final_val_loss"])
+        for pt in cq[RANDOM_SEARCH]:
+            points[pt["compute_steps"]]["rs"] = format_mean_ci(pt["final_test_loss"])
+        for pt in cq[AGENT]:
+            points[pt["compute_steps"]]["agent"] = format_mean_ci(pt["final_test_loss"])
         for steps in sorted(points):
             lines.append(
                 f"| {steps:,} | {points[steps].get('rs', '')} | {points[steps].get('agent', '')} |"
             )
         lines.append("")
+    hits = summary["edge_hits"]
+    lines.append(
+        "Tuning grids: every optimum interior after widening."
+        if not hits
+        else "Tuning grids: optimum still at a grid edge after widening for "
+        + ", ".join(f"{h['task']} {h['method']} ({h['edge']}, lr {h['lr']:g})" for h in hits)
+        + "."
+    )
+    lines.append("")
     return "\n".join(lines)

@@ -1,5 +1,10 @@
 """The DNN study's runs and stages: one training run under a controller, PPO training, tuning
-and random-search selection, and the train / held-out sweeps (protocol: ``docs/dnn.md``)."""
+and random-search selection, and the train / held-out sweeps (protocol: ``docs/dnn.md``).
+
+Everything in the train stage (PPO's observations and rewards, the controllers, tuning and random
+search) sees the training and validation splits only; the test split is read once per final
+model, at the end of a held-out run (``run_dnn(..., final_test=True)``, the eval stage only).
+"""
 
 from __future__ import annotations
 
@@ -17,14 +22,15 @@ from experiments.common.agents import load_policy
 from experiments.common.controllers import ChunkSchedule
 from experiments.common.progress import ProgressLine
 from experiments.common.records import by_id, require_ok, short
+from experiments.common.tuning import AxisResult, tune_log_axes
 from experiments.dnn.config import (
     AGENT,
     GREEDY_CONFIG,
     PLATEAU_CONFIG,
     RANDOM_SEARCH,
     STEP_MILESTONES,
-    TRANSFER,
     AgentSpec,
+    Cell,
     Config,
     DNNRunSpec,
     TaskSpec,
@@ -32,6 +38,7 @@ from experiments.dnn.config import (
     check_run_spec,
     default_lr,
     env_id,
+    initial_grids,
     random_search_specs,
     tuning_specs,
 )
@@ -62,8 +69,14 @@ def make_controller(
     )
 
 
-def run_dnn(spec: DNNRunSpec, *, root: str = ".", progress: bool = False) -> dict[str, Any]:
+def run_dnn(
+    spec: DNNRunSpec, *, root: str = ".", progress: bool = False, final_test: bool = False
+) -> dict[str, Any]:
     """Train one spec; return per-chunk curves and final numbers.
+
+    ``final_test``: after the last chunk, measure the final model once on the test split
+    (:meth:`~rl_scheduler.tasks.torch_base.TorchTask.evaluate_test`); nothing during the run
+    reads it. Tuning and random-search runs leave it off.
 
     Returns
     -------
@@ -71,7 +84,9 @@ def run_dnn(spec: DNNRunSpec, *, root: str = ".", progress: bool = False) -> dic
         ``steps``, ``train_loss``, ``val_loss``, ``metric`` (validation accuracy or perplexity)
         and ``time_s`` (cumulative training seconds) at the start and after every chunk;
         ``lrs`` (the rate of every chunk); ``final_val_loss`` / ``final_metric`` (``inf`` /
-        ``nan`` when diverged), ``final_train_loss``, ``diverged``, ``wall_time_s``.
+        ``nan`` when diverged), ``final_train_loss``, ``diverged``, ``wall_time_s``; with
+        ``final_test``, ``test_loss`` and ``test_metric`` (test accuracy or perplexity; ``inf``
+        / ``nan`` when diverged).
     """
     import torch
 
@@ -123,18 +138,27 @@ def run_dnn(spec: DNNRunSpec, *, root: str = ".", progress: bool = False) -> dic
             report(stats.steps_done, t.budget)
         if stats.diverged:
             break
-    return curves | {
-        "metric_name": metric_name,
-        "final_val_loss": curves["val_loss"][-1],
-        "final_train_loss": curves["train_loss"][-1],
-        "final_metric": curves["metric"][-1],
-        "diverged": bool(stats.diverged),
-        "wall_time_s": time.perf_counter() - start,
-    }
+    test: dict[str, float] = {}
+    if final_test:
+        loss, accuracy = (math.inf, math.nan) if stats.diverged else task.evaluate_test()
+        metric = accuracy if t.name == "vision" else (math.exp(loss) if loss < 700 else math.inf)
+        test = {"test_loss": short(loss), "test_metric": short(metric)}
+    return (
+        curves
+        | test
+        | {
+            "metric_name": metric_name,
+            "final_val_loss": curves["val_loss"][-1],
+            "final_train_loss": curves["train_loss"][-1],
+            "final_metric": curves["metric"][-1],
+            "diverged": bool(stats.diverged),
+            "wall_time_s": time.perf_counter() - start,
+        }
+    )
 
 
 def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> dict[str, Any]:
-    """Train (or resume) PPO on a task's training seeds; list its checkpoints.
+    """Train (or resume) PPO seed ``spec.seed`` on a task's training seeds; list its checkpoints.
 
     ``progress``: print rate lines with an ETA while it trains.
     """
@@ -155,11 +179,12 @@ def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> 
         seed=spec.seed,
         checkpoint_every=every,
         keep_checkpoints=spec.n_checkpoints + 1,
-        ppo_kwargs={"n_steps": spec.n_steps},
+        ppo_kwargs={"n_steps": spec.n_steps, "batch_size": min(64, rollout)},
     )
     checkpoints = sorted((folder / "checkpoints").glob("ppo_*.zip"))
     curve = trained["curve"]
     return {
+        "seed": spec.seed,
         "model": f"{spec.folder}/{agents.MODEL_FILE}",
         "checkpoints": [
             {"timesteps": checkpoint_steps(p), "path": f"{spec.folder}/checkpoints/{p.name}"}
@@ -174,14 +199,16 @@ def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> 
     }
 
 
-def run_spec(spec: Any, *, root: str = ".", progress: bool = False) -> dict[str, Any]:
+def run_spec(
+    spec: Any, *, root: str = ".", progress: bool = False, final_test: bool = False
+) -> dict[str, Any]:
     """The run function of every sweep: PPO training or one training run, by spec type.
 
-    ``progress``: long runs print rate lines with an ETA.
+    ``progress``: long runs print rate lines with an ETA. ``final_test``: see :func:`run_dnn`.
     """
     if isinstance(spec, AgentSpec):
         return train_agent(spec, root=root, progress=progress)
-    return run_dnn(spec, root=root, progress=progress)
+    return run_dnn(spec, root=root, progress=progress, final_test=final_test)
 
 
 def _final(record: dict | None) -> float:
@@ -191,23 +218,51 @@ def _final(record: dict | None) -> float:
     return value if math.isfinite(value) else math.inf
 
 
-def select_baselines(config: Config, records: dict[str, dict]) -> dict[str, dict[str, dict]]:
-    """Per task and baseline ``"<optimizer>/<schedule>"``: the grid learning rate with the lowest
-    mean final validation loss over the tuning seeds (a diverged run counts as ``inf``)."""
+def _tuning_scores(
+    config: Config, grids: dict[Cell, list[float]], records: dict[str, dict]
+) -> dict[Cell, dict[float, float]]:
+    """Per cell and learning rate: the mean final validation loss over the tuning seeds."""
+    by_key: dict[Cell, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for spec in tuning_specs(config, grids):
+        cell = (spec.task.name, spec.optimizer, spec.schedule)
+        by_key[cell][spec.lr].append(_final(records.get(spec_id(spec))))
+    return {cell: {lr: float(np.mean(v)) for lr, v in lrs.items()} for cell, lrs in by_key.items()}
+
+
+def tune_baselines(config: Config, sweep: Any, records: dict[str, dict]) -> dict[Cell, AxisResult]:
+    """Tune every baseline's learning rate on the tuning seeds, widening edge optima.
+
+    :func:`~experiments.common.tuning.tune_log_axes` from :func:`initial_grids` with up to
+    ``config.tune_rounds`` widening rounds; ``sweep(specs)`` runs (or resumes) the tuning runs
+    of one round and returns their records, which are added to ``records``.
+    """
+
+    def evaluate(pending: dict[Cell, list[float]]) -> dict[Cell, dict[float, float]]:
+        records.update(by_id(sweep(tuning_specs(config, pending))))
+        return _tuning_scores(config, pending, records)
+
+    return tune_log_axes(initial_grids(config), evaluate, max_rounds=config.tune_rounds)
+
+
+def select_baselines(
+    config: Config, tuned: dict[Cell, AxisResult], records: dict[str, dict]
+) -> dict[str, dict[str, dict]]:
+    """Per task and baseline ``"<optimizer>/<schedule>"``: the tuned learning rate.
+
+    The rate with the lowest mean final validation loss over the tuning seeds (a diverged run
+    counts as ``inf``), its grid after widening (``edge`` is ``"low"`` / ``"high"`` when the
+    optimum is still at an end of it) and the wall time of all its tuning runs.
+    """
     best: dict[str, dict[str, dict]] = defaultdict(dict)
-    by_key: dict[tuple[str, str, float], list[float]] = defaultdict(list)
-    walls: dict[tuple[str, str], float] = defaultdict(float)
-    for spec in tuning_specs(config):
-        rec = records.get(spec_id(spec))
-        name = f"{spec.optimizer}/{spec.schedule}"
-        by_key[(spec.task.name, name, spec.lr)].append(_final(rec))
-        walls[(spec.task.name, name)] += rec["wall_time_s"] if rec else 0.0
-    for (task, name, lr), values in by_key.items():
-        score = float(np.mean(values))
-        if name not in best[task] or score < best[task][name]["train_val_loss"]:
-            best[task][name] = {"lr": lr, "train_val_loss": score}
-    for (task, name), wall in walls.items():
-        best[task][name]["search_wall_time_s"] = wall
+    for (task, optimizer, schedule), result in tuned.items():
+        specs = tuning_specs(config, {(task, optimizer, schedule): result.values})
+        wall = sum(records[spec_id(s)]["wall_time_s"] for s in specs if spec_id(s) in records)
+        best[task][f"{optimizer}/{schedule}"] = {
+            "lr": result.best,
+            "val_loss": result.scores[result.best],
+            "search_wall_time_s": wall,
+            "tuning": result.to_json(),
+        }
     return {k: dict(v) for k, v in best.items()}
 
 
@@ -234,7 +289,7 @@ def select_random_search(
                     "optimizer": s.optimizer,
                     "schedule": s.schedule,
                     "lr": s.lr,
-                    "train_val_loss": finals[i],
+                    "val_loss": finals[i],
                     "search_wall_time_s": float(walls[k - 1]),
                 }
             )
@@ -243,27 +298,42 @@ def select_random_search(
 
 
 def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
-    """PPO training, baseline tuning and random search, in one sweep (``train.jsonl``)."""
+    """PPO training, baseline tuning and random search (``train.jsonl``; no test split).
+
+    One sweep runs the PPO trainings, the initial tuning grids and the random-search trials in
+    parallel; the widening rounds of the tuning follow, each one more (small) sweep.
+    """
     ppo = agent_specs(config)
     trials = random_search_specs(config)
     specs = [*ppo, *tuning_specs(config), *(s for t in trials.values() for s in t)]
     fn = functools.partial(run_spec, root=str(out), progress=not sweep.get("quiet", False))
-    records = run_sweep(fn, specs, out / "train.jsonl", **sweep)
-    done = by_id(records)
+    done = by_id(run_sweep(fn, specs, out / "train.jsonl", **sweep))
     require_ok([done[spec_id(a)] for a in ppo], "agent training")
+    tuned = tune_baselines(
+        config, lambda batch: run_sweep(fn, batch, out / "train.jsonl", **sweep), done
+    )
+    agents_by_task: dict[str, list[dict]] = defaultdict(list)
+    for a in ppo:
+        agents_by_task[a.task.name].append(done[spec_id(a)]["result"])
     return {
-        "agents": {a.task.name: done[spec_id(a)]["result"] for a in ppo},
-        "baselines": select_baselines(config, done),
+        "agents": {name: sorted(v, key=lambda r: r["seed"]) for name, v in agents_by_task.items()},
+        "baselines": select_baselines(config, tuned, done),
         "random_search": select_random_search(config, trials, done),
     }
+
+
+def agent_method(timesteps: int, seed: int) -> str:
+    """The eval plan's name of PPO seed ``seed``'s checkpoint after ``timesteps`` actions."""
+    return f"{AGENT}@{timesteps}:seed{seed}"
 
 
 def eval_plan(config: Config, trained: dict[str, Any]) -> list[tuple[str, str, DNNRunSpec]]:
     """Every held-out run as ``(task, method, spec)``.
 
-    Methods: the ten tuned baselines, ``random_search@<trials>`` (the winner after that many
-    trials), ``agent@<timesteps>`` (a PPO checkpoint) and ``agent_transfer`` (the other task's
-    final agent, not retrained).
+    Methods: the ten tuned baselines, ``random_search@<trials>`` (the winner, by validation
+    loss, after that many trials) and :func:`agent_method` for every checkpoint of every PPO
+    seed. The agent reported is each seed's *last* checkpoint (no selection among checkpoints);
+    the earlier ones give the cost-quality curve.
     """
     plan = []
     for task in config.tasks:
@@ -281,13 +351,10 @@ def eval_plan(config: Config, trained: dict[str, Any]) -> list[tuple[str, str, D
                     "",
                 )
             )
-        for ckpt in trained["agents"][task.name]["checkpoints"]:
-            methods.append(
-                (f"{AGENT}@{ckpt['timesteps']}", "sgd", AGENT, default_lr(task), ckpt["path"])
-            )
-        for other, result in trained["agents"].items():
-            if other != task.name:
-                methods.append((TRANSFER, "sgd", AGENT, default_lr(task), result["model"]))
+        for agent in trained["agents"][task.name]:
+            for ckpt in agent["checkpoints"]:
+                name = agent_method(ckpt["timesteps"], agent["seed"])
+                methods.append((name, "sgd", AGENT, default_lr(task), ckpt["path"]))
         for method, optimizer, schedule, lr, path in methods:
             for seed in config.eval_seeds(task):
                 plan.append(
@@ -299,8 +366,11 @@ def eval_plan(config: Config, trained: dict[str, Any]) -> list[tuple[str, str, D
 def eval_stage(
     config: Config, trained: dict[str, Any], out: Path, **sweep: Any
 ) -> list[tuple[str, str, dict]]:
-    """Run the held-out plan (``eval.jsonl``); return ``(task, method, record)`` triples."""
+    """Run the held-out plan (``eval.jsonl``), each run ending with its one test evaluation;
+    return ``(task, method, record)`` triples."""
     plan = eval_plan(config, trained)
-    fn = functools.partial(run_spec, root=str(out), progress=not sweep.get("quiet", False))
+    fn = functools.partial(
+        run_spec, root=str(out), progress=not sweep.get("quiet", False), final_test=True
+    )
     records = by_id(run_sweep(fn, [s for _, _, s in plan], out / "eval.jsonl", **sweep))
     return [(task, method, records[spec_id(spec)]) for task, method, spec in plan]

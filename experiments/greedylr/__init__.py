@@ -3,15 +3,17 @@
 Modules: :mod:`~experiments.greedylr.config` (vocabulary, run spec, configurations),
 :mod:`~experiments.greedylr.training` (one run), :mod:`~experiments.greedylr.scoring` (pairs and
 labels), :mod:`~experiments.greedylr.report` (summary and tables), :mod:`~experiments.greedylr.plots`
-(figures) and ``__main__`` (the command). The methodology is in ``docs/greedylr_study.md``.
+(figures), :mod:`~experiments.greedylr.tuned` (the tuned protocol) and ``__main__`` (the command). The methodology is in ``docs/greedylr_study.md``.
 The names below are the study's public API.
 """
 
 from experiments.greedylr.config import (
     ADAPTIVE,
+    BETA_MULTIPLIERS,
     FULL,
     GREEDY_CONFIG,
     INITIAL_LR,
+    MULTIPLIERS,
     OPTIMIZERS,
     PAPER_SHARES,
     QUICK,
@@ -20,15 +22,18 @@ from experiments.greedylr.config import (
     WORKLOADS,
     Config,
     GreedyRunSpec,
+    cells,
     check_spec,
     factor_specs,
     main_specs,
     robust_specs,
+    run_spec,
 )
 from experiments.greedylr.report import markdown_table, summarise
 from experiments.greedylr.scoring import (
     BOTH_DIVERGED,
     aggregate,
+    clustered_shares,
     label_delta,
     log_ratio_delta,
     loss_at,
@@ -37,6 +42,7 @@ from experiments.greedylr.scoring import (
     run_table,
     runs_from_table,
     score_pairs,
+    share_ci,
     tally,
 )
 from experiments.greedylr.training import (
@@ -47,14 +53,17 @@ from experiments.greedylr.training import (
     make_workload,
     run_greedy,
 )
+from experiments.greedylr.tuned import tune, tuned_specs, tuning_score
 
 __all__ = [
     "ADAPTIVE",
+    "BETA_MULTIPLIERS",
     "BOTH_DIVERGED",
     "FULL",
     "GREEDY_CONFIG",
     "HD_GRANULARITY",
     "INITIAL_LR",
+    "MULTIPLIERS",
     "OPTIMIZERS",
     "PAPER_SHARES",
     "QUICK",
@@ -64,7 +73,9 @@ __all__ = [
     "Config",
     "GreedyRunSpec",
     "aggregate",
+    "cells",
     "check_spec",
+    "clustered_shares",
     "eval_steps",
     "factor_specs",
     "label_delta",
@@ -79,9 +90,14 @@ __all__ = [
     "pairs_of",
     "robust_specs",
     "run_greedy",
+    "run_spec",
     "run_table",
     "runs_from_table",
     "score_pairs",
+    "share_ci",
     "summarise",
     "tally",
+    "tune",
+    "tuned_specs",
+    "tuning_score",
 ]

@@ -42,8 +42,9 @@ rate per scalar weight / per layer (see "Hypergradient granularities" in ``docs/
 
 
 INITIAL_LR: dict[str, dict[str, float]] = {
-    # Common defaults, fixed before any run and shared by every schedule of a comparison; checked
-    # once with the constant schedule to be stable, never tuned per schedule.
+    # Common defaults, fixed before any run. The paper protocol shares them across every schedule
+    # of a comparison (never tuned per schedule); the tuned protocol multiplies them by each
+    # schedule's tuned multiplier (see MULTIPLIERS).
     "quadratic": {"sgd": 1.0, "momentum": 0.1, "adam": 0.1, "adamw": 0.1, "adagrad": 1.0},
     "logreg": {"sgd": 0.1, "momentum": 0.01, "adam": 1e-3, "adamw": 1e-3, "adagrad": 0.01},
     "mlp": {"sgd": 0.1, "momentum": 0.01, "adam": 1e-3, "adamw": 1e-3, "adagrad": 0.01},
@@ -72,7 +73,17 @@ PLATEAU_WINDOW = 50
 """ReduceLROnPlateau gets the moving average of the last 50 mini-batch losses every step."""
 
 HYPERGRAD_LR = {"sgd": 1e-3, "momentum": 1e-3, "adam": 1e-7}
-"""``beta`` of hypergradient descent, the values recommended by Baydin et al. (2018)."""
+"""``beta`` of hypergradient descent, the values recommended by Baydin et al. (2018): the paper
+protocol's value and the centre of the tuned protocol's ``beta`` axis (:data:`BETA_MULTIPLIERS`)."""
+
+MULTIPLIERS: tuple[float, ...] = (1.0, 10**0.5, 10.0, 10**1.5)
+"""The tuned protocol's starting grid of starting-rate multipliers (x :data:`INITIAL_LR`), spaced
+by sqrt(10); widened beyond an edge optimum (:func:`experiments.common.tuning.tune_log_axes`)."""
+
+BETA_MULTIPLIERS: tuple[float, ...] = (1.0, 100.0, 10_000.0)
+"""The hypergradient step's grid (x :data:`HYPERGRAD_LR`), tuned at the tuned starting rate."""
+
+HYPERGRADIENT: tuple[str, ...] = ("hd_parameter", "hd_group")
 
 LR_CEILING = 10.0
 """Upper bound of every adaptive rate (GreedyLR, hypergradient, line search), x the initial LR."""
@@ -108,6 +119,8 @@ class GreedyRunSpec:
     grad_noise: float = 0.0
     loss_noise: float = 0.0
     n_evals: int = 10
+    hypergrad_lr: float | None = None
+    """``beta`` of the hypergradient optimizers (``None``: :data:`HYPERGRAD_LR`)."""
     SPEC_TYPE: ClassVar[str] = "experiments.greedylr.GreedyRunSpec"  # the id's type, kept on moves
 
 
@@ -131,6 +144,15 @@ def check_spec(spec: GreedyRunSpec) -> None:
         raise ValueError("grad_noise and loss_noise must be >= 0")
     if spec.scheduler == "sls" and spec.grad_noise > 0:
         raise ValueError("grad_noise is not supported with the line search (sls)")
+    if spec.hypergrad_lr is not None and not (
+        spec.scheduler in HYPERGRADIENT
+        and spec.hypergrad_lr > 0
+        and math.isfinite(spec.hypergrad_lr)
+    ):
+        raise ValueError(
+            "hypergrad_lr must be None, or a finite float > 0 for a hypergradient scheduler, "
+            f"got {spec.hypergrad_lr!r} for {spec.scheduler!r}"
+        )
     unknown = set(dict(spec.greedy)) - set(GREEDY_CONFIG)
     if unknown:
         raise ValueError(f"unknown GreedyLR option(s) {sorted(unknown)}")
@@ -138,12 +160,22 @@ def check_spec(spec: GreedyRunSpec) -> None:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything that differs between the full run and ``--quick``."""
+    """Everything that differs between the full run and ``--quick``.
+
+    ``seeds`` are the held-out seeds both protocols are scored on; ``tune_seeds`` (disjoint from
+    them) are where the tuned protocol picks its multipliers, on the grids ``multipliers`` (x
+    :data:`INITIAL_LR`) and ``beta_multipliers`` (x :data:`HYPERGRAD_LR`), each widened up to
+    ``max_rounds`` times beyond an edge optimum.
+    """
 
     budgets: dict[str, int]
     optimizers: tuple[str, ...]
     schedules: tuple[str, ...]
     seeds: tuple[int, ...]
+    tune_seeds: tuple[int, ...] = (100,)
+    multipliers: tuple[float, ...] = MULTIPLIERS
+    beta_multipliers: tuple[float, ...] = BETA_MULTIPLIERS
+    max_rounds: int = 2
     factors: tuple[float, ...] = (0.25, 0.5, 0.75, 0.99)
     factor_workloads: tuple[str, ...] = WORKLOADS
     robust_workloads: tuple[str, ...] = ("quadratic", "mlp")
@@ -157,19 +189,32 @@ class Config:
     n_evals: int = 10
     workloads: tuple[str, ...] = field(default=WORKLOADS)
 
+    def __post_init__(self) -> None:
+        if set(self.seeds) & set(self.tune_seeds):
+            raise ValueError(
+                f"tune_seeds {self.tune_seeds} must be disjoint from the held-out seeds {self.seeds}"
+            )
+        if not self.seeds or not self.tune_seeds:
+            raise ValueError("seeds and tune_seeds must not be empty")
+
 
 FULL = Config(
     budgets={"quadratic": 500, "logreg": 400, "mlp": 500, "cnn": 500, "charlm": 300},
-    optimizers=OPTIMIZERS,
+    optimizers=("sgd", "adam"),
     schedules=SCHEDULES,
     seeds=(0, 1, 2),
-    n_evals=20,
+    factor_workloads=("quadratic", "logreg", "mlp"),
 )
+"""SGD and Adam only (momentum, Adagrad and AdamW left out to fit the time budget: see
+"Cost" in ``docs/greedylr_study.md``); one tuning seed, three held-out seeds."""
 QUICK = Config(
     budgets={"quadratic": 60, "logreg": 40, "mlp": 40, "cnn": 20, "charlm": 10},
     optimizers=("sgd", "adam"),
     schedules=SCHEDULES,
     seeds=(0,),
+    multipliers=(1.0, 10.0),
+    beta_multipliers=(1.0, 100.0),
+    max_rounds=1,
     factors=(0.25, 0.99),
     factor_workloads=("quadratic", "mlp"),
     robust_workloads=("quadratic",),
@@ -177,42 +222,88 @@ QUICK = Config(
     loss_noise=(0.3,),
     robust_seeds=(0,),
     n_evals=5,
+    workloads=("quadratic", "logreg", "mlp"),
 )
-"""Every workload, schedule and code path (SGD for the line search, Adam for Adam-HD), tiny."""
+"""Every schedule and code path (SGD for the line search, Adam for Adam-HD, tuning with widening,
+both protocols), tiny, on the three cheap workloads (a CNN or GRU run costs ~1 s even when tiny)."""
 
 _COST = {"charlm": 0, "cnn": 1, "mlp": 2, "logreg": 3, "quadratic": 4}  # slowest first
 
 
-def main_specs(config: Config) -> list[GreedyRunSpec]:
-    """The comparison: every workload x optimizer x schedule (+ adaptive optimizers) x seed."""
-    specs = [
-        GreedyRunSpec(w, o, s, seed, config.budgets[w], INITIAL_LR[w][o], n_evals=config.n_evals)
+Cell = tuple[str, str, str]
+"""(workload, optimizer, schedule): one column of the comparison."""
+
+
+def cells(config: Config) -> list[Cell]:
+    """Every workload x optimizer x schedule (+ the optimizer's adaptive replacements)."""
+    return [
+        (w, o, s)
         for w in config.workloads
         for o in config.optimizers
         for s in config.schedules + ADAPTIVE.get(o, ())
-        for seed in config.seeds
     ]
+
+
+def run_spec(
+    config: Config,
+    cell: Cell,
+    seed: int,
+    multiplier: float = 1.0,
+    beta: float | None = None,
+    n_evals: int | None = None,
+    **kw: Any,
+) -> GreedyRunSpec:
+    """A cell's run at ``multiplier`` x :data:`INITIAL_LR` (and ``beta`` x :data:`HYPERGRAD_LR`).
+
+    ``beta=None`` keeps the default step (the spec then equals the paper protocol's)."""
+    w, o, s = cell
+    lr = INITIAL_LR[w][o] if multiplier == 1.0 else INITIAL_LR[w][o] * multiplier
+    hyper = None if beta is None or beta == 1.0 else HYPERGRAD_LR[o] * beta
+    return GreedyRunSpec(
+        w,
+        o,
+        s,
+        seed,
+        config.budgets[w],
+        lr,
+        hypergrad_lr=hyper,
+        n_evals=config.n_evals if n_evals is None else n_evals,
+        **kw,
+    )
+
+
+def by_cost(specs: list[GreedyRunSpec]) -> list[GreedyRunSpec]:
+    """Slowest workloads first (a better packing of the parallel sweep)."""
     return sorted(specs, key=lambda s: _COST[s.workload])
 
 
-def factor_specs(config: Config) -> list[GreedyRunSpec]:
-    """GreedyLR with each factor F of the sweep on SGD (the default F comes from the main sweep)."""
+def main_specs(config: Config) -> list[GreedyRunSpec]:
+    """The paper protocol: every cell at the shared untuned starting rate, on the held-out seeds."""
+    return by_cost([run_spec(config, c, seed) for c in cells(config) for seed in config.seeds])
+
+
+Multipliers = dict[Cell, float]
+"""A starting-rate multiplier per cell (the tuned protocol's choice); missing cells get 1."""
+
+
+def factor_specs(config: Config, multipliers: Multipliers | None = None) -> list[GreedyRunSpec]:
+    """GreedyLR with each factor F of the sweep on SGD, at its multiplier of each workload.
+
+    The default F comes from the comparison's run at the same rate and seed."""
+    mult = multipliers or {}
     specs = [
-        GreedyRunSpec(
-            w,
-            "sgd",
-            "greedy",
+        run_spec(
+            config,
+            (w, "sgd", "greedy"),
             seed,
-            config.budgets[w],
-            INITIAL_LR[w]["sgd"],
+            mult.get((w, "sgd", "greedy"), 1.0),
             greedy=(("factor", f),),
-            n_evals=config.n_evals,
         )
         for w in config.factor_workloads
         for f in config.factors
         for seed in config.seeds
     ]
-    return sorted(specs, key=lambda s: _COST[s.workload])
+    return by_cost(specs)
 
 
 ROBUST_VARIANTS: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
@@ -222,25 +313,25 @@ ROBUST_VARIANTS: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
 }
 
 
-def robust_specs(config: Config) -> list[GreedyRunSpec]:
-    """Noise on the gradients or on the loss the scheduler sees, one kind at a time (SGD)."""
+def robust_specs(config: Config, multipliers: Multipliers | None = None) -> list[GreedyRunSpec]:
+    """Noise on the gradients or on the loss the scheduler sees, one kind at a time (SGD).
+
+    Each variant runs at its schedule's multiplier (``greedy`` / ``cosine`` on SGD) per workload."""
+    mult = multipliers or {}
 
     def levels(workload: str) -> list[tuple[float, float]]:
         out = [(0.0, 0.0)] + [(g, 0.0) for g in config.grad_noise[workload]]
         return out + [(0.0, s) for s in config.loss_noise]
 
     return [
-        GreedyRunSpec(
-            w,
-            "sgd",
-            sched,
+        run_spec(
+            config,
+            (w, "sgd", sched),
             seed,
-            config.budgets[w],
-            INITIAL_LR[w]["sgd"],
+            mult.get((w, "sgd", sched), 1.0),
             greedy=greedy,
             grad_noise=g,
             loss_noise=s,
-            n_evals=config.n_evals,
         )
         for w in config.robust_workloads
         for sched, greedy in ROBUST_VARIANTS.values()

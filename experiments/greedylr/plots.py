@@ -12,7 +12,10 @@
 * ``factor_sweep.png`` -- GreedyLR's evaluated training loss for each factor ``F``;
 * ``robustness.png`` -- mean final loss against the noise level, gradient noise and loss noise
   (95% confidence intervals are in ``table.md``);
-* ``scoring.png`` -- the four labels per stage, with the paper's "as good or better" share.
+* ``scoring.png`` -- the four labels per stage, tuned protocol and paper protocol, with the
+  paper's "as good or better" share.
+
+The curves are the tuned protocol's held-out runs (each schedule at its tuned starting rate).
 """
 
 from __future__ import annotations
@@ -192,11 +195,16 @@ def robustness(robust_summary: dict, out: Path) -> Path:
 
 
 def scoring(summary: dict, out: Path) -> Path:
-    """Stacked shares of the four labels per stage and overall, with the paper's share."""
-    sc = summary["scoring"]
-    rows = list(sc["by_stage"].items()) + [("overall", sc["overall"])]
-    fig, ax = plt.subplots(figsize=(8.5, 3.6), layout="constrained")
-    for i, (stage, t) in enumerate(rows):
+    """Stacked shares of the four labels per stage and overall, with the paper's share, for the
+    tuned protocol (top) and the paper protocol (bottom)."""
+    rows = [
+        (f"{short} {stage}", stage, t)
+        for key, short in (("tuned", "tuned"), ("paper_protocol", "paper prot."))
+        for stage, t in [*summary[key]["scoring"]["by_stage"].items()]
+        + [("overall", summary[key]["scoring"]["overall"])]
+    ]
+    fig, ax = plt.subplots(figsize=(8.5, 5.6), layout="constrained")
+    for i, (_, stage, t) in enumerate(rows):
         left = 0.0
         for label in LABELS:
             share = 100.0 * t["counts"][label] / t["n"] if t["n"] else 0.0

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from typing import Any
 
-from experiments.common.stats import format_mean_ci, mean_ci
+from experiments.common.stats import format_mean_ci, headline_record, mean_ci
 from experiments.greedylr.config import (
     GREEDY_CONFIG,
     HYPERGRAD_LR,
@@ -23,7 +23,16 @@ from experiments.greedylr.config import (
     Config,
     robust_variant,
 )
-from experiments.greedylr.scoring import aggregate, loss_at, run_table, score_pairs
+from experiments.greedylr.scoring import (
+    APART,
+    FINAL,
+    aggregate,
+    clustered_shares,
+    loss_at,
+    run_table,
+    score_pairs,
+)
+from experiments.greedylr.tuned import tuning_summary
 
 
 def _final_losses(records: list[dict], key: str = "train_eval_loss") -> dict:
@@ -100,35 +109,94 @@ def json_dict(d: Any) -> Any:
     return d
 
 
+PROTOCOLS: dict[str, str] = {
+    "tuned": "tuned protocol (every schedule's starting rate tuned on tuning seeds, scored on held-out seeds)",
+    "paper_protocol": "paper protocol (shared untuned starting rate)",
+}
+"""The summary's protocol blocks and their labels; the tuned protocol is the headline."""
+
+
+def summarise_protocol(records: list[dict], label: str) -> dict[str, Any]:
+    """One protocol's scoring (labels, clustered shares), final losses and run table."""
+    pairs = score_pairs(records)
+    return {
+        "label": label,
+        "n_runs": len(records),
+        "diverged_runs": sum(bool(r["result"]["diverged"]) for r in records if r["status"] == "ok"),
+        "shares": clustered_shares(pairs),
+        "scoring": aggregate(pairs),
+        "scoring_val": aggregate(score_pairs(records, key="val_loss")),
+        "final_train_loss": _final_losses(records),
+        "runs": run_table(records),
+    }
+
+
+def headline(protocols: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``headline`` records: each protocol's pooled final-stage share, then the tuned
+    protocol's share against each baseline (fractions in [0, 1]; null 0.5)."""
+    records = []
+    named = [
+        (f"greedylr_{'tuned' if p == 'tuned' else 'paper_protocol'}_as_good_or_better", p, s)
+        for p, s in ((p, protocols[p]["shares"]["final"]) for p in PROTOCOLS)
+    ]
+    named += [
+        (f"greedylr_tuned_vs_{b}", "tuned", s)
+        for b, s in protocols["tuned"]["shares"]["by_baseline"].items()
+    ]
+    for claim, protocol, share in named:
+        if share["n"]:
+            records.append(
+                headline_record(
+                    claim,
+                    "share_as_good_or_better",
+                    share["value"],
+                    share["ci95"],
+                    share["n"],
+                    n_clusters=share["n_clusters"],
+                    stage=FINAL,
+                    protocol=protocol,
+                    null=0.5,
+                )
+            )
+    return records
+
+
 def summarise(
     config: Config,
-    main_records: list[dict],
+    tuned: dict,
+    tuned_records: list[dict],
+    paper_records: list[dict],
     factor_records: list[dict],
     robust_records: list[dict],
+    tuning_records: list[dict] | None = None,
 ) -> dict[str, Any]:
-    """Scoring, final losses, factor sweep and robustness, as one JSON-able dict."""
-    pairs = score_pairs(main_records)
-    val_pairs = score_pairs(main_records, key="val_loss")
-    failed = [
-        r["spec_id"] for r in main_records + factor_records + robust_records if r["status"] != "ok"
-    ]
-    diverged = sum(bool(r["result"]["diverged"]) for r in main_records if r["status"] == "ok")
+    """Both protocols' scoring, the tuning choices, factor sweep and robustness (JSON-able).
+
+    ``tuned`` is :func:`experiments.greedylr.tuned.tune`'s result, ``tuned_records`` /
+    ``paper_records`` the held-out runs of the two protocols.
+    """
+    tuning_records = tuning_records or []
+    every = [*tuning_records, *tuned_records, *paper_records, *factor_records, *robust_records]
+    protocols = {
+        "tuned": summarise_protocol(tuned_records, PROTOCOLS["tuned"]),
+        "paper_protocol": summarise_protocol(paper_records, PROTOCOLS["paper_protocol"]),
+    }
     return {
+        "headline": headline(protocols),
         "config": _config_dict(config),
         "n_runs": {
-            "main": len(main_records),
+            "tuning": len(tuning_records),
+            "tuned": len(tuned_records),
+            "paper_protocol": len(paper_records),
             "factor": len(factor_records),
             "robustness": len(robust_records),
         },
-        "failed_runs": failed,
-        "diverged_main_runs": diverged,
-        "scoring": aggregate(pairs),
-        "scoring_val": aggregate(val_pairs),
+        "failed_runs": sorted({r["spec_id"] for r in every if r["status"] != "ok"}),
+        "tuning": tuning_summary(tuned),
+        **protocols,
         "paper_shares": PAPER_SHARES,
-        "final_train_loss": _final_losses(main_records),
-        "factor_sweep": summarise_factor(factor_records, main_records),
+        "factor_sweep": summarise_factor(factor_records, tuned_records),
         "robustness": summarise_robustness(robust_records),
-        "runs": run_table(main_records),
     }
 
 
@@ -141,6 +209,7 @@ def _config_dict(config: Config) -> dict[str, Any]:
         "lr_ceiling": LR_CEILING,
         "stages": list(STAGES),
         "slight_threshold": SLIGHT,
+        "apart": list(APART),
     }
 
 
@@ -148,14 +217,100 @@ def _pct(t: dict) -> str:
     return "—" if not t["n"] else f"{t['share']:.2f}% ({t['as_good_or_better']}/{t['n']})"
 
 
+def _ci(share: dict) -> str:
+    if not share["n"]:
+        return "—"
+    low, high = share["ci95"]
+    return f"{100 * share['value']:.1f}% [{100 * low:.0f}, {100 * high:.0f}]"
+
+
 def markdown_table(summary: dict) -> str:
-    """The scoring table (counts and shares next to the paper's) and the supporting tables."""
-    sc = summary["scoring"]
+    """The tuned protocol first (shares with cluster intervals, tuned multipliers), then the
+    paper protocol apart (the same, plus the paper's label table), then supporting tables."""
     lines = [
-        "**GreedyLR vs every other schedule, per (workload, optimizer, seed) pair** — "
-        "delta = L_baseline - L_GreedyLR of the training objective on a fixed evaluation set "
-        '(the paper\'s absolute difference); |delta| < 0.1 is "slightly"; "as good or better" is '
-        "delta >= 0.",
+        "Shares of GreedyLR-vs-baseline pairs that are as good or better (delta = L_baseline - "
+        "L_GreedyLR >= 0, training objective on a fixed evaluation set, held-out seeds), with "
+        "95% cluster-bootstrap intervals over (workload, seed) clusters: pairs of one "
+        "(workload, seed) share their runs and are not independent. No cell is bold: a "
+        "difference counts only where its interval excludes 50%.",
+        "",
+    ]
+    for name in PROTOCOLS:
+        lines += _protocol_lines(summary, name)
+    lines += _tuning_lines(summary["tuning"])
+    lines += _label_lines(summary["paper_protocol"])
+    lines += ["## Supporting tables (tuned protocol)", ""]
+    lines += _final_loss_lines(summary["tuned"]["final_train_loss"])
+    lines += _factor_lines(summary["factor_sweep"])
+    lines += _robust_lines(summary["robustness"])
+    return "\n".join(lines) + "\n"
+
+
+def _protocol_lines(summary: dict, name: str) -> list[str]:
+    block = summary[name]
+    sh = block["shares"]
+    stages = list(sh["by_stage"])
+    lines = [
+        f"## {block['label'][0].upper()}{block['label'][1:]}",
+        "",
+        f"**Pooled final-stage share: {_ci(sh['final'])}** (n = {sh['final']['n']} pairs in "
+        f"{sh['final']['n_clusters']} clusters"
+        + (
+            f"; the paper reports {PAPER_SHARES[FINAL]:.2f}% at {FINAL})."
+            if name != "tuned"
+            else ")."
+        ),
+        "",
+        "| group | " + " | ".join(stages) + " |",
+        "|---" * (len(stages) + 1) + "|",
+        "| all workloads | " + " | ".join(_ci(sh["by_stage"][st]) for st in stages) + " |",
+    ]
+    for w, by_stage in sh["by_workload"].items():
+        lines.append(f"| {w} | " + " | ".join(_ci(by_stage[st]) for st in stages) + " |")
+    lines += ["", f"Per baseline, at {FINAL}:", "", "| baseline | share [95% CI] |", "|---|---|"]
+    lines += [f"| {b} | {_ci(s)} |" for b, s in sh["by_baseline"].items()]
+    for o, apart in sh["apart"].items():
+        lines += ["", f"*{o}*, reported apart (not in the pooled shares): {_ci(apart['final'])}."]
+    return lines + ["", f"Diverged runs: {block['diverged_runs']} of {block['n_runs']}.", ""]
+
+
+def _tuning_lines(tuning: dict) -> list[str]:
+    cells = tuning["cells"]
+    lines = [
+        "## Tuned starting rates",
+        "",
+        "Multiplier of the shared starting rate chosen on the tuning seeds (hypergradient: and "
+        "of its step beta, 'b'); '<' / '>' marks an optimum still at the low / high edge of its "
+        "grid after widening.",
+        "",
+    ]
+    edges = {(h["axis"], "/".join(h["cell"])): h["edge"] for h in tuning["edge_hits"]}
+    rows: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for key, t in cells.items():
+        w, o, sched = key.split("/")
+        mark = {"low": "<", "high": ">"}.get(edges.get(("multiplier", key), ""), "")
+        text = f"{mark}x{t['multiplier']:.3g}"
+        if t["beta"] is not None:
+            bmark = {"low": "<", "high": ">"}.get(edges.get(("beta", key), ""), "")
+            text += f", b {bmark}x{t['beta']:.3g}"
+        rows[(o, sched)][w] = text
+    workloads = list(dict.fromkeys(k.split("/")[0] for k in cells))
+    lines += ["| optimizer | schedule | " + " | ".join(workloads) + " |"]
+    lines.append("|---" * (len(workloads) + 2) + "|")
+    for (o, sched), by_w in sorted(rows.items(), key=lambda kv: (kv[0][0], _sched_order(kv[0][1]))):
+        lines.append(f"| {o} | {sched} | " + " | ".join(by_w.get(w, "") for w in workloads) + " |")
+    n_edge = len(tuning["edge_hits"])
+    lines += ["", f"Optima still at an edge after widening: {n_edge}.", ""]
+    return lines
+
+
+def _label_lines(block: dict) -> list[str]:
+    sc, v = block["scoring"], block["scoring_val"]
+    lines = [
+        "## Paper protocol: the paper's label table",
+        "",
+        "Pooled over stages as the paper does (the pairs are not independent: see the "
+        'intervals above); |delta| < 0.1 is "slightly".',
         "",
         "| stage | clearly better | slightly better | slightly worse | clearly worse | "
         "as good or better | paper |",
@@ -169,52 +324,28 @@ def markdown_table(summary: dict) -> str:
             f"{c['slightly worse']} | {c['clearly worse']} | {_pct(t)} | "
             f"{PAPER_SHARES[stage]:.2f}% |"
         )
-    o, v = sc["overall"], summary["scoring_val"]["overall"]
-    both = " / ".join(str(t["both_diverged"]) for _, t in rows)
+    o = sc["overall"]
 
     def labels(counts: dict[str, int]) -> str:
         return " / ".join(str(counts[label]) for label in LABELS)
 
+    both = " / ".join(str(t["both_diverged"]) for _, t in rows)
     lines += [
         "",
-        "A threshold of 0.1 in loss units means something different on every workload. Labels "
-        "under each reading (overall: clearly better / slightly better / slightly worse / "
-        "clearly worse; not clearly worse): absolute difference (above) "
-        f"{labels(o['counts'])}; {o['share_not_clearly_worse']:.2f}%. Log ratio "
-        'ln(L_baseline / L_GreedyLR) (|.| < 0.1 is "slightly", i.e. within about 10%) '
-        f"{labels(o['log_counts'])}; {o['share_log_not_clearly_worse']:.2f}%. Difference "
-        "normalised by the initial loss, (L_baseline - L_GreedyLR) / L_initial, "
-        f"{labels(o['initial_counts'])}; {o['share_initial_not_clearly_worse']:.2f}%. All three "
-        'have the sign of L_baseline - L_GreedyLR, so the same "as good or better" share. '
-        "Scored on the validation loss: "
-        f"{v['share']:.2f}% ({v['as_good_or_better']}/{v['n']}).",
+        "Labels under each reading (overall: clearly better / slightly better / slightly worse / "
+        f"clearly worse; not clearly worse): absolute difference {labels(o['counts'])}; "
+        f"{o['share_not_clearly_worse']:.2f}%. Log ratio ln(L_baseline / L_GreedyLR) "
+        f"{labels(o['log_counts'])}; {o['share_log_not_clearly_worse']:.2f}%. Difference / "
+        f"L_initial {labels(o['initial_counts'])}; {o['share_initial_not_clearly_worse']:.2f}%. "
+        f"Scored on the validation loss: {_pct(v['overall'])}. Both-diverged pairs (no label), "
+        f"10% / 50% / 100% / overall: {both}.",
         "",
-        f"Diverged runs in the main sweep: {summary['diverged_main_runs']}. Pairs in which both "
-        "runs diverged (no label; left out of every count and share above), 10% / 50% / 100% / "
-        f"overall: {both}.",
-        "",
-        "**As good or better, per baseline** (stages 10% / 50% / 100%, overall)",
-        "",
-        "| baseline | 10% | 50% | 100% | overall |",
-        "|---|---|---|---|---|",
     ]
-    for name, t in sc["by_baseline"].items():
-        stages = " | ".join(f"{s['share']:.0f}%" for s in t["by_stage"].values())
-        lines.append(f"| {name} | {stages} | {_pct(t)} |")
-    lines += ["", "**As good or better, per workload and per optimizer**", ""]
-    lines += ["| group | 10% | 50% | 100% | overall |", "|---|---|---|---|---|"]
-    for kind in ("by_workload", "by_optimizer"):
-        for name, t in sc[kind].items():
-            stages = " | ".join(f"{s['share']:.0f}%" for s in t["by_stage"].values())
-            lines.append(f"| {name} | {stages} | {_pct(t)} |")
-    lines += _final_loss_lines(summary["final_train_loss"])
-    lines += _factor_lines(summary["factor_sweep"])
-    lines += _robust_lines(summary["robustness"])
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _final_loss_lines(final: dict) -> list[str]:
-    lines = ["", "**Final training loss (mean ± 95% CI over seeds)**", ""]
+    lines = ["**Final training loss (mean ± 95% CI over held-out seeds)**", ""]
     for w, by_o in final.items():
         opts = list(by_o)
         scheds = sorted({s for o in opts for s in by_o[o]}, key=_sched_order)

@@ -48,12 +48,18 @@ def layer_groups(model: nn.Module) -> list[dict[str, list[nn.Parameter]]]:
 
 
 def make_optimizer(
-    optimizer: str, scheduler: str, model: nn.Module, lr: float, steps_per_epoch: int
+    optimizer: str,
+    scheduler: str,
+    model: nn.Module,
+    lr: float,
+    steps_per_epoch: int,
+    hypergrad_lr: float | None = None,
 ) -> torch.optim.Optimizer:
     """The optimizer of a run (the adaptive schedulers replace the family's optimizer).
 
     ``hd_group`` gets one param group per layer (:func:`layer_groups`); every other run gets the
-    model's parameters as one group.
+    model's parameters as one group. ``hypergrad_lr`` is the hypergradient step ``beta``
+    (``None``: :data:`~experiments.greedylr.config.HYPERGRAD_LR` of the optimizer).
     """
     from greedylr import HypergradientAdam, HypergradientSGD, StochasticLineSearch
 
@@ -61,7 +67,7 @@ def make_optimizer(
     if scheduler in HD_GRANULARITY:
         granularity = HD_GRANULARITY[scheduler]
         bounds = (0.0, LR_CEILING * lr)
-        beta = HYPERGRAD_LR[optimizer]
+        beta = HYPERGRAD_LR[optimizer] if hypergrad_lr is None else hypergrad_lr
         if optimizer == "adam":
             return HypergradientAdam(
                 params, lr=lr, hypergrad_lr=beta, lr_granularity=granularity, lr_bounds=bounds
@@ -163,7 +169,12 @@ def run_greedy(spec: GreedyRunSpec) -> dict[str, Any]:
     workload = make_workload(spec.workload, spec.seed)
     params = list(workload.model.parameters())
     opt = make_optimizer(
-        spec.optimizer, spec.scheduler, workload.model, spec.lr, workload.steps_per_epoch
+        spec.optimizer,
+        spec.scheduler,
+        workload.model,
+        spec.lr,
+        workload.steps_per_epoch,
+        spec.hypergrad_lr,
     )
     stepper = make_stepper(spec.scheduler, opt, spec.budget, dict(spec.greedy))
     batches = torch.Generator().manual_seed(spec.seed)

@@ -90,6 +90,8 @@ class TorchTask:
         Training items in the fixed subset :attr:`TaskStats.loss` is measured on.
     val_size : int, optional
         Validation items evaluated (``None``: the task's default).
+    test_size : int, optional
+        Test items :meth:`evaluate_test` reads (``None``: the task's default).
     device : str, default "auto"
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
     amp : {"auto", "off", "bf16", "fp16"}, default "auto"
@@ -124,6 +126,7 @@ class TorchTask:
     MODELS: ClassVar[tuple[str, ...]] = ()
     DEFAULT_EVAL_SIZE: ClassVar[int] = 512
     DEFAULT_VAL_SIZE: ClassVar[int | None] = None
+    DEFAULT_TEST_SIZE: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -137,6 +140,7 @@ class TorchTask:
         grad_clip: float | None = None,
         eval_size: int | None = None,
         val_size: int | None = None,
+        test_size: int | None = None,
         device: str = "auto",
         amp: str = "auto",
         data_root: str | os.PathLike[str] = "data",
@@ -174,7 +178,11 @@ class TorchTask:
         for name, value in (("batch_size", batch_size), ("eval_size", eval_size)):
             if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        for name, value in (("val_size", val_size), ("data_limit", data_limit)):
+        for name, value in (
+            ("val_size", val_size),
+            ("test_size", test_size),
+            ("data_limit", data_limit),
+        ):
             if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}.")
         if grad_clip is not None and not (
@@ -198,6 +206,10 @@ class TorchTask:
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.eval_size = int(eval_size if eval_size is not None else self.DEFAULT_EVAL_SIZE)
         self.val_size = val_size if val_size is not None else self.DEFAULT_VAL_SIZE
+        self.test_size = test_size if test_size is not None else self.DEFAULT_TEST_SIZE
+        self.test_evaluations = 0
+        """How many times :meth:`evaluate_test` ran (in this object's life)."""
+        self._test_read = False
         self.device = resolve_device(device)
         self.amp = _check_choice("amp", amp, AMP_MODES)
         self.amp_dtype = autocast_dtype(self.amp, self.device)
@@ -302,6 +314,7 @@ class TorchTask:
         self._generator = torch.Generator().manual_seed(inst.seed)
         self.instance_index = index
         self._steps = 0
+        self._test_read = False
         # Gradient norm of the first mini-batch, without consuming it from the batch stream.
         state = self._generator.get_state()
         batch = self._sample(self._generator)
@@ -339,6 +352,11 @@ class TorchTask:
         device synchronisation), so ``steps_done`` counts the whole chunk.
         """
         self._require_reset()
+        if self._test_read:
+            raise RuntimeError(
+                "this run's test split was read (evaluate_test); training it further would "
+                "let the test split influence a model: reset() first."
+            )
         check_advance(lr, n_steps, self.stats)
         for group in self.optim.param_groups:
             group["lr"] = float(lr)
@@ -400,6 +418,24 @@ class TorchTask:
         finally:
             model.train()
         return train_loss, val_loss, self._metrics(val_loss, accuracy)
+
+    def evaluate_test(self) -> tuple[float, float]:
+        """(test loss, test accuracy) of the current weights: the end of a run.
+
+        The only reader of the test split (``data.x_test``). After it, :meth:`advance` refuses
+        to train this run further, so a test number is always of a final model; controllers,
+        the agent's observation and reward, and tuning see only :attr:`stats` (training
+        objective and *validation* loss). Counted in :attr:`test_evaluations`.
+        """
+        self._require_reset()
+        self._test_read = True
+        self.test_evaluations += 1
+        d, model = self._data, self.model
+        model.eval()
+        try:
+            return mean_cross_entropy(model, d.x_test, d.y_test, self._autocast())
+        finally:
+            model.train()
 
     def _require_reset(self) -> None:
         if self.model is None:

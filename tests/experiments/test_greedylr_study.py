@@ -174,16 +174,25 @@ def test_diverged_pairs():
     for counts in ("counts", "log_counts", "initial_counts"):
         assert overall[counts]["clearly worse"] == 3 and sum(overall[counts].values()) == 3
     assert agg["by_stage"]["100%"]["both_diverged"] == 1
-    summary = {
+    block = {
+        "label": "protocol",
+        "n_runs": 3,
+        "diverged_runs": 2,
+        "shares": study.clustered_shares(pairs),
         "scoring": agg,
         "scoring_val": agg,
-        "diverged_main_runs": 2,
         "final_train_loss": {},
+    }
+    summary = {
+        "tuned": block,
+        "paper_protocol": block,
+        "tuning": {"cells": {}, "edge_hits": []},
         "factor_sweep": {},
         "robustness": {},
     }
     table = study.markdown_table(summary)
-    assert "both runs diverged" in table and "1 / 1 / 1 / 3" in table
+    assert "Both-diverged pairs" in table and "1 / 1 / 1 / 3" in table
+    assert "0.0% [0, 0]** (n = 1 pairs in 1 clusters" in table
 
 
 def test_the_run_table_rebuilds_the_pairs():
@@ -245,22 +254,24 @@ def test_specs_are_validated():
         study.check_spec(_spec("sls", grad_noise=1.0))
 
 
-def test_every_comparison_shares_lr_and_seeds():
+def test_the_paper_protocol_shares_lr_and_seeds():
     specs = study.main_specs(study.FULL)
     groups = {}
     for s in specs:
         groups.setdefault((s.workload, s.optimizer), set()).add((s.lr, s.budget))
+        assert s.lr == study.INITIAL_LR[s.workload][s.optimizer] and s.hypergrad_lr is None
     assert all(len(v) == 1 for v in groups.values())
     assert len(study.FULL.seeds) >= 3
-    per_opt = {o: len(study.SCHEDULES) + len(study.ADAPTIVE.get(o, ())) for o in study.OPTIMIZERS}
+    opts = study.FULL.optimizers
+    per_opt = {o: len(study.SCHEDULES) + len(study.ADAPTIVE.get(o, ())) for o in opts}
     assert len(specs) == len(study.WORKLOADS) * len(study.FULL.seeds) * sum(per_opt.values())
+    assert len(specs) == len(study.cells(study.FULL)) * len(study.FULL.seeds)
     quick = study.main_specs(study.QUICK)
     assert {s.scheduler for s in quick} == set(study.SCHEDULES) | {
         "hd_parameter",
         "hd_group",
         "sls",
     }
-    assert {s.workload for s in quick} == set(study.WORKLOADS)
 
 
 @pytest.mark.parametrize(
@@ -379,7 +390,7 @@ def test_divergence_is_detected():
 def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
     args = ["--quick", "--jobs", "2", "--quiet", "--out", str(tmp_path)]
     summary = run_study(args)
-    sweeps = ("main.jsonl", "factor.jsonl", "robustness.jsonl")
+    sweeps = ("tuning.jsonl", "main.jsonl", "factor.jsonl", "robustness.jsonl")
     figures = (
         "lr_schedules.png",
         "hypergradient.png",
@@ -391,23 +402,40 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
         assert (tmp_path / name).stat().st_size > 0, name
     assert not summary["failed_runs"]
     n_main = len(study.main_specs(study.QUICK))
-    assert summary["n_runs"]["main"] == n_main == len(load_results(tmp_path / "main.jsonl"))
-    sc = summary["scoring"]
-    assert sc["overall"]["n"] == sum(t["n"] for t in sc["by_stage"].values()) > 0
-    assert set(sc["by_baseline"]) == set(study.SCHEDULES) - {"greedy"} | {
-        "hd_parameter",
-        "hd_group",
-        "sls",
-    }
+    assert summary["n_runs"]["paper_protocol"] == summary["n_runs"]["tuned"] == n_main
+    assert summary["n_runs"]["tuning"] >= 2 * n_main  # every cell's grid, plus widening
+    assert len(load_results(tmp_path / "main.jsonl")) <= 2 * n_main  # shared runs run once
+    tuning = summary["tuning"]
+    assert any(t["axes"]["multiplier"]["rounds"] for t in tuning["cells"].values())
+    assert any("beta" in t["axes"] for t in tuning["cells"].values())
+    claims = {r["claim"]: r for r in summary["headline"]}
+    for claim in ("greedylr_tuned_as_good_or_better", "greedylr_paper_protocol_as_good_or_better"):
+        r = claims[claim]
+        assert 0 <= r["ci95"][0] <= r["value"] <= r["ci95"][1] <= 1
+        assert r["stage"] == "100%" and r["n_clusters"] == len(study.QUICK.workloads)
+    assert "greedylr_tuned_vs_cosine" in claims
+    for protocol in ("tuned", "paper_protocol"):
+        sc = summary[protocol]["scoring"]
+        assert sc["overall"]["n"] == sum(t["n"] for t in sc["by_stage"].values()) > 0
+        assert set(sc["by_baseline"]) == set(study.SCHEDULES) - {"greedy"} | {
+            "hd_parameter",
+            "hd_group",
+            "sls",
+        }
+        shares = summary[protocol]["shares"]
+        assert set(shares["by_workload"]) == set(study.QUICK.workloads)
     table = (tmp_path / "table.md").read_text()
     assert table == study.markdown_table(summary) and "86.73%" in table
+    assert table.index("## Tuned protocol") < table.index("## Paper protocol")
     saved = json.loads((tmp_path / "summary.json").read_text())
-    assert saved["scoring"]["overall"]["counts"] == sc["overall"]["counts"]
+    assert saved["headline"] == summary["headline"]
     assert set(saved["figures"]) == set(figures)
     # the committed summary alone rebuilds every pair and its label
-    rebuilt = study.aggregate(study.pairs_of(study.runs_from_table(saved["runs"])))
-    assert rebuilt["by_baseline"] == saved["scoring"]["by_baseline"]
-    assert len(saved["runs"]["rows"]) == n_main
+    for protocol in ("tuned", "paper_protocol"):
+        block = saved[protocol]
+        rebuilt = study.aggregate(study.pairs_of(study.runs_from_table(block["runs"])))
+        assert rebuilt["by_baseline"] == block["scoring"]["by_baseline"]
+        assert len(block["runs"]["rows"]) == n_main
 
     # a line an earlier configuration left in main.jsonl is in no table and no figure
     stale = json.loads((tmp_path / "main.jsonl").read_text().splitlines()[0])
@@ -423,5 +451,6 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
     lines = {f: len((tmp_path / f).read_text().splitlines()) for f in sweeps}
     again = run_study(args)
     assert {f: len((tmp_path / f).read_text().splitlines()) for f in sweeps} == lines
-    assert again["scoring"] == summary["scoring"]
+    assert again["tuned"]["scoring"] == summary["tuned"]["scoring"]
+    assert again["headline"] == summary["headline"]
     assert len(drawn[0]) == n_main < len(load_results(tmp_path / "main.jsonl"))

@@ -120,5 +120,11 @@ def test_tuning_widens_until_interior():
     assert capped["b"].edge == "low" and edge_hits(capped)[0]["edge"] == "low"
     bounded = tune_log_axes({"a": grid}, evaluate, max_rounds=4, bounds=(0.0, 0.5))
     assert max(bounded["a"].values) < 0.5 and bounded["a"].edge == "high"
+    flat = tune_log_axes({"f": grid}, lambda p: {k: {v: 1.0 for v in vs} for k, vs in p.items()})
+    assert flat["f"].edge is None and flat["f"].rounds == 0 and flat["f"].best == 1e-2
+    inf = tune_log_axes(
+        {"d": grid}, lambda p: {k: {v: math.inf for v in vs} for k, vs in p.items()}
+    )
+    assert inf["d"].edge == "all_diverged" and inf["d"].rounds == 0 and edge_hits(inf)
     with pytest.raises(ValueError, match="increasing positive"):
         tune_log_axes({"x": [1.0]}, evaluate)

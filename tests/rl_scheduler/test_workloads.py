@@ -143,11 +143,57 @@ def test_vision_data_samples_through_the_tensor_split_sampler():
     prepared = workloads.prepare_vision(raw, 10, 5, torch.device("cpu"))
     assert isinstance(prepared, data.TensorSplit)
     assert prepared.x_eval.shape == (10, 1, 8, 8) and prepared.x_val.shape == (5, 1, 8, 8)
+    split, _, _ = workloads.split_vision(raw)
     x, y = prepared.sample_batch(6, torch.Generator().manual_seed(3))
-    x_raw, y_raw = raw.sample_batch(6, torch.Generator().manual_seed(3))
+    x_raw, y_raw = split.sample_batch(6, torch.Generator().manual_seed(3))
     assert torch.equal(x, x_raw) and torch.equal(y, y_raw)
     every = workloads.prepare_vision(raw, 10, None, torch.device("cpu"))
-    assert torch.equal(every.x_val, raw.x_val)
+    assert torch.equal(every.x_val, split.x_val) and torch.equal(every.x_test, raw.x_val)
+
+
+def _rows(x):
+    return {tuple(r) for r in x.reshape(len(x), -1).tolist()}
+
+
+def test_vision_splits_are_disjoint_deterministic_and_cover_the_data():
+    raw = workloads.digits(True)
+    split, x_test, _ = workloads.split_vision(raw)
+    again, _, _ = workloads.split_vision(raw)
+    assert torch.equal(split.x_val, again.x_val) and torch.equal(split.y_train, again.y_train)
+    n = len(raw.y_train)
+    assert (len(split.y_train), len(split.y_val)) == (n - round(0.2 * n), round(0.2 * n))
+    assert torch.equal(x_test, raw.x_val)  # the loader's held-out part is the test split
+    # the images themselves (digits has a few exact duplicates, hence the small tolerance)
+    train, val, test = _rows(split.x_train), _rows(split.x_val), _rows(x_test)
+    assert len(train & val) < 5 and len(train & test) < 5 and len(val & test) < 5
+    # as index sets the two parts of the loader's training split are disjoint and complete
+    x = raw.x_train.reshape(n, -1)
+    where = {tuple(r): i for i, r in enumerate(x.tolist())}
+    idx_train = {where[r] for r in _rows(split.x_train)}
+    idx_val = {where[r] for r in _rows(split.x_val)}
+    assert not idx_train & idx_val
+    prepared = workloads.prepare_vision(raw, 32, None, torch.device("cpu"), test_size=50)
+    assert len(prepared.y_test) == 50 and _rows(prepared.x_test) <= test
+    assert _rows(prepared.x_eval) <= train
+
+
+def test_text_splits_are_consecutive_disjoint_blocks():
+    corpus = data.CharCorpus("ab", torch.arange(100) % 2, torch.arange(20) % 2)
+    train, val, test = workloads.split_text(corpus)
+    assert (len(train), len(val), len(test)) == (80, 20, 20)
+    assert torch.equal(torch.cat([train, val]), corpus.train_ids)
+    assert torch.equal(test, corpus.val_ids)
+    text = workloads.shakespeare()
+    train, val, test = workloads.split_text(text)
+    assert len(train) + len(val) + len(test) == len(text.train_ids) + len(text.val_ids)
+    prepared = workloads.prepare_text(text, 8, 16, 12, torch.device("cpu"), test_size=4)
+    assert prepared.x_val.shape == (16, 12) and prepared.x_test.shape == (4, 12)
+    assert torch.equal(prepared.train_ids, train)
+    # every validation (test) window is a substring of the validation (test) stream only
+    for windows, stream, other in ((prepared.x_val, val, train), (prepared.x_test, test, val)):
+        s, o = text.decode(stream), text.decode(other)
+        assert all(text.decode(w) in s for w in windows)
+        assert not all(text.decode(w) in o for w in windows)
 
 
 @pytest.mark.parametrize(
