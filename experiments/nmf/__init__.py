@@ -19,6 +19,7 @@ from experiments.nmf.config import (
     SCHEDULES_QUICK,
     SHAPES,
     TUNING_BUDGET,
+    VARIANTS,
     AgentSpec,
     LearnedRunSpec,
     NMFRunSpec,
@@ -46,6 +47,7 @@ from experiments.nmf.schedules import run_nmf, run_sklearn, trajectory_result
 __all__ = [
     "ABLATION",
     "ABLATION_PPO_SEEDS",
+    "VARIANTS",
     "AXIS_NAMES",
     "REFERENCE",
     "RL_FULL",

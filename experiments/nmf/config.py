@@ -209,11 +209,25 @@ def cell_name(instance: NMFInstance | dict[str, Any]) -> str:
 REFERENCE = "step"
 """The hand-made schedule the headline win rate is measured against."""
 
-ABLATION = ("learned_shield1.0", 1.0)
-"""The agent variant ``--ablation`` adds: the shield caps rates at the bound itself, not 0.9 of it."""
+VARIANTS: dict[str, dict[str, Any]] = {
+    "learned": {"bound_range": (-6.0, 2.0), "shield": False, "initial_lr_fraction": 1.0},
+    "learned_multiplicative": {},
+    "learned_multiplicative_shield1.0": {"shield_fraction": 1.0},
+}
+"""Environment settings of every agent variant, on top of the environment's defaults.
+
+``learned`` (the headline): each action sets the rate to ``bound * 2**e`` with ``e`` in
+``[-6, 2]`` (1/64 to 4 times the current stability bound) in one move, starting at the bound,
+without the shield (the update clip bounds every step). ``learned_multiplicative``: the design
+of the earlier references, kept to measure the change: each action multiplies the previous rate
+by ``2**a``, starting at half the bound, shield at 0.9 x the bound. ``..._shield1.0``: the same
+with the shield at the bound itself (``--ablation``)."""
+
+ABLATION = "learned_multiplicative_shield1.0"
+"""The agent variant ``--ablation`` adds."""
 
 ABLATION_PPO_SEEDS = 3
-"""The ablation's agents train on the first this-many PPO seeds only (to bound its cost)."""
+"""Every variant but the headline one trains on the first this-many PPO seeds only (its cost)."""
 
 
 @dataclass(frozen=True)
@@ -230,8 +244,8 @@ class RLConfig:
     ppo_seeds: tuple[int, ...]
     total_timesteps: int
     n_envs: int
-    variants: tuple[tuple[str, float], ...]
-    """(name, shield_fraction) of every agent variant; the first is the headline one."""
+    variants: tuple[str, ...]
+    """Names in :data:`VARIANTS` of the agent variants; the first is the headline one."""
     lr_grid: tuple[float, ...]
     budget: int
     step_budget: int
@@ -255,8 +269,11 @@ class RLConfig:
         return tuning_axes(self.n_steps, self.lr_grid, self.budget, step_budget=self.step_budget)
 
     def seeds_of(self, variant: str) -> tuple[int, ...]:
-        """The PPO seeds of an agent variant (the ablation's: the first :data:`ABLATION_PPO_SEEDS`)."""
-        return self.ppo_seeds[:ABLATION_PPO_SEEDS] if variant == ABLATION[0] else self.ppo_seeds
+        """The PPO seeds of an agent variant (all for the headline one, else the first
+        :data:`ABLATION_PPO_SEEDS`)."""
+        return (
+            self.ppo_seeds if variant == self.variants[0] else self.ppo_seeds[:ABLATION_PPO_SEEDS]
+        )
 
 
 RL_FULL = RLConfig(
@@ -270,7 +287,7 @@ RL_FULL = RLConfig(
     ppo_seeds=(0, 1, 2, 3, 4),
     total_timesteps=60_000,
     n_envs=4,
-    variants=(("learned", 0.9),),
+    variants=("learned", "learned_multiplicative"),
     lr_grid=tuple(float(x) for x in np.geomspace(1e-3, 6e-2, 8)),
     budget=16,
     step_budget=40,
@@ -286,7 +303,7 @@ RL_QUICK = RLConfig(
     ppo_seeds=(0, 1),
     total_timesteps=2_048,
     n_envs=4,
-    variants=(("learned", 0.9),),
+    variants=("learned",),
     lr_grid=(3e-3, 3e-2),
     budget=4,
     step_budget=6,
@@ -300,7 +317,6 @@ class AgentSpec:
     """One PPO training run on the train instance set."""
 
     variant: str
-    shield_fraction: float
     seed: int
     total_timesteps: int
     n_envs: int
@@ -318,16 +334,18 @@ def agent_specs(config: RLConfig) -> list[AgentSpec]:
         "steps_per_action": config.steps_per_action,
         "max_actions": config.max_actions,
     }
+    unknown = sorted(set(config.variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"variants must be names from {sorted(VARIANTS)}, got {unknown}")
     return [
         AgentSpec(
             variant,
-            fraction,
             seed,
             config.total_timesteps,
             config.n_envs,
-            tuple(sorted({**env_kwargs, "shield_fraction": fraction}.items())),
+            tuple(sorted({**env_kwargs, **VARIANTS[variant]}.items())),
         )
-        for variant, fraction in config.variants
+        for variant in config.variants
         for seed in config.seeds_of(variant)
     ]
 

@@ -205,7 +205,7 @@ def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, lea
     probability of improvement, paired test, error ratio; the ``headline`` records)."""
     runs = _runs(baseline, learned)
     n = config.n_steps
-    variants = [name for name, _ in config.variants if any(name in r for r in runs.values())]
+    variants = [name for name in config.variants if any(name in r for r in runs.values())]
     stats = rl_statistics(runs, variants, list(config.grid()), n_boot=config.n_boot)
     summary: dict[str, Any] = {
         "headline": stats["headline"],

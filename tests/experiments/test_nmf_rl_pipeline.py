@@ -29,13 +29,20 @@ def test_step_decay_gets_the_compute_of_one_ppo_training_run():
     assert {len(v) for k, v in grid.items() if k != "step"} == {pipeline.RL_FULL.budget}
 
 
-def test_one_agent_per_variant_and_seed_with_the_variant_shield():
+def test_one_agent_per_variant_and_seed_with_the_variant_settings():
     specs = pipeline.agent_specs(pipeline.RL_FULL)
-    assert len(specs) == len(pipeline.RL_FULL.variants) * len(pipeline.RL_FULL.ppo_seeds)
+    headline, *others = pipeline.RL_FULL.variants
+    n_seeds = len(pipeline.RL_FULL.ppo_seeds)
+    assert len(specs) == n_seeds + len(others) * min(n_seeds, pipeline.ABLATION_PPO_SEEDS)
     for spec in specs:
         env_kwargs = dict(spec.env_kwargs)
-        assert env_kwargs["shield_fraction"] == spec.shield_fraction
         assert env_kwargs["split"] == "train"
+        for key, value in pipeline.VARIANTS[spec.variant].items():
+            assert env_kwargs[key] == value
+    learned = dict(next(s for s in specs if s.variant == "learned").env_kwargs)
+    assert learned["bound_range"] == (-6.0, 2.0) and learned["shield"] is False
+    with pytest.raises(ValueError, match="variants"):
+        pipeline.agent_specs(pipeline.RLConfig(**{**pipeline.RL_QUICK.__dict__, "variants": ("x",)}))
 
 
 def test_steps_above_bound_counts_rates_above_their_own_bound():
@@ -114,11 +121,11 @@ def test_rl_statistics_by_hand():
 
 def test_the_ablation_trains_on_fewer_ppo_seeds():
     config = pipeline.RLConfig(
-        **{**pipeline.RL_FULL.__dict__, "variants": (("learned", 0.9), pipeline.ABLATION)}
+        **{**pipeline.RL_FULL.__dict__, "variants": ("learned", pipeline.ABLATION)}
     )
     seeds = [(s.variant, s.seed) for s in pipeline.agent_specs(config)]
     assert [v for v, _ in seeds].count("learned") == len(pipeline.RL_FULL.ppo_seeds) >= 5
-    assert [s for v, s in seeds if v == pipeline.ABLATION[0]] == [0, 1, 2]
+    assert [s for v, s in seeds if v == pipeline.ABLATION] == [0, 1, 2]
     assert len(pipeline.RL_QUICK.ppo_seeds) >= 2  # the bootstrap over seeds runs in --quick
 
 
@@ -145,7 +152,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
     per_cell = config.n_test // len(summary["cells"])
     for block in summary["cells"].values():
         rows = block["schedules"]
-        assert set(rows) == set(config.grid()) | {name for name, _ in config.variants}
+        assert set(rows) == set(config.grid()) | set(config.variants)
         for row in rows.values():
             assert row["final_rel_error"]["n"] == per_cell
             assert 0 < row["final_rel_error"]["mean"] < 1
