@@ -117,7 +117,24 @@ def main(argv: list[str] | None = None) -> Path:
     }
     dest = publish(build, args.root / "reference" / name, provenance)
     print(f"wrote {dest} ({wall / 60:.1f} min)")
+    if not args.quick:
+        for shipped in ship_agents(build, provenance):
+            print(f"shipped {shipped}")
     return dest
+
+
+def ship_agents(build: Path, provenance: dict) -> list[Path]:
+    """Copy the agents a full run prepared for shipping (``<build>/**/pretrained/<name>/``) into
+    ``rl_scheduler/pretrained/<name>/``, their manifests completed with commit and command."""
+    from rl_scheduler import pretrained
+
+    shipped = []
+    for manifest_file in sorted(build.glob("**/pretrained/*/manifest.json")):
+        manifest = json.loads(manifest_file.read_text())
+        manifest |= {k: provenance[k] for k in ("commit", "command", "date")}
+        model = manifest_file.with_name("model.zip")
+        shipped.append(pretrained.export(model, manifest_file.parent.name, manifest))
+    return shipped
 
 
 if __name__ == "__main__":

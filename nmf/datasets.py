@@ -129,6 +129,30 @@ def load_dataset(name: str | PathLike, **kwargs) -> Array:
     return load(**kwargs)
 
 
+ROW_POOLS = ("train", "test")
+"""The disjoint halves of a real data matrix's rows that train and held-out instances draw from."""
+
+ROW_POOL_SEED = 20_240_601
+"""Seed of the fixed row permutation that splits a real matrix into its two row pools."""
+
+
+def row_pool_indices(n_rows: int, pool: str | None) -> np.ndarray:
+    """The rows (sorted indices) of a matrix with ``n_rows`` rows that ``pool`` may use.
+
+    A fixed permutation (seeded by :data:`ROW_POOL_SEED`) is cut in two: ``"train"`` is its first
+    ``n_rows // 2`` rows, ``"test"`` the rest, so the pools are disjoint and every row is in
+    one. ``None`` gives all rows.
+    """
+    check_integer("n_rows", n_rows, low=1)
+    if pool is None:
+        return np.arange(int(n_rows))
+    if pool not in ROW_POOLS:
+        raise ValueError(f"row_pool must be None or one of {ROW_POOLS}, got {pool!r}.")
+    order = np.random.default_rng(ROW_POOL_SEED).permutation(int(n_rows))
+    half = int(n_rows) // 2
+    return np.sort(order[:half] if pool == "train" else order[half:])
+
+
 @dataclass(frozen=True)
 class NMFInstance:
     """A JSON-able recipe for one problem: data source, rank and gradient noise.
@@ -136,7 +160,10 @@ class NMFInstance:
     ``seed`` seeds the synthetic data or the row subsample (if any), the initial factors and the
     gradient noise, through independent streams (:func:`nmf.problem.stream_rng`), so two instances
     that differ only in ``seed`` are independent draws of the same kind of problem.
-    ``size`` is ``(m, n)`` for synthetic data and a row subsample for real data (``None``: all rows).
+    ``size`` is ``(m, n)`` for synthetic data and a row subsample for real data (``None``: all rows
+    of the pool). ``row_pool`` (real data only) restricts the rows to one half of the matrix
+    (:func:`row_pool_indices`): train instances use ``"train"``, held-out ones ``"test"``, so no
+    held-out instance shares a row with a training instance; ``None`` uses every row.
     """
 
     dataset: str = "synthetic"
@@ -147,8 +174,18 @@ class NMFInstance:
     size: tuple[int, int] | int | None = None
     data_noise: float = 0.1
     data_rank: int | None = None
+    row_pool: str | None = None
 
     def __post_init__(self) -> None:
+        if self.row_pool is not None and (
+            self.dataset == "synthetic" or self.row_pool not in ROW_POOLS
+        ):
+            allowed = "None (synthetic data is drawn fresh per seed)"
+            if self.dataset != "synthetic":
+                allowed = f"None or one of {ROW_POOLS}"
+            raise ValueError(
+                f"row_pool of a {self.dataset!r} instance must be {allowed}, got {self.row_pool!r}."
+            )
         # A size that data() would silently ignore or misread is refused.
         size = self.size
         if size is None:
@@ -173,10 +210,16 @@ class NMFInstance:
                 m, n, self.data_rank or self.rank, noise=self.data_noise, seed=self.seed
             )
         V = load_dataset(self.dataset)
-        if isinstance(self.size, Integral) and self.size < len(V):
-            rows = stream_rng(self.seed, "data").choice(len(V), self.size, replace=False)
-            V = V[np.sort(rows)]
-        return V
+        pool = row_pool_indices(len(V), self.row_pool)
+        if self.row_pool is not None and isinstance(self.size, Integral) and self.size > len(pool):
+            raise ValueError(
+                f"size {self.size} of a {self.dataset!r} instance exceeds the {len(pool)} rows of "
+                f"its {self.row_pool!r} row pool (half of the matrix's {len(V)} rows)."
+            )
+        if isinstance(self.size, Integral) and self.size < len(pool):
+            rows = stream_rng(self.seed, "data").choice(len(pool), self.size, replace=False)
+            pool = pool[np.sort(rows)]
+        return V[pool] if self.row_pool is not None or len(pool) < len(V) else V
 
     def build(self) -> StochasticNMF:
         """The :class:`StochasticNMF` of this instance (``seed`` is also its default seed)."""

@@ -44,7 +44,12 @@ def _finite_positive(name: str, value: Any) -> float:
 
 
 def action_to_multiplier(action: Any, max_mult: float) -> float:
-    """``max_mult ** a`` with ``a`` the action clipped to ``[-1, 1]``.
+    """``max_mult ** a`` with ``a`` the action clipped to ``[-1, 1]`` (see :func:`checked_action`)."""
+    return float(max_mult ** checked_action(action))
+
+
+def checked_action(action: Any) -> float:
+    """The action as one float clipped to ``[-1, 1]``.
 
     Raises
     ------
@@ -62,7 +67,18 @@ def action_to_multiplier(action: Any, max_mult: float) -> float:
     a = a.astype(np.float64).reshape(-1)
     if a.size != 1 or not np.isfinite(a[0]):
         raise ValueError(f"action must be one finite number, got {action!r}.")
-    return float(max_mult ** float(np.clip(a[0], -1.0, 1.0)))
+    return float(np.clip(a[0], -1.0, 1.0))
+
+
+def bound_exponent(action: Any, bound_range: tuple[float, float]) -> float:
+    """The exponent ``e`` of ``lr = bound * 2**e`` that an action in ``[-1, 1]`` selects.
+
+    Piecewise linear: ``a = -1 -> lo``, ``a = 0 -> 0`` (the bound itself), ``a = 1 -> hi``, so
+    a policy whose mean action is 0 (PPO's initial policy) starts at the bound.
+    """
+    a = checked_action(action)
+    lo, hi = bound_range
+    return -a * lo if a < 0 else a * hi
 
 
 def shielded_lr(
@@ -75,18 +91,47 @@ def shielded_lr(
     lr_max: float,
     shield: bool,
     shield_fraction: float,
+    bound_range: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
     """The learning rate an action proposes, and the one actually applied.
 
-    ``proposed = clip(lr * max_mult ** action, lr_min, lr_max)``; with ``shield`` and a known
-    ``bound``, ``applied = min(proposed, shield_fraction * bound)``, else ``applied = proposed``.
-    The next action multiplies the *applied* rate, so a policy cannot wind its rate up far above
-    the shield. Used by both the environment and :class:`rl_scheduler.policy.LearnedSchedule`.
+    Without ``bound_range``, ``proposed = clip(lr * max_mult ** action, lr_min, lr_max)``: the
+    action multiplies the previous rate. With ``bound_range = (lo, hi)`` and a known ``bound``,
+    ``proposed = clip(bound * 2 ** e, lr_min, lr_max)`` with ``e`` from :func:`bound_exponent`:
+    the action picks the rate relative to the current stability bound in one move (without a
+    known bound the rate is kept). With ``shield`` and a known ``bound``,
+    ``applied = min(proposed, shield_fraction * bound)``, else ``applied = proposed``. The next
+    multiplicative action multiplies the *applied* rate, so a policy cannot wind its rate up far
+    above the shield. Used by both the environment and :class:`rl_scheduler.policy.LearnedSchedule`.
     """
-    proposed = float(np.clip(lr * action_to_multiplier(action, max_mult), lr_min, lr_max))
-    if shield and bound is not None and math.isfinite(bound) and bound > 0:
+    known = bound is not None and math.isfinite(bound) and bound > 0
+    if bound_range is None:
+        proposed = lr * action_to_multiplier(action, max_mult)
+    elif known:
+        proposed = bound * 2.0 ** bound_exponent(action, bound_range)
+    else:
+        checked_action(action)  # still refuse a malformed action
+        proposed = lr
+    proposed = float(np.clip(proposed, lr_min, lr_max))
+    if shield and known:
         return proposed, min(proposed, shield_fraction * bound)
     return proposed, proposed
+
+
+def check_bound_range(bound_range: Any) -> tuple[float, float] | None:
+    """``None`` or a pair ``(lo, hi)`` of finite floats with ``lo <= 0 <= hi`` and ``lo < hi``."""
+    if bound_range is None:
+        return None
+    ok = isinstance(bound_range, Sequence) and not isinstance(bound_range, str)
+    ok = ok and len(bound_range) == 2
+    ok = ok and all(isinstance(v, Real) and not isinstance(v, bool) for v in bound_range)
+    ok = ok and all(math.isfinite(v) for v in bound_range)
+    if not (ok and bound_range[0] <= 0 <= bound_range[1] and bound_range[0] < bound_range[1]):
+        raise ValueError(
+            "bound_range must be None or a pair (lo, hi) of finite floats with lo <= 0 <= hi "
+            f"and lo < hi (exponents of 2 around the bound), got {bound_range!r}."
+        )
+    return float(bound_range[0]), float(bound_range[1])
 
 
 class LRScheduleEnv(gym.Env):
@@ -135,6 +180,12 @@ class LRScheduleEnv(gym.Env):
         Actions per episode.
     max_mult : float, default :data:`DEFAULT_MAX_MULT`
         Largest factor by which one action changes the learning rate (``> 1``).
+    bound_range : (float, float) or None, default None
+        ``None``: the action multiplies the previous rate (``max_mult ** a``). A pair
+        ``(lo, hi)``: the action sets the rate to ``bound * 2**e`` with ``e`` from ``lo``
+        (``a = -1``) through 0 (``a = 0``, the bound) to ``hi`` (``a = 1``), in one move (see
+        :func:`bound_exponent`); needs a task with a bound. With ``hi > 0`` and ``shield=True``
+        the shield still caps the rate at ``shield_fraction * bound``.
     shield : bool, default True
         Cap the applied rate at ``shield_fraction`` times the task's stability bound.
     shield_fraction : float in (0, 1], default :data:`DEFAULT_SHIELD_FRACTION`
@@ -182,6 +233,7 @@ class LRScheduleEnv(gym.Env):
         lr_limits: tuple[float, float] = DEFAULT_LR_LIMITS,
         features: Sequence[str] = DEFAULT_FEATURES,
         obs_clip: float = DEFAULT_CLIP_VALUE,
+        bound_range: tuple[float, float] | None = None,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -214,6 +266,7 @@ class LRScheduleEnv(gym.Env):
         lo, hi = (_finite_positive("lr_limits", v) for v in lr_limits)
         if not lo <= 1.0 <= hi:
             raise ValueError(f"lr_limits must satisfy lo <= 1 <= hi, got {lr_limits!r}.")
+        self.bound_range = check_bound_range(bound_range)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -258,6 +311,7 @@ class LRScheduleEnv(gym.Env):
             "lr_limits": list(self.lr_limits),
             "features": list(self.featurizer.features),
             "obs_clip": self.featurizer.clip_value,
+            "bound_range": None if self.bound_range is None else list(self.bound_range),
         }
 
     @property
@@ -274,6 +328,11 @@ class LRScheduleEnv(gym.Env):
         lr0 = float(self.task.initial_lr)
         if not (math.isfinite(lr0) and lr0 > 0):
             raise ValueError(f"task.initial_lr must be a finite float > 0, got {lr0!r}.")
+        if self.bound_range is not None and not stats.has_bound:
+            raise ValueError(
+                "bound_range needs a task that reports a stability bound; "
+                f"{type(self.task).__name__} reported none (use bound_range=None)."
+            )
         self._stats = stats
         self._lr = lr0
         self._lr_bounds = (self.lr_limits[0] * lr0, self.lr_limits[1] * lr0)
@@ -297,6 +356,7 @@ class LRScheduleEnv(gym.Env):
             lr_max=self._lr_bounds[1],
             shield=self.shield,
             shield_fraction=self.shield_fraction,
+            bound_range=self.bound_range,
         )
         before = self._stats
         stats = self.task.advance(lr, self.steps_per_action)

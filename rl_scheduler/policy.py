@@ -46,6 +46,7 @@ from rl_scheduler.env import (
     DEFAULT_LR_LIMITS,
     DEFAULT_MAX_MULT,
     DEFAULT_SHIELD_FRACTION,
+    check_bound_range,
     shielded_lr,
 )
 from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
@@ -60,6 +61,7 @@ _ENV_DEFAULTS: dict[str, Any] = {
     "lr_limits": list(DEFAULT_LR_LIMITS),
     "features": list(DEFAULT_FEATURES),
     "obs_clip": DEFAULT_CLIP_VALUE,
+    "bound_range": None,
 }
 
 
@@ -150,6 +152,7 @@ class LearnedSchedule:
         self.steps_per_action = int(cfg["steps_per_action"])
         self.max_actions = int(cfg["max_actions"])
         self.shield = cfg["shield"]
+        self.bound_range = check_bound_range(cfg["bound_range"])
         self.initial_lr = None if initial_lr is None else float(initial_lr)
         self.initial_lr_fraction = float(fraction)
         self.deterministic = bool(deterministic)
@@ -215,6 +218,7 @@ class LearnedSchedule:
             lr_max=self._lr_range[1],
             shield=self.shield,
             shield_fraction=float(self.config["shield_fraction"]),
+            bound_range=self.bound_range,
         )
         self._lr = lr
         self._last_step = step

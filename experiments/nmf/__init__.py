@@ -10,6 +10,8 @@ in ``docs/nmf_study.md``.
 
 from experiments.nmf.config import (
     ABLATION,
+    ABLATION_PPO_SEEDS,
+    AXIS_NAMES,
     REFERENCE,
     RL_FULL,
     RL_QUICK,
@@ -17,6 +19,7 @@ from experiments.nmf.config import (
     SCHEDULES_QUICK,
     SHAPES,
     TUNING_BUDGET,
+    VARIANTS,
     AgentSpec,
     LearnedRunSpec,
     NMFRunSpec,
@@ -24,7 +27,9 @@ from experiments.nmf.config import (
     SchedulesConfig,
     SklearnRunSpec,
     agent_specs,
+    axis_params,
     cell_name,
+    tuning_axes,
     tuning_grid,
 )
 from experiments.nmf.report import (
@@ -41,6 +46,9 @@ from experiments.nmf.schedules import run_nmf, run_sklearn, trajectory_result
 
 __all__ = [
     "ABLATION",
+    "ABLATION_PPO_SEEDS",
+    "VARIANTS",
+    "AXIS_NAMES",
     "REFERENCE",
     "RL_FULL",
     "RL_QUICK",
@@ -56,6 +64,7 @@ __all__ = [
     "SklearnRunSpec",
     "agent_dir",
     "agent_specs",
+    "axis_params",
     "cell_name",
     "rl_table",
     "run_learned",
@@ -67,6 +76,7 @@ __all__ = [
     "summarise_schedules",
     "train_agent",
     "trajectory_result",
+    "tuning_axes",
     "tuning_grid",
     "value_at",
     "win_rate",

@@ -6,7 +6,9 @@ Stages, in order (``--stages`` picks some; each sweep resumes where it stopped):
   scikit-learn's NMF -> ``OUT/summary.json``, ``table.md``, figures;
 * ``bound``: how tight the stability bound is -> ``OUT/bound_tightness.{md,json}``;
 * ``rl``: PPO-learned schedules against tuned schedules on held-out instances ->
-  ``OUT/rl/`` (``--ablation`` adds agents whose shield caps at the bound itself).
+  ``OUT/rl/``: the headline agent (bound-relative actions) and, on fewer seeds, the earlier
+  design (multiplicative actions, shielded) to measure the change; ``--ablation`` adds the
+  earlier design with its shield at the bound itself.
 
 The protocol is in ``docs/nmf_study.md``; ``--quick`` is a minutes-long smoke run.
 """
@@ -29,6 +31,7 @@ from experiments.nmf.config import (
     SCHEDULES_FULL,
     SCHEDULES_QUICK,
 )
+from experiments.nmf.pretrained import pretrained_stage
 
 STAGES = ("schedules", "bound", "rl")
 
@@ -71,6 +74,8 @@ def run_rl(args: argparse.Namespace, out: Path) -> dict:
     best = rl.tune(config, out, **sweep)
     baseline, learned = rl.evaluate(config, best, out, **sweep)
     summary = report.summarise_rl(config, best, agents, baseline, learned)
+    summary["pretrained"] = pretrained_stage(config, out, learned, quick=args.quick, **sweep)
+    summary["headline"].append(summary["pretrained"]["headline"])
     summary["env_steps_per_s"] = rl.env_throughput(config)
     plots.rl_figures(summary, baseline, learned, agents, out)
     inputs = input_digests(

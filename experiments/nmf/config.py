@@ -59,6 +59,11 @@ class SchedulesConfig:
     digits: NMFInstance
     lr_grid: tuple[float, ...]
     budget: int
+    widen_rounds: int = 3
+    """Widening rounds of every tuning axis (:func:`experiments.common.tuning.tune_log_axes`)."""
+
+    def axes(self) -> dict[tuple[str, int], list[float]]:
+        return tuning_axes(self.n_steps, self.lr_grid, self.budget)
 
     def settings(self) -> dict[str, NMFInstance]:
         """Named instance templates, one per (dataset, noise level); seeds are filled in later."""
@@ -88,6 +93,7 @@ SCHEDULES_QUICK = SchedulesConfig(
     digits=NMFInstance("digits", rank=10, size=300),
     lr_grid=tuple(np.geomspace(1e-3, 1e-2, 2)),
     budget=4,
+    widen_rounds=1,
 )
 
 
@@ -109,17 +115,19 @@ fraction of the initial LR left at the end; ``inverse_time``: ``decay * n`` (the
 ``lr / (1 + decay * n)``); ``cosine``: ``min_lr / lr``."""
 
 
-def tuning_grid(
+def tuning_axes(
     n_steps: int, lr_grid: tuple[float, ...], budget: int, *, step_budget: int | None = None
-) -> dict[str, list[dict[str, Any]]]:
-    """``budget`` parameter sets per schedule: each LR of ``lr_grid`` times ``budget / len(lr_grid)`` shapes.
+) -> dict[tuple[str, int], list[float]]:
+    """The initial log axes of every schedule: ``{(schedule, shape index): values}``.
 
-    The shapes (:data:`SHAPES`) are set relative to the number of steps, so the same grid makes
-    sense for any ``n_steps``. Constant and follow-the-bound have one parameter, so they get
-    ``budget`` values over the same range instead. ``step_budget`` gives step decay a larger
-    grid (e.g. to match the compute of a learned schedule); default ``budget``.
+    A multi-parameter schedule gets ``budget / len(lr_grid)`` shapes (:data:`SHAPES`), each tuned
+    along the LR axis ``lr_grid``; constant (LR) and follow-the-bound (fraction of the bound)
+    have one axis of ``budget`` values over the same range. So every schedule starts with
+    ``budget`` configurations (step decay with ``step_budget``, default ``budget``), and
+    :func:`experiments.common.tuning.tune_log_axes` widens every axis whose optimum is at an edge.
+    :func:`axis_params` turns a value into the schedule's parameters.
     """
-    n, lrs = n_steps, tuple(lr_grid)
+    lrs = [float(v) for v in lr_grid]
     step_budget = budget if step_budget is None else step_budget
     shapes = {}
     for name, b in (("budget", budget), ("step_budget", step_budget)):
@@ -130,26 +138,58 @@ def tuning_grid(
                 f"got {b} for {len(lrs)} learning rates."
             )
         shapes[name] = k
-    k, k_step = shapes["budget"], shapes["step_budget"]
-    fine = np.geomspace(min(lrs), max(lrs), budget)
-    pairs = [(lr, i) for lr in lrs for i in range(k)]
-    grid = {
-        "constant": [{"lr": lr} for lr in fine],
-        "step": [
-            {"lr": lr, "factor": factor, "every": math.ceil(n / (drops + 1))}
-            for lr in lrs
-            for factor, drops in SHAPES["step"][:k_step]
-        ],
-        "exponential": [
-            {"lr": lr, "gamma": SHAPES["exponential"][i] ** (1 / n)} for lr, i in pairs
-        ],
-        "inverse_time": [{"lr": lr, "decay": SHAPES["inverse_time"][i] / n} for lr, i in pairs],
-        "cosine": [
-            {"lr": lr, "total_steps": n, "min_lr": SHAPES["cosine"][i] * lr} for lr, i in pairs
-        ],
-        "follow_bound": [{"fraction": f} for f in np.geomspace(0.25, 4.0, budget)],
+    axes: dict[tuple[str, int], list[float]] = {
+        ("constant", 0): [float(v) for v in np.geomspace(min(lrs), max(lrs), budget)]
     }
-    return {name: [{k: plain(v) for k, v in p.items()} for p in ps] for name, ps in grid.items()}
+    for name in ("step", "exponential", "inverse_time", "cosine"):
+        k = shapes["step_budget" if name == "step" else "budget"]
+        axes |= {(name, i): list(lrs) for i in range(k)}
+    axes[("follow_bound", 0)] = [float(v) for v in np.geomspace(0.25, 4.0, budget)]
+    return axes
+
+
+def axis_params(schedule: str, shape: int, value: float, n_steps: int) -> dict[str, Any]:
+    """The parameters of ``schedule`` at ``value`` of its axis for shape ``shape`` (see :data:`SHAPES`)."""
+    n, v = n_steps, float(value)
+    if schedule == "constant":
+        params = {"lr": v}
+    elif schedule == "follow_bound":
+        params = {"fraction": v}
+    elif schedule == "step":
+        factor, drops = SHAPES["step"][shape]
+        params = {"lr": v, "factor": factor, "every": math.ceil(n / (drops + 1))}
+    elif schedule == "exponential":
+        params = {"lr": v, "gamma": SHAPES["exponential"][shape] ** (1 / n)}
+    elif schedule == "inverse_time":
+        params = {"lr": v, "decay": SHAPES["inverse_time"][shape] / n}
+    elif schedule == "cosine":
+        params = {"lr": v, "total_steps": n, "min_lr": SHAPES["cosine"][shape] * v}
+    else:
+        raise ValueError(f"schedule must be one of {sorted(AXIS_NAMES)}, got {schedule!r}.")
+    return {k: plain(p) for k, p in params.items()}
+
+
+AXIS_NAMES = {
+    "constant": "lr",
+    "step": "lr",
+    "exponential": "lr",
+    "inverse_time": "lr",
+    "cosine": "lr",
+    "follow_bound": "fraction",
+}
+"""The tuned axis of every schedule (the other parameters are fixed by the shape)."""
+
+
+def tuning_grid(
+    n_steps: int, lr_grid: tuple[float, ...], budget: int, *, step_budget: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The initial grid per schedule (the parameter sets of :func:`tuning_axes`, before widening)."""
+    grid: dict[str, list[dict[str, Any]]] = {}
+    for (name, shape), values in tuning_axes(
+        n_steps, lr_grid, budget, step_budget=step_budget
+    ).items():
+        grid.setdefault(name, []).extend(axis_params(name, shape, v, n_steps) for v in values)
+    return grid
 
 
 def plain(value: Any) -> Any:
@@ -169,8 +209,25 @@ def cell_name(instance: NMFInstance | dict[str, Any]) -> str:
 REFERENCE = "step"
 """The hand-made schedule the headline win rate is measured against."""
 
-ABLATION = ("learned_shield1.0", 1.0)
-"""The agent variant ``--ablation`` adds: the shield caps rates at the bound itself, not 0.9 of it."""
+VARIANTS: dict[str, dict[str, Any]] = {
+    "learned": {"bound_range": (-6.0, 2.0), "shield": False, "initial_lr_fraction": 1.0},
+    "learned_multiplicative": {},
+    "learned_multiplicative_shield1.0": {"shield_fraction": 1.0},
+}
+"""Environment settings of every agent variant, on top of the environment's defaults.
+
+``learned`` (the headline): each action sets the rate to ``bound * 2**e`` with ``e`` in
+``[-6, 2]`` (1/64 to 4 times the current stability bound) in one move, starting at the bound,
+without the shield (the update clip bounds every step). ``learned_multiplicative``: the design
+of the earlier references, kept to measure the change: each action multiplies the previous rate
+by ``2**a``, starting at half the bound, shield at 0.9 x the bound. ``..._shield1.0``: the same
+with the shield at the bound itself (``--ablation``)."""
+
+ABLATION = "learned_multiplicative_shield1.0"
+"""The agent variant ``--ablation`` adds."""
+
+ABLATION_PPO_SEEDS = 3
+"""Every variant but the headline one trains on the first this-many PPO seeds only (its cost)."""
 
 
 @dataclass(frozen=True)
@@ -187,11 +244,15 @@ class RLConfig:
     ppo_seeds: tuple[int, ...]
     total_timesteps: int
     n_envs: int
-    variants: tuple[tuple[str, float], ...]
-    """(name, shield_fraction) of every agent variant; the first is the headline one."""
+    variants: tuple[str, ...]
+    """Names in :data:`VARIANTS` of the agent variants; the first is the headline one."""
     lr_grid: tuple[float, ...]
     budget: int
     step_budget: int
+    widen_rounds: int = 3
+    """Widening rounds of every tuning axis (:func:`experiments.common.tuning.tune_log_axes`)."""
+    n_boot: int = 500
+    """Draws of every stratified bootstrap of the report (:mod:`experiments.nmf.rl_stats`)."""
 
     @property
     def n_steps(self) -> int:
@@ -204,6 +265,16 @@ class RLConfig:
     def grid(self) -> dict[str, list[dict[str, Any]]]:
         return tuning_grid(self.n_steps, self.lr_grid, self.budget, step_budget=self.step_budget)
 
+    def axes(self) -> dict[tuple[str, int], list[float]]:
+        return tuning_axes(self.n_steps, self.lr_grid, self.budget, step_budget=self.step_budget)
+
+    def seeds_of(self, variant: str) -> tuple[int, ...]:
+        """The PPO seeds of an agent variant (all for the headline one, else the first
+        :data:`ABLATION_PPO_SEEDS`)."""
+        return (
+            self.ppo_seeds if variant == self.variants[0] else self.ppo_seeds[:ABLATION_PPO_SEEDS]
+        )
+
 
 RL_FULL = RLConfig(
     n_train=48,
@@ -213,29 +284,31 @@ RL_FULL = RLConfig(
     steps_per_action=10,
     max_actions=30,
     clip=0.1,
-    ppo_seeds=(0, 1, 2),
+    ppo_seeds=(0, 1, 2, 3, 4),
     total_timesteps=60_000,
     n_envs=4,
-    variants=(("learned", 0.9),),
+    variants=("learned", "learned_multiplicative"),
     lr_grid=tuple(float(x) for x in np.geomspace(1e-3, 6e-2, 8)),
     budget=16,
     step_budget=40,
 )
 RL_QUICK = RLConfig(
-    n_train=12,
+    n_train=8,
     n_test=12,
     datasets=("synthetic", "digits"),
     noise_levels=(0.0, 5.0),
     steps_per_action=10,
     max_actions=10,
     clip=0.1,
-    ppo_seeds=(0,),
+    ppo_seeds=(0, 1),
     total_timesteps=2_048,
     n_envs=4,
-    variants=(("learned", 0.9),),
+    variants=("learned",),
     lr_grid=(3e-3, 3e-2),
     budget=4,
     step_budget=6,
+    widen_rounds=1,
+    n_boot=100,
 )
 
 
@@ -244,7 +317,6 @@ class AgentSpec:
     """One PPO training run on the train instance set."""
 
     variant: str
-    shield_fraction: float
     seed: int
     total_timesteps: int
     n_envs: int
@@ -262,17 +334,19 @@ def agent_specs(config: RLConfig) -> list[AgentSpec]:
         "steps_per_action": config.steps_per_action,
         "max_actions": config.max_actions,
     }
+    unknown = sorted(set(config.variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"variants must be names from {sorted(VARIANTS)}, got {unknown}")
     return [
         AgentSpec(
             variant,
-            fraction,
             seed,
             config.total_timesteps,
             config.n_envs,
-            tuple(sorted({**env_kwargs, "shield_fraction": fraction}.items())),
+            tuple(sorted({**env_kwargs, **VARIANTS[variant]}.items())),
         )
-        for variant, fraction in config.variants
-        for seed in config.ppo_seeds
+        for variant in config.variants
+        for seed in config.seeds_of(variant)
     ]
 
 

@@ -12,6 +12,12 @@ import numpy as np
 
 from experiments.common.stats import format_mean_ci, mean_ci
 from experiments.nmf.config import REFERENCE, RLConfig, SchedulesConfig, cell_name, tuning_grid
+from experiments.nmf.rl_stats import (
+    NORMALISED_CAP,
+    format_interval,
+    mean_over_runs_tasks,
+    rl_statistics,
+)
 
 
 def summarise_schedules(
@@ -74,7 +80,7 @@ def summarise_schedules(
                 / reference["sklearn_rel_error"]["mean"],
             }
         summary["sklearn_reference"] = reference
-    return summary
+    return summary | tuning_summary(best)
 
 
 def value_at(curve: np.ndarray, step: int) -> float:
@@ -169,7 +175,7 @@ def schedules_table(summary: dict) -> str:
             f"SGD / scikit-learn relative error: {ref['ratio']:.4f}",
             "",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + edge_hits_lines(summary))
 
 
 def _runs(baseline: list[dict], learned: list[dict]) -> dict[str, dict[str, dict[int, list]]]:
@@ -193,14 +199,22 @@ def schedule_label(record: dict) -> str:
 
 
 def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, learned) -> dict:
-    """Per cell and schedule: final / 25% / 50% relative error, steps to target, win rates."""
+    """Per cell and schedule: final / 25% / 50% relative error with intervals over PPO seeds x
+    held-out instances, steps to target, the IQM of the normalised score, and every learned
+    variant against every tuned schedule (:func:`experiments.nmf.rl_stats.rl_statistics`:
+    probability of improvement, paired test, error ratio; the ``headline`` records)."""
     runs = _runs(baseline, learned)
     n = config.n_steps
-    variants = [name for name, _ in config.variants if any(name in r for r in runs.values())]
-    summary: dict[str, Any] = {"config": _rl_config_dict(config), "cells": {}, "overall": {}}
+    variants = [name for name in config.variants if any(name in r for r in runs.values())]
+    stats = rl_statistics(runs, variants, list(config.grid()), n_boot=config.n_boot)
+    summary: dict[str, Any] = {
+        "headline": stats["headline"],
+        "config": _rl_config_dict(config),
+        "cells": {},
+        "overall": {},
+    }
     for cell in sorted(runs):
         by_schedule = runs[cell]
-        # A learned schedule's value on an instance is the mean over its PPO seeds.
         finals = {
             name: [float(np.mean([r["final_rel_error"] for r in rs])) for rs in by_seed.values()]
             for name, by_seed in by_schedule.items()
@@ -211,12 +225,16 @@ def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, lea
         for name, by_seed in by_schedule.items():
             results = [r for rs in by_seed.values() for r in rs]
             curves = [np.asarray(r["rel_errors"], dtype=float) for r in results]
+            finals_matrix = np.array(
+                [[float(r["final_rel_error"]) for r in rs] for rs in by_seed.values()]
+            ).T
             per_instance = [np.mean(np.vstack(_pad(rs)), axis=0) for rs in by_seed.values()]
             rows[name] = {
                 "params": best.get(cell, {}).get(name, {}).get("params"),
-                "final_rel_error": mean_ci(finals[name]),
+                "final_rel_error": mean_over_runs_tasks(finals_matrix, config.n_boot),
                 "rel_error_at_25pct": mean_ci([value_at(c, n // 4) for c in per_instance]),
                 "rel_error_at_50pct": mean_ci([value_at(c, n // 2) for c in per_instance]),
+                "iqm_normalised": stats["iqm"][cell][name],
                 "steps_to_target": steps_to_target(curves, target),
                 "diverged": sum(bool(r["diverged"]) for r in results),
                 "win_rate_vs_step": None
@@ -225,10 +243,44 @@ def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, lea
                 "steps_above_bound_pct": 100 * _above_bound_fraction(results),
                 "n_runs": len(results),
             }
-        summary["cells"][cell] = {"target_rel_error": target, "schedules": rows}
-    summary["overall"] = _overall(config, runs, variants)
+        comparisons = {v: stats["comparisons"][v][cell] for v in variants}
+        summary["cells"][cell] = {
+            "target_rel_error": target,
+            "schedules": rows,
+            "comparisons": comparisons,
+        }
+    summary["overall"] = _overall(config, runs, variants, stats["comparisons"])
+    summary["iqm_normalised"] = stats["iqm"]["overall"]
+    summary |= tuning_summary(best)
     summary["agents"] = _agents_summary(agents)
     return summary
+
+
+def tuning_summary(best: dict) -> dict[str, Any]:
+    """``{"tuning": {cell: {schedule: axis results}}, "edge_hits": [...]}`` of a tuning stage.
+
+    ``edge_hits`` lists every (cell, schedule, shape) whose optimum is still at an edge of its
+    widened axis; ``chosen`` marks the shape the schedule was tuned to.
+    """
+    tuning = {
+        cell: {name: {k: v for k, v in b.items() if k != "params"} for name, b in by_name.items()}
+        for cell, by_name in best.items()
+    }
+    hits = [
+        {
+            "cell": cell,
+            "schedule": name,
+            "shape": shape["shape"],
+            "edge": shape["edge"],
+            "best": shape["best"],
+            "chosen": shape["shape"] == b.get("shape"),
+        }
+        for cell, by_name in tuning.items()
+        for name, b in by_name.items()
+        for shape in b.get("shapes", [])
+        if shape["edge"] is not None
+    ]
+    return {"tuning": tuning, "edge_hits": hits}
 
 
 def _pad(results: list[dict]) -> list[np.ndarray]:
@@ -245,28 +297,34 @@ def _above_bound_fraction(results: list[dict]) -> float:
     return float(sum(counts) / sum(len(r["lrs"]) for r in results))
 
 
-def _overall(config: RLConfig, runs: dict, variants: list[str]) -> dict[str, Any]:
-    """Across all held-out instances: each learned variant against each tuned schedule."""
-    ppo_seeds = list(config.ppo_seeds)
+def _overall(config: RLConfig, runs: dict, variants: list[str], comparisons: dict) -> dict:
+    """Across all held-out instances: each learned variant against each tuned schedule.
+
+    The statistics of :func:`rl_statistics` (``probability_of_improvement``, ``paired_test``,
+    ``geomean_error_ratio``, with intervals over PPO seeds x instances) and, descriptively, the
+    share of instances each PPO seed wins (``win_rate_per_ppo_seed``; ``win_rate``: their mean).
+    """
     overall: dict[str, Any] = {}
     for variant in variants:
         block: dict[str, Any] = {}
         for ref in config.grid():
-            per_seed_wins, ratios = [], []
-            for k, _ in enumerate(ppo_seeds):
-                wins, logs = [], []
-                for by_schedule in runs.values():
-                    for seed, rs in by_schedule[variant].items():
-                        mine = float(rs[k]["final_rel_error"])
-                        theirs = float(by_schedule[ref][seed][0]["final_rel_error"])
-                        wins.append(mine < theirs)
-                        logs.append(math.log(mine / theirs))
+            per_seed_wins = []
+            n_seeds = min(len(rs) for by in runs.values() for rs in by[variant].values())
+            for k in range(n_seeds):
+                wins = [
+                    float(rs[k]["final_rel_error"]) < float(by[ref][seed][0]["final_rel_error"])
+                    for by in runs.values()
+                    for seed, rs in by[variant].items()
+                ]
                 per_seed_wins.append(float(np.mean(wins)))
-                ratios.append(math.exp(float(np.mean(logs))))
+            stats = comparisons[variant]["overall"][ref]
+            ratio = stats["error_ratio"]
             block[ref] = {
-                "win_rate": mean_ci(per_seed_wins),
+                "probability_of_improvement": stats["probability_of_improvement"],
+                "paired_test": stats["paired_test"],
+                "geomean_error_ratio": {"mean": ratio["value"], "ci95": ratio["ci95"]},
+                "win_rate": {"mean": float(np.mean(per_seed_wins))},
                 "win_rate_per_ppo_seed": per_seed_wins,
-                "geomean_error_ratio": mean_ci(ratios),
             }
         overall[variant] = block
     return overall
@@ -284,6 +342,7 @@ def _agents_summary(agents: list[dict]) -> dict[str, Any]:
             "episodes": int(np.mean([r["episodes"] for r in results])),
             "diverged_episodes": int(sum(r["diverged_episodes"] for r in results)),
             "resumed": any(r["resumed_from_timesteps"] for r in results),
+            "n_seeds": len(results),
         }
         for variant, results in by_variant.items()
     }
@@ -295,61 +354,130 @@ def _rl_config_dict(config: RLConfig) -> dict[str, Any]:
     d["tuning_grid"] = config.grid()
     grid_sizes = {name: len(options) for name, options in config.grid().items()}
     per_config = config.n_train * config.n_steps
+    # of the initial grid; widening adds one value per round and edge ("tuning" in the summary)
     d["tuning_cost_sgd_steps"] = {name: k * per_config for name, k in grid_sizes.items()}
     d["agent_cost_sgd_steps"] = config.total_timesteps * config.steps_per_action
     return d
 
 
 def rl_table(summary: dict) -> str:
-    """The README's tables: the headline win rates, then every cell in detail."""
+    """The README's tables: the headline comparisons, the IQMs, every cell, tuning edge hits.
+
+    Intervals are 95% stratified-bootstrap intervals over PPO seeds x held-out instances; no
+    entry is marked best (the reader compares the intervals).
+    """
     cfg = summary["config"]
     variants = list(summary["overall"])
-    headline = variants[0]
     lines = [
         f"**Learned schedule vs tuned schedules on {cfg['n_test']} held-out instances** "
-        f"({cfg['n_steps']} steps, clip {cfg['clip']:g}; {len(cfg['ppo_seeds'])} PPO seeds; "
-        "win = lower final error; ratio = geometric mean of learned / tuned final error)",
+        f"({cfg['n_steps']} steps, clip {cfg['clip']:g}). PoI = probability that a run of the "
+        "agent ends below the tuned schedule on the same instance (0.5: no difference), "
+        "95% interval from a stratified bootstrap over PPO seeds x instances (strata = cells); "
+        "p = Wilcoxon signed-rank on per-instance (agent mean over seeds, tuned); ratio = "
+        "geometric mean of agent / tuned final error; wins = % of instances each PPO seed wins.",
         "",
-        "| against (tuned) | " + " | ".join(f"{v}: wins | {v}: ratio" for v in variants) + " |",
-        "|---|" + "---|---|" * len(variants),
+        "| variant | against (tuned) | PoI [95% CI] | p | ratio [95% CI] | wins per PPO seed (%) |",
+        "|---|---|---|---|---|---|",
     ]
-    for ref in summary["overall"][headline]:
-        cells = []
-        for v in variants:
-            r = summary["overall"][v][ref]
+    for v in variants:
+        for ref, r in summary["overall"][v].items():
             per_seed = ", ".join(f"{100 * w:.0f}" for w in r["win_rate_per_ppo_seed"])
-            cells += [
-                f"{100 * r['win_rate']['mean']:.1f}% ({per_seed})",
-                format_mean_ci(r["geomean_error_ratio"], 3),
-            ]
-        lines.append(f"| {ref} | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| {v} | {ref} | {format_interval(r['probability_of_improvement'])} | "
+                f"{r['paired_test']['p_value']:.3g} | "
+                f"{format_interval(r['geomean_error_ratio'], key='mean')} | {per_seed} |"
+            )
+    lines += ["", "Headline records (`summary.json` `headline`):", ""]
+    lines += ["| claim | PoI | 95% CI | p | PPO seeds | instances | interval excludes 0.5 |"]
+    lines += ["|---|---|---|---|---|---|---|"]
+    for h in summary["headline"]:
+        lines.append(
+            f"| {h['claim']} | {h['value']:.3f} | [{h['ci95'][0]:.3f}, {h['ci95'][1]:.3f}] | "
+            f"{h['p_value']:.3g} | {h['ppo_seeds']} | {h['n_instances']} | "
+            f"{'yes' if h['significant'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"**IQM of the normalised final error** (final error / best final error of any run on "
+        f"the instance, capped at {NORMALISED_CAP:g}; 1 = best; 95% interval over runs x instances)",
+        "",
+        "| schedule | IQM [95% CI] |",
+        "|---|---|",
+    ]
+    iqms = summary["iqm_normalised"]
+    for name in sorted(iqms, key=lambda s: iqms[s]["value"]):
+        lines.append(f"| {name} | {format_interval(iqms[name])} |")
     lines.append("")
     for cell, block in summary["cells"].items():
         lines += [
-            f"**{cell}** (target = {block['target_rel_error']:.4f})",
+            f"**{cell}** (target = {block['target_rel_error']:.4f}; PoI = "
+            f"{variants[0]} vs the row's schedule)",
             "",
-            "| schedule | final rel. error | at 25% | at 50% | steps to target "
-            "| wins vs step | steps above bound | diverged |",
-            "|---|---|---|---|---|---|---|---|",
+            "| schedule | final rel. error [95% CI] | at 25% (mean) | at 50% (mean) | IQM norm. "
+            "| steps to "
+            f"target | PoI {variants[0]} vs it | steps above bound | diverged |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         rows = block["schedules"]
+        versus = block["comparisons"].get(variants[0], {})
         for name in sorted(rows, key=lambda s: rows[s]["final_rel_error"]["mean"]):
             r = rows[name]
+            reach = r["steps_to_target"]
+            steps = (
+                f"{reach['mean']:.0f} ({reach['reached']}/{reach['n']})"
+                if reach["reached"]
+                else "never"
+            )
+            poi = versus.get(name, {}).get("probability_of_improvement")
             cells = [
-                *row_cells(r),
+                format_interval(r["final_rel_error"], 4, key="mean"),
+                _mean(r["rel_error_at_25pct"]),
+                _mean(r["rel_error_at_50pct"]),
+                format_interval(r["iqm_normalised"]),
+                steps,
+                "—" if poi is None else format_interval(poi, 2),
                 f"{r['steps_above_bound_pct']:.1f}%",
                 f"{r['diverged']}/{r['n_runs']}",
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += edge_hits_lines(summary)
     agents = summary.get("agents", {})
     if agents:
-        lines += ["| agent | PPO timesteps | training time per seed (s) | diverged episodes |"]
-        lines += ["|---|---|---|---|"]
+        lines += [
+            "| agent | PPO seeds | PPO timesteps | training time per seed (s) | diverged episodes |"
+        ]
+        lines += ["|---|---|---|---|---|"]
         for variant, a in agents.items():
             lines.append(
-                f"| {variant} | {a['timesteps']} | {format_mean_ci(a['train_time_s'], 1)} | "
-                f"{a['diverged_episodes']} / {a['episodes'] * len(cfg['ppo_seeds'])} |"
+                f"| {variant} | {a['n_seeds']} | {a['timesteps']} | "
+                f"{format_mean_ci(a['train_time_s'], 1)} | "
+                f"{a['diverged_episodes']} / {a['episodes'] * a['n_seeds']} |"
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _mean(summary: dict) -> str:
+    return f"{summary['mean']:.4f}" if math.isfinite(summary["mean"]) else "diverged"
+
+
+def edge_hits_lines(summary: dict) -> list[str]:
+    """Table lines listing the tuning axes whose optimum is still at an edge after widening."""
+    hits = summary.get("edge_hits", [])
+    lines = [
+        f"**Tuning edge hits** (after up to {summary['config']['widen_rounds']} widening rounds)",
+        "",
+    ]
+    if not hits:
+        return [*lines, "Every tuned optimum is interior to its (widened) grid.", ""]
+    lines += [
+        "| cell | schedule | shape | edge | best value | chosen shape |",
+        "|---|---|---|---|---|---|",
+    ]
+    for h in hits:
+        lines.append(
+            f"| {h['cell']} | {h['schedule']} | {h['shape']} | {h['edge']} | {h['best']:.3g} | "
+            f"{'yes' if h['chosen'] else 'no'} |"
+        )
+    return [*lines, ""]

@@ -22,7 +22,7 @@ from experiments.nmf.config import (
     cell_name,
     params_key,
 )
-from experiments.nmf.schedules import best_params, run_nmf, trajectory_result
+from experiments.nmf.schedules import run_nmf, trajectory_result, tune_widened
 from experiments.runner import run_sweep, spec_id
 from nmf import run_sgd
 
@@ -84,15 +84,22 @@ def train(config: RLConfig, out: Path, **sweep: Any) -> list[dict]:
 
 
 def tune(config: RLConfig, out: Path, **sweep: Any) -> dict[str, dict[str, dict]]:
-    """Best parameters per cell and schedule by mean final relative error on the train set."""
-    specs = [
-        NMFRunSpec(inst, name, params_key(params), config.n_steps, config.clip)
-        for inst in config.instances("train")
-        for name, options in config.grid().items()
-        for params in options
-    ]
-    records = run_sweep(run_nmf, specs, out / "tune.jsonl", **sweep)
-    return best_params(records, "final_rel_error", "train_mean_rel_error")
+    """Best parameters per cell and schedule by mean final relative error on the cell's train
+    instances, every axis widened until its optimum is interior (:func:`tune_widened`)."""
+    cells: dict[str, list] = {}
+    for inst in config.instances("train"):
+        cells.setdefault(cell_name(inst), []).append(inst)
+    return tune_widened(
+        cells,
+        config.axes(),
+        n_steps=config.n_steps,
+        clip=config.clip,
+        metric="final_rel_error",
+        score_key="train_mean_rel_error",
+        max_rounds=config.widen_rounds,
+        path=out / "tune.jsonl",
+        **sweep,
+    )
 
 
 def evaluate(

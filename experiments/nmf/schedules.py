@@ -12,16 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from experiments.common.tuning import tune_log_axes
 from experiments.nmf.config import (
+    AXIS_NAMES,
     NMFRunSpec,
     SchedulesConfig,
     SklearnRunSpec,
-    cell_name,
+    axis_params,
     params_key,
-    tuning_grid,
 )
-from experiments.runner import run_sweep
+from experiments.runner import run_sweep, spec_id
 from nmf import StochasticNMF, run_sgd
+from nmf.datasets import NMFInstance
 from nmf.schedules import make_schedule
 from nmf.sgd import Trajectory
 
@@ -92,36 +94,84 @@ def run_sklearn(spec: SklearnRunSpec) -> dict[str, Any]:
 def tune(config: SchedulesConfig, out: Path, **sweep: Any) -> dict[str, dict[str, dict]]:
     """Best parameters per setting and schedule, by mean final loss over the training seeds.
 
-    ``sweep`` is passed on to :func:`run_sweep` (``jobs``/``backend``, ``quiet``), as in the other
-    stages.
+    Every axis widens until its optimum is interior (:func:`tune_widened`). ``sweep`` is passed
+    on to :func:`run_sweep` (``jobs``/``backend``, ``quiet``), as in the other stages.
     """
-    specs = [
-        NMFRunSpec(replace(template, seed=seed), name, params_key(params), config.n_steps)
-        for template in config.settings().values()
-        for name, options in tuning_grid(config.n_steps, config.lr_grid, config.budget).items()
-        for params in options
-        for seed in config.train_seeds
-    ]
-    records = run_sweep(run_nmf, specs, out / "tune.jsonl", **sweep)
-    return best_params(records, "final_loss", "train_mean_final_loss")
+    cells = {
+        setting: [replace(template, seed=seed) for seed in config.train_seeds]
+        for setting, template in config.settings().items()
+    }
+    return tune_widened(
+        cells,
+        config.axes(),
+        n_steps=config.n_steps,
+        clip=None,
+        metric="final_loss",
+        score_key="train_mean_final_loss",
+        max_rounds=config.widen_rounds,
+        path=out / "tune.jsonl",
+        **sweep,
+    )
 
 
-def best_params(records: list[dict], metric: str, score_key: str) -> dict[str, dict[str, dict]]:
-    """``best[cell][schedule] = {"params": ..., score_key: ...}``: per cell and schedule, the
-    parameters with the lowest mean ``metric`` over their tuning runs (a failed run counts as
-    ``inf``; the first of equal scores wins)."""
-    values: dict[tuple[str, str, tuple], list[float]] = defaultdict(list)
-    for rec in records:
-        spec = rec["spec"]
-        value = float(rec["result"][metric]) if rec["status"] == "ok" else math.inf
-        values[
-            (cell_name(spec["instance"]), spec["schedule"], params_key(dict(spec["params"])))
-        ].append(value)
+def tune_widened(
+    cells: dict[str, list[NMFInstance]],
+    axes: dict[tuple[str, int], list[float]],
+    *,
+    n_steps: int,
+    clip: float | None,
+    metric: str,
+    score_key: str,
+    max_rounds: int,
+    path: Path,
+    **sweep: Any,
+) -> dict[str, dict[str, dict]]:
+    """Tune every (cell, schedule, shape) along its log axis, widening edge optima.
+
+    Each value of an axis is scored by the mean ``metric`` over the cell's tuning instances (a
+    failed or diverged run counts as ``inf``); :func:`experiments.common.tuning.tune_log_axes`
+    adds one value beyond the edge per round for every axis whose best value is at an edge,
+    for at most ``max_rounds`` rounds, all new runs of a round in one sweep of ``path``.
+    Returns ``best[cell][schedule] = {"params", score_key, "axis", "shape", "edge", "rounds",
+    "shapes"}``: the shape with the best score (the first of equal ones), its parameters, the
+    edge its optimum still sits at (``None``: interior), and every shape's axis
+    (:meth:`AxisResult.to_json`).
+    """
+
+    def specs_of(key: tuple[str, str, int], value: float) -> list[NMFRunSpec]:
+        cell, name, shape = key
+        params = params_key(axis_params(name, shape, value, n_steps))
+        return [NMFRunSpec(inst, name, params, n_steps, clip) for inst in cells[cell]]
+
+    def evaluate(pending: dict) -> dict:
+        batch = {(key, v): specs_of(key, v) for key, values in pending.items() for v in values}
+        records = run_sweep(run_nmf, [sp for sps in batch.values() for sp in sps], path, **sweep)
+        by_id = {rec["spec_id"]: rec for rec in records}
+        scores: dict = defaultdict(dict)
+        for (key, v), sps in batch.items():
+            runs = [by_id[spec_id(sp)] for sp in sps]
+            values = [float(r["result"][metric]) if r["status"] == "ok" else math.inf for r in runs]
+            scores[key][v] = float(np.mean(values))
+        return scores
+
+    initial = {(cell, name, shape): vs for cell in cells for (name, shape), vs in axes.items()}
+    results = tune_log_axes(initial, evaluate, max_rounds=max_rounds)
     best: dict[str, dict[str, dict]] = defaultdict(dict)
-    for (cell, name, params), vs in values.items():
-        score = float(np.mean(vs))
-        if name not in best[cell] or score < best[cell][name][score_key]:
-            best[cell][name] = {"params": dict(params), score_key: score}
+    for cell in cells:
+        for name in dict.fromkeys(name for name, _ in axes):
+            shapes = sorted(shape for n, shape in axes if n == name)
+            axis = {shape: results[(cell, name, shape)] for shape in shapes}
+            chosen = min(shapes, key=lambda i: axis[i].scores[axis[i].best])
+            r = axis[chosen]
+            best[cell][name] = {
+                "params": axis_params(name, chosen, r.best, n_steps),
+                score_key: r.scores[r.best],
+                "axis": AXIS_NAMES[name],
+                "shape": chosen,
+                "edge": r.edge,
+                "rounds": r.rounds,
+                "shapes": [{"shape": i, **axis[i].to_json()} for i in shapes],
+            }
     return dict(best)
 
 

@@ -27,11 +27,13 @@ from rl_scheduler.tasks.base import (
 DEFAULT_SIZES: dict[str, tuple[int, int] | int | None] = {
     "synthetic": (60, 40),
     "digits": 300,
-    "faces": 60,
+    "faces": 40,
 }
 """Default ``NMFInstance.size`` per dataset: small enough that RL training takes minutes on a CPU.
 
-``(m, n)`` for synthetic data, a row subsample for real data. User files use all rows."""
+``(m, n)`` for synthetic data, a row subsample for real data, drawn from the split's row pool
+(half of the rows, see :func:`nmf.datasets.row_pool_indices`; faces has 100 rows, so at most 50).
+User files use all rows of their pool."""
 
 DEFAULT_RANKS = {"synthetic": 5, "digits": 8, "faces": 10}
 """Default factorisation rank per dataset (user files: 5)."""
@@ -64,7 +66,9 @@ def nmf_instance_set(
     is equally represented) and get distinct seeds; the seed of an instance fixes its synthetic
     data or its row subsample, its initial factors and its gradient noise. Train and test seeds
     come from disjoint ranges (:data:`SPLIT_SEED_OFFSET`), so the held-out set never repeats a
-    training problem.
+    training problem, and real data (digits, faces, files) is subsampled from disjoint row pools
+    (``NMFInstance.row_pool = split``), so no held-out instance shares a data row with a training
+    instance. A size larger than the pool raises ``ValueError`` when the data is loaded.
 
     Parameters
     ----------
@@ -120,6 +124,7 @@ def nmf_instance_set(
                 seed=instance_seed,
                 size=all_sizes.get(dataset),
                 data_noise=float(data_noise),
+                row_pool=None if dataset == "synthetic" else split,
             )
         )
     return instances

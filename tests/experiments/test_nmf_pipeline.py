@@ -34,12 +34,16 @@ def _drop_steps(params: dict, n_steps: int) -> list[int]:
 @pytest.mark.parametrize("n_steps", [300, 500])
 def test_step_decay_makes_all_its_drops_within_the_budget(n_steps):
     def check(n, lrs, budget):
-        shapes = pipeline.SHAPES["step"][: budget // len(lrs)]
-        grid = pipeline.tuning_grid(n, lrs, budget)["step"]
-        for params, (_, drops) in zip(grid, [s for _ in lrs for s in shapes], strict=True):
-            steps = _drop_steps(params, n)
-            assert len(steps) == drops, params
-            assert n - steps[-1] >= params["every"] / 2, params  # the last one is not wasted
+        axes = pipeline.tuning_axes(n, lrs, budget)
+        shapes = [shape for name, shape in axes if name == "step"]
+        assert shapes == list(range(budget // len(lrs)))
+        for shape in shapes:
+            _, drops = pipeline.SHAPES["step"][shape]
+            for lr in axes[("step", shape)]:
+                params = pipeline.axis_params("step", shape, lr, n)
+                steps = _drop_steps(params, n)
+                assert len(steps) == drops, params
+                assert n - steps[-1] >= params["every"] / 2, params  # the last one is not wasted
 
     check(n_steps, (1e-3, 1e-2), 2 * len(pipeline.SHAPES["step"]))  # every shape
     for config in (
@@ -47,6 +51,47 @@ def test_step_decay_makes_all_its_drops_within_the_budget(n_steps):
         pipeline.SCHEDULES_QUICK,
     ):  # the grids the pipeline runs
         check(config.n_steps, config.lr_grid, config.budget)
+
+
+def test_every_schedule_tunes_along_a_log_axis_of_the_same_length():
+    axes = pipeline.tuning_axes(300, (1e-3, 1e-2), 4)
+    for (name, shape), values in axes.items():
+        assert len(values) == (4 if name in ("constant", "follow_bound") else 2)
+        ratios = [b / a for a, b in zip(values, values[1:], strict=False)]
+        assert max(ratios) == pytest.approx(min(ratios))  # log-spaced
+        params = pipeline.axis_params(name, shape, values[0], 300)
+        assert params[pipeline.AXIS_NAMES[name]] == values[0]
+    with pytest.raises(ValueError, match="schedule"):
+        pipeline.axis_params("sgdr", 0, 0.1, 300)
+
+
+def test_tuning_widens_an_edge_optimum_and_reports_what_stays_at_an_edge(tmp_path):
+    from experiments.nmf import report, schedules
+
+    inst = NMFInstance("synthetic", rank=2, size=(12, 8), seed=0)
+    axes = {("constant", 0): [1e-6, 2e-6], ("follow_bound", 0): [0.25, 0.5, 1.0]}
+    best = schedules.tune_widened(
+        {"cell": [inst]},
+        axes,
+        n_steps=20,
+        clip=None,
+        metric="final_loss",
+        score_key="score",
+        max_rounds=2,
+        path=tmp_path / "tune.jsonl",
+        quiet=True,
+    )
+    constant = best["cell"]["constant"]
+    # far too small a rate: the best is the largest, so each round adds a larger one
+    assert constant["rounds"] == 2 and constant["edge"] == "high"
+    assert constant["shapes"][0]["grid"] == pytest.approx([1e-6, 2e-6, 4e-6, 8e-6])
+    assert constant["params"] == {"lr": pytest.approx(8e-6)}
+    hits = report.tuning_summary(best)["edge_hits"]
+    assert {"cell": "cell", "schedule": "constant", "shape": 0, "edge": "high"}.items() <= hits[
+        0
+    ].items()
+    widened = constant["rounds"] + best["cell"]["follow_bound"]["rounds"]
+    assert len(load_results(tmp_path / "tune.jsonl")) == 2 + 3 + widened  # one run per value
 
 
 def test_sklearn_comparison_uses_the_schedule_chosen_on_the_training_seeds():

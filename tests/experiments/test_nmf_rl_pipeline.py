@@ -29,13 +29,20 @@ def test_step_decay_gets_the_compute_of_one_ppo_training_run():
     assert {len(v) for k, v in grid.items() if k != "step"} == {pipeline.RL_FULL.budget}
 
 
-def test_one_agent_per_variant_and_seed_with_the_variant_shield():
+def test_one_agent_per_variant_and_seed_with_the_variant_settings():
     specs = pipeline.agent_specs(pipeline.RL_FULL)
-    assert len(specs) == len(pipeline.RL_FULL.variants) * len(pipeline.RL_FULL.ppo_seeds)
+    headline, *others = pipeline.RL_FULL.variants
+    n_seeds = len(pipeline.RL_FULL.ppo_seeds)
+    assert len(specs) == n_seeds + len(others) * min(n_seeds, pipeline.ABLATION_PPO_SEEDS)
     for spec in specs:
         env_kwargs = dict(spec.env_kwargs)
-        assert env_kwargs["shield_fraction"] == spec.shield_fraction
         assert env_kwargs["split"] == "train"
+        for key, value in pipeline.VARIANTS[spec.variant].items():
+            assert env_kwargs[key] == value
+    learned = dict(next(s for s in specs if s.variant == "learned").env_kwargs)
+    assert learned["bound_range"] == (-6.0, 2.0) and learned["shield"] is False
+    with pytest.raises(ValueError, match="variants"):
+        pipeline.agent_specs(pipeline.RLConfig(**{**pipeline.RL_QUICK.__dict__, "variants": ("x",)}))
 
 
 def test_steps_above_bound_counts_rates_above_their_own_bound():
@@ -67,7 +74,7 @@ def _record(schedule, seed, error, *, ppo_seed=None, dataset="digits", noise=0.0
     return {"status": "ok", "spec": spec, "result": result}
 
 
-def test_win_rates_and_error_ratios_by_hand():
+def test_rl_statistics_by_hand():
     config = pipeline.RL_QUICK
     names = list(config.grid())
     # Two instances; every tuned schedule ends at 0.5. The agent (two PPO seeds) ends at
@@ -80,16 +87,46 @@ def test_win_rates_and_error_ratios_by_hand():
         _record("learned", 1, 0.4, ppo_seed=1),
     ]
     config = pipeline.RLConfig(**{**config.__dict__, "ppo_seeds": (0, 1)})
-    runs = report._runs(baseline, learned)
-    overall = report._overall(config, runs, ["learned"])["learned"]["step"]
+    summary = pipeline.summarise_rl(config, {}, [], baseline, learned)
+    overall = summary["overall"]["learned"]["step"]
     assert overall["win_rate_per_ppo_seed"] == [1.0, 0.5]
     assert overall["win_rate"]["mean"] == pytest.approx(0.75)
-    ratios = [0.8, math.sqrt(1.2 * 0.8)]
-    assert overall["geomean_error_ratio"]["mean"] == pytest.approx(np.mean(ratios))
-    summary = pipeline.summarise_rl(config, {}, [], baseline, learned)
+    # PoI: instance 0 compares 0.4 and 0.6 with 0.5 (1/2), instance 1 wins both (1).
+    poi = overall["probability_of_improvement"]
+    assert poi["value"] == pytest.approx(0.75) and poi["n_runs"] == [2, 1]
+    assert poi["ci95"][0] <= 0.75 <= poi["ci95"][1]
+    ratio = math.exp(np.mean(np.log([0.8, 1.2, 0.8, 0.8])))
+    assert overall["geomean_error_ratio"]["mean"] == pytest.approx(ratio)
+    # Wilcoxon on per-instance means (0.5, 0.4) against (0.5, 0.5): one non-zero difference.
+    assert overall["paired_test"]["p_value"] == pytest.approx(1.0)
+    claims = [h["claim"] for h in summary["headline"]]
+    assert claims == [f"learned_vs_{b}" for b in names]
+    step = summary["headline"][claims.index("learned_vs_step")]
+    assert step["metric"] == "probability_of_improvement" and step["value"] == pytest.approx(0.75)
+    assert (step["ppo_seeds"], step["n_instances"], step["split"]) == (2, 2, "held-out")
+    assert step["p_value"] == pytest.approx(1.0) and step["significant"] is False
+    # IQM of final error / best error on the instance (0.4 on both): baselines 1.25 everywhere.
+    assert summary["iqm_normalised"]["step"]["value"] == pytest.approx(1.25)
+    assert summary["iqm_normalised"]["learned"]["value"] == pytest.approx(1.0)
     row = summary["cells"]["digits/noise=0"]["schedules"]["learned"]
     assert row["win_rate_vs_step"] == pytest.approx(0.75)
-    assert row["final_rel_error"]["mean"] == pytest.approx(np.mean([0.5, 0.4]))
+    assert row["final_rel_error"]["mean"] == pytest.approx(np.mean([0.4, 0.6, 0.4, 0.4]))
+    assert row["final_rel_error"]["n"] == 2 and row["final_rel_error"]["n_runs"] == 2
+    cell = summary["cells"]["digits/noise=0"]["comparisons"]["learned"]["step"]
+    assert cell["probability_of_improvement"]["value"] == pytest.approx(0.75)
+    table = pipeline.rl_table(summary)
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert "learned_vs_follow_bound" in table and not any("**" in r for r in rows)  # no "best"
+
+
+def test_the_ablation_trains_on_fewer_ppo_seeds():
+    config = pipeline.RLConfig(
+        **{**pipeline.RL_FULL.__dict__, "variants": ("learned", pipeline.ABLATION)}
+    )
+    seeds = [(s.variant, s.seed) for s in pipeline.agent_specs(config)]
+    assert [v for v, _ in seeds].count("learned") == len(pipeline.RL_FULL.ppo_seeds) >= 5
+    assert [s for v, s in seeds if v == pipeline.ABLATION] == [0, 1, 2]
+    assert len(pipeline.RL_QUICK.ppo_seeds) >= 2  # the bootstrap over seeds runs in --quick
 
 
 @pytest.mark.slow
@@ -115,7 +152,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
     per_cell = config.n_test // len(summary["cells"])
     for block in summary["cells"].values():
         rows = block["schedules"]
-        assert set(rows) == set(config.grid()) | {name for name, _ in config.variants}
+        assert set(rows) == set(config.grid()) | set(config.variants)
         for row in rows.values():
             assert row["final_rel_error"]["n"] == per_cell
             assert 0 < row["final_rel_error"]["mean"] < 1
@@ -123,6 +160,16 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
         assert rows["learned"]["diverged"] == 0
     for block in summary["overall"].values():
         assert 0 <= block["step"]["win_rate"]["mean"] <= 1
+    claims = {h["claim"]: h for h in summary["headline"]}
+    assert set(claims) == {f"learned_vs_{b}" for b in config.grid()}
+    for h in claims.values():
+        assert h["ppo_seeds"] == len(config.ppo_seeds) and h["n_instances"] == config.n_test
+        assert h["ci95"][0] <= h["value"] <= h["ci95"][1] and 0 <= h["p_value"] <= 1
+    # every tuned schedule of every cell reports its widened axes and any edge it still hits
+    for cell in summary["cells"]:
+        assert set(summary["tuning"][cell]) == set(config.grid())
+    assert all(h["edge"] in ("low", "high") for h in summary["edge_hits"])
+    assert any(t["rounds"] > 0 for by in summary["tuning"].values() for t in by.values())
     assert all(rate > 0 for rate in summary["env_steps_per_s"].values())
     assert (tmp_path / "table.md").read_text() == pipeline.rl_table(summary)
     assert (

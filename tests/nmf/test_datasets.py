@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from nmf import datasets
+from nmf.problem import stream_rng
 
 
 def test_synthetic_is_seeded_non_negative_and_low_rank_without_noise():
@@ -162,3 +163,43 @@ def test_load_dataset_passes_keywords_to_synthetic():
 def test_synthetic_follows_the_number_rule(kwargs, match):
     with pytest.raises(ValueError, match=match):
         datasets.synthetic(**{"m": 5, "n": 4, "rank": 2, **kwargs})
+
+
+def test_row_pools_split_a_real_matrix_in_two_disjoint_halves():
+    train, test = (datasets.row_pool_indices(101, pool) for pool in ("train", "test"))
+    assert len(train) == 50 and len(test) == 51
+    assert not set(train) & set(test) and set(train) | set(test) == set(range(101))
+    assert np.array_equal(datasets.row_pool_indices(101, None), np.arange(101))
+    with pytest.raises(ValueError, match="row_pool"):
+        datasets.row_pool_indices(101, "valid")
+
+
+def test_a_held_out_instance_shares_no_row_with_any_training_instance(tmp_path):
+    path = tmp_path / "ids.npy"
+    np.save(path, np.repeat(np.arange(200.0)[:, None], 3, axis=1))  # row i holds i: its id
+    ids = lambda inst: set(inst.data()[:, 0].astype(int))  # noqa: E731
+    train = [datasets.NMFInstance(str(path), seed=s, size=60, row_pool="train") for s in range(20)]
+    test = [datasets.NMFInstance(str(path), seed=s, size=60, row_pool="test") for s in range(20)]
+    seen = set().union(*(ids(i) for i in train))
+    assert len(seen) > 60  # the training instances draw different rows of their pool
+    for inst in test:
+        assert len(ids(inst)) == 60 and not ids(inst) & seen
+    # Without a pool, instances draw from every row (the behaviour before pools, unchanged).
+    old = datasets.NMFInstance("digits", seed=1, size=300).data()
+    rows = np.sort(stream_rng(1, "data").choice(1797, 300, replace=False))
+    assert np.array_equal(old, datasets.digits()[rows])
+    # size None: every row of the pool
+    assert datasets.NMFInstance("digits", row_pool="test").data().shape == (1797 - 898, 64)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dataset": "faces", "size": 51, "row_pool": "train"}, "exceeds the 50 rows"),
+        ({"dataset": "digits", "row_pool": "valid"}, "row_pool"),
+        ({"dataset": "synthetic", "row_pool": "train"}, "row_pool"),
+    ],
+)
+def test_bad_row_pools_and_sizes_beyond_the_pool_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.NMFInstance(**kwargs).data()

@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import rl_scheduler
 from nmf.datasets import NMFInstance
 from rl_scheduler import LRScheduleEnv, NMFTask, make_nmf_env
-from rl_scheduler.env import shielded_lr
+from rl_scheduler.env import bound_exponent, shielded_lr
 
 
 def _episode(env, actions, seed=None, options=None):
@@ -137,6 +137,46 @@ def test_shielded_lr_rule():
     assert shielded_lr(1.0, [1.0], 1.0, shield=False, **kw) == (2.0, 2.0)
     assert shielded_lr(1.0, [1.0], None, shield=True, **kw) == (2.0, 2.0)
     assert shielded_lr(1e6, [1.0], None, shield=True, **kw) == (1e6, 1e6)
+
+
+def test_bound_relative_action_closed_form():
+    # a = -1 -> lo, a = 0 -> the bound, a = 1 -> hi; piecewise linear in between
+    assert [bound_exponent([a], (-6.0, 2.0)) for a in (-1, -0.5, 0, 0.5, 1, 3)] == [
+        -6.0,
+        -3.0,
+        0.0,
+        1.0,
+        2.0,
+        2.0,
+    ]
+    kw = {"max_mult": 2.0, "lr_min": 1e-6, "lr_max": 1e6, "shield_fraction": 0.9}
+    rule = {"bound_range": (-6.0, 2.0), **kw}
+    # the previous rate does not matter: the action picks a multiple of the current bound
+    assert shielded_lr(123.0, [0.5], 0.1, shield=False, **rule) == (0.2, 0.2)
+    assert shielded_lr(1e-5, [-1.0], 0.1, shield=False, **rule) == (0.1 / 64, 0.1 / 64)
+    assert shielded_lr(1.0, [1.0], 0.1, shield=True, **rule) == (0.4, pytest.approx(0.09))
+    # without a known bound the rate is kept
+    assert shielded_lr(0.3, [1.0], None, shield=False, **rule) == (0.3, 0.3)
+    with pytest.raises(ValueError, match="action"):
+        shielded_lr(0.3, [np.nan], 0.1, shield=False, **rule)
+
+
+def test_bound_relative_env_applies_bound_multiples(small_kwargs):
+    env = make_nmf_env(**small_kwargs, bound_range=(-4.0, 1.0), shield=False)
+    env.reset(seed=0)
+    for a, e in ((0.0, 0.0), (1.0, 1.0), (-0.5, -2.0)):
+        _, _, _, _, info = env.step(np.array([a], dtype=np.float32))
+        assert info["lr"] == pytest.approx(info["bound"] * 2.0**e)  # the chunk's bound
+    assert env.config["bound_range"] == [-4.0, 1.0]
+    for bad in ((1.0, 2.0), (-1.0, -0.5), (0.0, 0.0), (-1, float("inf")), "ab", (-1.0,)):
+        with pytest.raises(ValueError, match="bound_range"):
+            make_nmf_env(**small_kwargs, bound_range=bad)
+
+
+def test_bound_relative_env_needs_a_task_with_a_bound(small_kwargs):
+    env = make_nmf_env(**small_kwargs, bound_range=(-4.0, 1.0), compute_bound=False)
+    with pytest.raises(ValueError, match="bound_range"):
+        env.reset(seed=0)
 
 
 def test_reset_options_select_an_instance(small_kwargs):

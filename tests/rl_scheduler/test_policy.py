@@ -18,9 +18,12 @@ class StubPolicy:
         return np.array([math.sin(3.0 * obs.sum() + 1.0)], dtype=np.float32), None
 
 
-@pytest.mark.parametrize("shield", [True, False])
-def test_learned_schedule_applies_exactly_the_env_lrs(small_kwargs, shield):
+@pytest.mark.parametrize(
+    ("shield", "bound_range"), [(True, None), (False, None), (False, (-5.0, 2.0))]
+)
+def test_learned_schedule_applies_exactly_the_env_lrs(small_kwargs, shield, bound_range):
     small_kwargs |= {"noise_levels": [1.0], "max_mult": 3.0, "shield": shield}
+    small_kwargs |= {"bound_range": bound_range}
     env = make_nmf_env(**small_kwargs)
     policy = StubPolicy()
     for index in range(2):

@@ -25,6 +25,18 @@ def test_instance_sets_are_balanced_and_train_test_seeds_are_disjoint():
     assert not {i.seed for i in train} & {i.seed for i in nmf_instance_set("train", 3, seed=1)}
 
 
+def test_real_data_instances_draw_from_their_split_row_pool():
+    kw = {"datasets": ("synthetic", "digits", "faces"), "noise_levels": (0.0,)}
+    for split in ("train", "test"):
+        pools = {i.dataset: i.row_pool for i in nmf_instance_set(split, 6, **kw)}
+        assert pools == {"synthetic": None, "digits": split, "faces": split}
+    faces = [i for i in nmf_instance_set("test", 3, **kw) if i.dataset == "faces"]
+    assert faces[0].data().shape == (40, 625)  # the default size fits faces' 50-row pool
+    too_big = nmf_instance_set("train", 1, datasets=("faces",), sizes={"faces": 60})
+    with pytest.raises(ValueError, match="row pool"):
+        too_big[0].data()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
