@@ -18,6 +18,7 @@ from experiments.common.cli import finish, parse_pipeline_args, running, sweep_o
 from experiments.common.provenance import DATASETS, input_digests
 from experiments.dnn import plots
 from experiments.dnn.config import CONFIGS, QUICK
+from experiments.dnn.pretrained import write_shipments
 from experiments.dnn.report import markdown_table, method_runs, summarise
 from experiments.dnn.runs import eval_stage, train_stage
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     with running(args):
         trained = train_stage(config, out, **sweep)
         evaluated = eval_stage(config, trained, out, **sweep)
+    write_shipments(evaluated, out, quick=args.quick)
     summary = summarise(config, trained, evaluated)
     runs = method_runs(config, trained, evaluated)
     figures = plots.dnn_figures(runs, summary, out)

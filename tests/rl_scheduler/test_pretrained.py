@@ -19,8 +19,12 @@ def test_a_shipped_agent_reproduces_its_recorded_evaluation(name):
     for key in ("commit", "command", "source", "selected_by", "evaluation"):
         assert manifest[key], key
     evaluation = manifest["evaluation"]
-    if name != "nmf":
-        pytest.skip("only the NMF agent records runs a test can repeat in seconds")
+    if evaluation.get("kind") == "dnn":  # one held-out CNN / GRU run of the study, a few seconds
+        from experiments.dnn.pretrained import replay
+
+        test_loss = replay(evaluation, pretrained.model_path(name).parent)
+        np.testing.assert_allclose(test_loss, evaluation["test_loss"], rtol=1e-5)
+        return
     errors = []
     for fields in evaluation["instances"]:
         instance = as_instance(fields)
@@ -34,8 +38,8 @@ def test_a_shipped_agent_reproduces_its_recorded_evaluation(name):
     np.testing.assert_allclose(errors, evaluation["final_rel_error"], rtol=1e-6)
 
 
-def test_the_nmf_agent_is_shipped():
-    assert "nmf" in SHIPPED
+def test_the_nmf_vision_and_text_agents_are_shipped():
+    assert {"nmf", "vision", "text"} <= set(SHIPPED)
 
 
 def test_unknown_names_and_unsafe_files_are_refused(tmp_path, small_kwargs):
