@@ -82,3 +82,73 @@ def test_numbers_are_tokenised_as_printed():
         "84.59%",
         "1e-3",
     }
+
+
+# ----------------------------------------------------------------------------- headline sentences
+HEADLINE = re.compile(r"<!--\s*headline:\s*(\S+)\s+(.+?)\s*-->")
+
+
+def readme_headlines(text: str) -> list[tuple[str, list[str], str]]:
+    """(summary path, claim ids, paragraph) for every ``<!-- headline: path claim... -->``."""
+    lines = text.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        match = HEADLINE.search(line)
+        if not match:
+            continue
+        j, para = i + 1, []
+        while j < len(lines) and lines[j].strip() and not lines[j].lstrip().startswith("<!--"):
+            para.append(lines[j])
+            j += 1
+        found.append((match.group(1), match.group(2).split(), "\n".join(para)))
+    return found
+
+
+def record_numbers(record: dict) -> set[str]:
+    """Every way a README sentence may print a number of a headline record."""
+    values = []
+    for key, value in record.items():
+        if isinstance(value, bool) or key in ("claim", "metric"):
+            continue
+        if isinstance(value, int | float):
+            values.append(float(value))
+        elif isinstance(value, list):
+            values += [float(v) for v in value if isinstance(v, int | float)]
+    out = set()
+    for v in values:
+        # as printed, or as a percent (with or without the sign); whole percents, not whole ratios
+        for x, suffix, fewest in ((v, "", 1), (100 * v, "%", 0), (100 * v, "", 0)):
+            if float(x).is_integer():
+                out.add(f"{int(x)}{suffix}")
+            for digits in range(fewest, 5):
+                out.add(f"{x:.{digits}f}{suffix}")
+    return out
+
+
+HEADLINES = readme_headlines((ROOT / "README.md").read_text())
+
+
+def test_the_readme_has_headline_sentences():
+    assert HEADLINES, "README.md has no <!-- headline: summary.json claim ... --> sentences"
+
+
+@pytest.mark.parametrize(
+    "source,claims,paragraph", HEADLINES, ids=[f"{s} {' '.join(c)}" for s, c, _ in HEADLINES]
+)
+def test_every_number_in_a_headline_sentence_is_in_its_records(source, claims, paragraph):
+    summary = json.loads((ROOT / source).read_text())
+    records = {r["claim"]: r for r in summary.get("headline", [])}
+    missing_claims = sorted(set(claims) - set(records))
+    assert not missing_claims, f"{missing_claims} are not headline claims of {source}"
+    assert paragraph, f"the headline marker for {claims} is not followed by a sentence"
+    known = set().union(*(record_numbers(records[c]) for c in claims))
+    text = re.sub(r"`[^`]*`", "", paragraph)  # code (commands, ids) is not a claim
+    missing = sorted(numbers(text) - known)
+    assert not missing, f"{missing} in README sentence {paragraph!r} are not in {claims}"
+
+
+def test_headline_numbers_are_matched_at_their_printed_precision():
+    record = {"claim": "x", "metric": "p", "value": 0.6234, "ci95": [0.51, 0.7], "n": 48}
+    known = record_numbers(record)
+    assert {"0.62", "62.3%", "62%", "0.51", "48", "70%"} <= known
+    assert "0.64" not in known and "63%" not in known
