@@ -42,7 +42,9 @@ def test_one_agent_per_variant_and_seed_with_the_variant_settings():
     learned = dict(next(s for s in specs if s.variant == "learned").env_kwargs)
     assert learned["bound_range"] == (-6.0, 2.0) and learned["shield"] is False
     with pytest.raises(ValueError, match="variants"):
-        pipeline.agent_specs(pipeline.RLConfig(**{**pipeline.RL_QUICK.__dict__, "variants": ("x",)}))
+        pipeline.agent_specs(
+            pipeline.RLConfig(**{**pipeline.RL_QUICK.__dict__, "variants": ("x",)})
+        )
 
 
 def test_steps_above_bound_counts_rates_above_their_own_bound():
