@@ -158,15 +158,24 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
         for row in rows.values():
             assert row["final_rel_error"]["n"] == per_cell
             assert 0 < row["final_rel_error"]["mean"] < 1
-        # The committed shield (0.9 of the bound at each chunk start) was applied.
         assert rows["learned"]["diverged"] == 0
     for block in summary["overall"].values():
         assert 0 <= block["step"]["win_rate"]["mean"] <= 1
     claims = {h["claim"]: h for h in summary["headline"]}
+    ood = claims.pop("pretrained_nmf_vs_follow_bound_ood")
     assert set(claims) == {f"learned_vs_{b}" for b in config.grid()}
     for h in claims.values():
         assert h["ppo_seeds"] == len(config.ppo_seeds) and h["n_instances"] == config.n_test
         assert h["ci95"][0] <= h["value"] <= h["ci95"][1] and 0 <= h["p_value"] <= 1
+    # the shipped agent's out-of-distribution check and the files a reference run would ship
+    pretrained = summary["pretrained"]
+    assert ood == pretrained["headline"] and ood["split"] == "out-of-distribution"
+    assert len(pretrained["final_rel_error"]["pretrained"]) == ood["n"] == len(pretrained["labels"])
+    assert pretrained["diverged"] == {"pretrained": 0, "follow_bound_0.9": 0}
+    shipped = tmp_path / "pretrained" / "nmf"
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    assert manifest["variant"] == config.variants[0] and (shipped / "model.zip").stat().st_size
+    assert len(manifest["evaluation"]["instances"]) == len(summary["cells"])
     # every tuned schedule of every cell reports its widened axes and any edge it still hits
     for cell in summary["cells"]:
         assert set(summary["tuning"][cell]) == set(config.grid())
@@ -179,7 +188,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
         == summary["cells"].keys()
     )
 
-    files = ("agents.jsonl", "tune.jsonl", "eval.jsonl", "eval_learned.jsonl")
+    files = ("agents.jsonl", "tune.jsonl", "eval.jsonl", "eval_learned.jsonl", "ood.jsonl")
     before = {f: (tmp_path / f).read_text() for f in files}
     again = run_study(argv)["rl"]
     assert {f: (tmp_path / f).read_text() for f in files} == before  # all resumed, nothing rerun
