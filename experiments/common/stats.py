@@ -120,7 +120,8 @@ def stratified_bootstrap(
 
     Each matrix is ``runs x tasks`` with the same tasks. One bootstrap draw resamples, with
     replacement, the runs of each matrix independently and the tasks within each stratum
-    (shared by all matrices, so paired tasks stay paired). Returns
+    (shared by all matrices, so paired tasks stay paired). The interval is the percentile
+    interval, widened where needed to contain the point estimate. Returns
     ``{"value", "ci95": [low, high], "n_runs": [...], "n_tasks", "n_boot"}``.
     """
     mats = [_as_matrix(m, f"matrix {i}") for i, m in enumerate(matrices)]
@@ -136,7 +137,7 @@ def stratified_bootstrap(
         resampled = [m[rng.integers(0, m.shape[0], m.shape[0])][:, tasks] for m in mats]
         draws[k] = statistic(*resampled, strata=groups[tasks])
     value = statistic(*mats, strata=groups)
-    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    low, high = _interval(draws, float(value), level)
     return {
         "value": float(value),
         "ci95": [float(low), float(high)],
@@ -144,6 +145,16 @@ def stratified_bootstrap(
         "n_tasks": int(n_tasks),
         "n_boot": int(n_boot),
     }
+
+
+def _interval(draws: np.ndarray, value: float, level: float) -> tuple[float, float]:
+    """The percentile interval of the bootstrap draws, widened to hold the point estimate.
+
+    A percentile interval can miss its own point estimate when the statistic's bootstrap
+    distribution is lopsided (rare); a reported interval always contains the value it goes with.
+    """
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return min(float(low), value), max(float(high), value)
 
 
 def poi_with_ci(x: Any, y: Any, *, strata: Sequence[Any] | None = None, **kw: Any) -> dict:
@@ -212,7 +223,7 @@ def cluster_bootstrap_share(
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, names.size, size=(n_boot, names.size))
     draws = totals[picks].sum(axis=1) / sizes[picks].sum(axis=1)
-    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    low, high = _interval(draws, float(hits.mean()), level)
     return {
         "value": float(hits.mean()),
         "ci95": [float(low), float(high)],

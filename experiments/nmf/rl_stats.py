@@ -126,14 +126,12 @@ def rl_statistics(
                     agent[:, cols], base[:, cols], None, n_boot
                 )
             poi = result["probability_of_improvement"]
-            # A percentile interval almost always holds its point estimate; guard the rare case.
-            ci95 = [min(poi["ci95"][0], poi["value"]), max(poi["ci95"][1], poi["value"])]
             headline.append(
                 headline_record(
                     f"{variant}_vs_{ref}",
                     "probability_of_improvement",
                     poi["value"],
-                    ci95,
+                    poi["ci95"],
                     poi["n_tasks"],
                     ppo_seeds=int(agent.shape[0]),
                     n_instances=int(agent.shape[1]),

@@ -67,6 +67,16 @@ def test_stratified_bootstrap_covers_both_sources_of_variation():
     assert q["ci95"][0] <= q["value"] <= q["ci95"][1]
 
 
+def test_a_bootstrap_interval_always_contains_its_point_estimate():
+    # "no task drawn twice" is true of the data but almost never of a resample, so the plain
+    # percentile interval would be [0, 0] around a point estimate of 1
+    def distinct(m, strata=None):
+        return float(len({tuple(col) for col in m.T}) == m.shape[1])
+
+    r = stats.stratified_bootstrap(distinct, np.arange(12.0)[None, :], n_boot=200)
+    assert r["value"] == 1.0 and r["ci95"] == [0.0, 1.0]
+
+
 def test_cluster_bootstrap_share_resamples_clusters_whole():
     # two clusters: all true / all false -> the interval spans 0..1 although n is large
     outcomes = [True] * 50 + [False] * 50
