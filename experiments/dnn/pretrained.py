@@ -30,15 +30,18 @@ def write_shipments(
     """``OUT/pretrained/<task>/`` for each task whose seed-:data:`SHIPPED_SEED` agent ran."""
     folders = []
     for task in sorted({t for t, _, _ in evaluated}):
-        runs = [
+        prefix = f"agents/{task}/seed{SHIPPED_SEED}/"
+        mine = [
             rec
             for t, _, rec in evaluated
             if t == task
             and rec["spec"]["schedule"] == AGENT
-            and _is_last_of_seed(rec["spec"]["agent"], evaluated, task)
+            and rec["spec"]["agent"].startswith(prefix)
         ]
-        if not runs:
+        if not mine:
             continue
+        last = max(rec["spec"]["agent"] for rec in mine)  # checkpoint names sort by step
+        runs = [rec for rec in mine if rec["spec"]["agent"] == last]
         first = min(runs, key=lambda r: r["spec"]["seed"])
         folder = out / "pretrained" / task
         folder.mkdir(parents=True, exist_ok=True)
@@ -60,19 +63,6 @@ def write_shipments(
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         folders.append(folder)
     return folders
-
-
-def _is_last_of_seed(agent: str, evaluated: list[tuple[str, str, dict]], task: str) -> bool:
-    """``agent`` is seed :data:`SHIPPED_SEED`'s last checkpoint among the runs of ``task``."""
-    prefix = f"agents/{task}/seed{SHIPPED_SEED}/"
-    mine = {
-        rec["spec"]["agent"]
-        for t, _, rec in evaluated
-        if t == task
-        and rec["spec"]["schedule"] == AGENT
-        and rec["spec"]["agent"].startswith(prefix)
-    }
-    return bool(mine) and agent == max(mine)
 
 
 def replay(evaluation: dict[str, Any], folder: Path) -> float:

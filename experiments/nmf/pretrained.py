@@ -15,14 +15,14 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from experiments.common import agents
-from experiments.common.records import require_ok
+from experiments.common.records import by_id, require_ok
 from experiments.common.stats import headline_record, paired_test, poi_with_ci
 from experiments.nmf.config import RLConfig, agent_specs, cell_name
 from experiments.nmf.rl import agent_dir
@@ -30,6 +30,7 @@ from experiments.runner import run_sweep, spec_id
 from nmf import run_sgd
 from nmf.datasets import NMFInstance
 from nmf.schedules import FollowBound
+from rl_scheduler.tasks.nmf_task import instance_to_dict
 
 SHIPPED_SEED = 0
 """PPO seed of the shipped agent, chosen in advance."""
@@ -52,7 +53,7 @@ def ood_instances(quick: bool = False) -> list[NMFInstance]:
     ]
     n_seeds = 1 if quick else 4
     return [
-        NMFInstance(**{**k.__dict__, "seed": 10_000 + 97 * i + s})
+        replace(k, seed=10_000 + 97 * i + s)
         for i, k in enumerate(kinds[: 3 if quick else None])
         for s in range(n_seeds)
     ]
@@ -111,12 +112,12 @@ def pretrained_stage(
         functools.partial(run_ood, root=str(out)), specs, out / "ood.jsonl", **sweep
     )
     require_ok(records, "out-of-distribution evaluation")
-    by = {(r["spec"]["method"], r["spec_id"]): r for r in records}
+    by = by_id(records)
     errors: dict[str, list[float]] = {"pretrained": [], "follow_bound_0.9": []}
     diverged = {"pretrained": 0, "follow_bound_0.9": 0}
     labels = []
     for spec in specs:
-        result = by[(spec.method, spec_id(spec))]["result"]
+        result = by[spec_id(spec)]["result"]
         err = result["final_rel_error"] if not result["diverged"] else float("inf")
         errors[spec.method].append(err)
         diverged[spec.method] += int(result["diverged"])
@@ -126,7 +127,7 @@ def pretrained_stage(
     poi = poi_with_ci(ours[None, :], base[None, :], strata=labels, n_boot=config.n_boot)
     test = paired_test(ours, base)
     block = {
-        "instances": [inst.__dict__ for inst in instances],
+        "instances": [instance_to_dict(inst) for inst in instances],
         "labels": labels,
         "final_rel_error": {k: list(map(float, v)) for k, v in errors.items()},
         "diverged": diverged,
