@@ -10,23 +10,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from experiments.common.controllers import METRIC_SCHEDULES, TORCH_SHAPES
 from rl_scheduler.tasks.workloads import WORKLOADS
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam", "adamw", "adagrad")
 """``momentum`` is SGD with heavy-ball momentum 0.9; ``adamw`` uses weight decay 0.01."""
 
-SCHEDULES: tuple[str, ...] = (
-    "constant",
-    "warmup",
-    "linear",
-    "cosine",
-    "polynomial",
-    "step",
-    "exponential",
-    "plateau",
-    "greedy",
-)
-"""Schedules wrapped around any optimizer (``warmup`` is constant after a linear warmup)."""
+SCHEDULES: tuple[str, ...] = ("constant", *TORCH_SHAPES, *METRIC_SCHEDULES)
+"""Schedules wrapped around any optimizer, the ones :mod:`experiments.common.controllers` builds:
+constant, warmup (constant after a linear warmup), linear, cosine, polynomial, step,
+exponential, plateau, greedy."""
 
 ADAPTIVE: dict[str, tuple[str, ...]] = {
     "sgd": ("hd_parameter", "hd_group", "sls"),
