@@ -39,7 +39,14 @@ from experiments.runner.results import (
     write_json_atomic,
     write_text_atomic,
 )
-from experiments.runner.specs import SPEC_ID_LENGTH, grid, spec_id, spec_to_dict, to_jsonable
+from experiments.runner.specs import (
+    SPEC_ID_LENGTH,
+    added_field,
+    grid,
+    spec_id,
+    spec_to_dict,
+    to_jsonable,
+)
 from experiments.runner.sweep import run_sweep
 
 __all__ = [
@@ -49,6 +56,7 @@ __all__ = [
     "Record",
     "SerialBackend",
     "WorkerDied",
+    "added_field",
     "grid",
     "load_results",
     "make_backend",

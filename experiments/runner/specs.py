@@ -147,6 +147,29 @@ def spec_to_dict(spec: Any) -> dict[str, Any]:
     }
 
 
+ADDED_FIELD = "experiments.runner.added_field"
+"""Metadata key of a field added to a spec class after runs of it exist (:func:`added_field`)."""
+
+
+def added_field(default: Any) -> Any:
+    """A dataclass field added to an existing spec class without changing existing ids.
+
+    While such a field holds its default it is left out of :func:`spec_id` (it is still written
+    with the spec), so the runs recorded before the field existed keep their ids and a resumed
+    sweep reuses them; any other value gives a new id. ``default`` must be immutable (a tuple,
+    number, string or ``None``).
+    """
+    return dataclasses.field(default=default, metadata={ADDED_FIELD: True})
+
+
+def _id_fields(spec: Any) -> dict[str, Any]:
+    fields = spec_to_dict(spec)
+    for f in dataclasses.fields(spec):
+        if f.metadata.get(ADDED_FIELD) and getattr(spec, f.name) == f.default:
+            del fields[f.name]
+    return fields
+
+
 def _spec_id_from(spec_type: str, fields: dict[str, Any]) -> str:
     canonical = json.dumps(
         {"type": spec_type, "fields": fields},
@@ -168,8 +191,9 @@ def spec_id(spec: Any) -> str:
     run with ``python -m`` (its import name is used either way). Equal specs share an id; specs
     of different classes with equal fields do not. NumPy scalars hash like the equal Python
     numbers, but ``1`` and ``1.0`` are different values (as they are in JSON). Renaming or moving
-    the spec class (unless it pins ``SPEC_TYPE``), or adding a field, changes the ids (and so reruns the sweep); define spec
-    classes in importable modules, not in a script run as ``python script.py``.
+    the spec class (unless it pins ``SPEC_TYPE``), or adding a field, changes the ids (and so reruns
+    the sweep) unless the field is declared with :func:`added_field`; define spec classes in
+    importable modules, not in a script run as ``python script.py``.
 
     Parameters
     ----------
@@ -181,7 +205,7 @@ def spec_id(spec: Any) -> str:
     str
         Lower-case hex string of length :data:`SPEC_ID_LENGTH`.
     """
-    return _spec_id_from(_spec_type(spec), spec_to_dict(spec))
+    return _spec_id_from(_spec_type(spec), _id_fields(spec))
 
 
 def _is_axis(value: Any) -> bool:

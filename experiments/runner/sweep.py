@@ -27,6 +27,7 @@ from experiments.runner.backends import (
 )
 from experiments.runner.results import Record, _read_latest, _ResultsWriter
 from experiments.runner.specs import (
+    _id_fields,
     _main_import_name,
     _spec_id_from,
     _spec_type,
@@ -112,7 +113,7 @@ def _unique_tasks(run_fn: Callable[[Any], Any], specs: Iterable[Any]) -> dict[st
         except TypeError as exc:
             raise TypeError(f"specs[{i}] is not JSON-serialisable: {exc}") from None
         kind = _spec_type(spec)
-        sid = _spec_id_from(kind, spec_dict)
+        sid = _spec_id_from(kind, _id_fields(spec))
         tasks.setdefault(sid, _Task(run_fn, spec, sid, kind, spec_dict))
     return tasks
 
