@@ -145,16 +145,24 @@ def profiles_block(
 def plot_profiles(
     ax: Any, block: Mapping[str, Any], *, highlight: Sequence[str] = (), title: str = ""
 ) -> None:
-    """Draw a :func:`profiles_block` on a matplotlib axes (highlighted methods in bold lines)."""
+    """Draw a :func:`profiles_block` on a matplotlib axes, best score first in the legend.
+
+    Highlighted methods get thick black-edged lines; colours come from ``tab20`` so up to 20
+    methods stay distinguishable (every second one dashed)."""
+    import matplotlib.pyplot as plt
+
     taus = block["taus"]
-    for m, info in block["methods"].items():
+    colors = plt.get_cmap("tab20").colors
+    for i, (m, info) in enumerate(block["methods"].items()):
         bold = m in highlight
         ax.step(
             taus,
             info["profile"],
             where="post",
-            lw=2.4 if bold else 1.0,
-            alpha=1.0 if bold else 0.7,
+            color="black" if bold else colors[i % len(colors)],
+            ls="-" if bold or i % 2 == 0 else "--",
+            lw=2.6 if bold else 1.2,
+            zorder=3 if bold else 2,
             label=f"{m} ({info['score']:.2f})",
         )
     ax.set_xlim(taus[0], taus[-1])

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from experiments.common.controllers import METRIC_SCHEDULES, TORCH_SHAPES
+from experiments.runner import added_field
+from rl_scheduler.tasks.lr_free import KNOB
 from rl_scheduler.tasks.workloads import WORKLOADS
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam", "adamw", "adagrad")
@@ -21,17 +23,37 @@ SCHEDULES: tuple[str, ...] = ("constant", *TORCH_SHAPES, *METRIC_SCHEDULES)
 constant, warmup (constant after a linear warmup), linear, cosine, polynomial, step,
 exponential, plateau, greedy."""
 
+PEERS: dict[str, dict[str, str]] = {
+    "sgd": {"schedulefree": "schedulefree_sgd", "dadaptation": "dadapt_sgd"},
+    "adam": {
+        "schedulefree": "schedulefree_adamw",
+        "prodigy": "prodigy",
+        "dadaptation": "dadapt_adam",
+    },
+}
+"""The learning-rate-free peers of each optimizer family: scheduler name -> optimizer of
+:mod:`rl_scheduler.tasks.lr_free` (Schedule-Free SGD / AdamW without weight decay, D-Adaptation
+SGD (momentum 0.9) / Adam, Prodigy). The SGD and Adam families only (the full run's)."""
+
 ADAPTIVE: dict[str, tuple[str, ...]] = {
-    "sgd": ("hd_parameter", "hd_group", "sls"),
+    "sgd": ("hd_parameter", "hd_group", "sls", *PEERS["sgd"]),
     "momentum": ("hd_parameter", "hd_group"),
-    "adam": ("hd_parameter", "hd_group"),
+    "adam": ("hd_parameter", "hd_group", *PEERS["adam"]),
 }
 """Optimizers that replace a family's optimizer and run without a schedule.
 
 ``hd_parameter`` / ``hd_group``: hypergradient descent (SGD-HD, SGDN-HD, Adam-HD) with one learned
 rate per scalar weight / per layer (see "Hypergradient granularities" in ``docs/greedylr_study.md``);
-``sls``: SGD with a stochastic Armijo line search.
+``sls``: SGD with a stochastic Armijo line search; the learning-rate-free peers (:data:`PEERS`).
 """
+
+RATE_FREE: tuple[str, ...] = ("prodigy", "dadaptation")
+"""Peers whose rate axis is a multiplier of their own estimate (Prodigy's ``d_coef``,
+D-Adaptation's ``lr``; 1 by default) instead of a multiple of :data:`INITIAL_LR`."""
+
+WARMUP_FRACTION = 0.05
+"""Schedule-Free's warm-up (fraction of the budget) while its rate is tuned and under the paper
+protocol; the tuned protocol then tunes it on :data:`WARMUP_FRACTIONS`."""
 
 
 INITIAL_LR: dict[str, dict[str, float]] = {
@@ -76,6 +98,14 @@ by sqrt(10); widened beyond an edge optimum (:func:`experiments.common.tuning.tu
 BETA_MULTIPLIERS: tuple[float, ...] = (1.0, 100.0, 10_000.0)
 """The hypergradient step's grid (x :data:`HYPERGRAD_LR`), tuned at the tuned starting rate."""
 
+FREE_MULTIPLIERS: tuple[float, ...] = (0.1, 10**-0.5, 1.0, 10**0.5)
+"""The rate grid of the :data:`RATE_FREE` peers (x their default 1): four values, as every
+other cell's, spaced by sqrt(10) around the default."""
+
+WARMUP_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.25)
+"""Schedule-Free's warm-up grid (fraction of the budget), tuned at its tuned rate; widened below
+0.01, never to 1 or more."""
+
 HYPERGRADIENT: tuple[str, ...] = ("hd_parameter", "hd_group")
 
 LR_CEILING = 10.0
@@ -114,6 +144,9 @@ class GreedyRunSpec:
     n_evals: int = 10
     hypergrad_lr: float | None = None
     """``beta`` of the hypergradient optimizers (``None``: :data:`HYPERGRAD_LR`)."""
+    options: tuple[tuple[str, float], ...] = added_field(())
+    """Knobs of a learning-rate-free peer: ``d_coef`` (Prodigy; its ``lr`` stays 1) and
+    ``warmup_fraction`` (Schedule-Free: warm-up steps as a fraction of ``budget``)."""
     SPEC_TYPE: ClassVar[str] = "experiments.greedylr.GreedyRunSpec"  # the id's type, kept on moves
 
 
@@ -146,9 +179,30 @@ def check_spec(spec: GreedyRunSpec) -> None:
             "hypergrad_lr must be None, or a finite float > 0 for a hypergradient scheduler, "
             f"got {spec.hypergrad_lr!r} for {spec.scheduler!r}"
         )
+    allowed_options = _peer_options(spec.optimizer, spec.scheduler)
+    for key, value in spec.options:
+        if key not in allowed_options:
+            raise ValueError(
+                f"options of {spec.optimizer}/{spec.scheduler} must be among "
+                f"{allowed_options}, got {key!r}"
+            )
+        high = 1.0 if key == "warmup_fraction" else math.inf
+        if not (0 < value < high):
+            raise ValueError(f"option {key} must lie in (0, {high:g}), got {value!r}")
     unknown = set(dict(spec.greedy)) - set(GREEDY_CONFIG)
     if unknown:
         raise ValueError(f"unknown GreedyLR option(s) {sorted(unknown)}")
+
+
+def _peer_options(optimizer: str, scheduler: str) -> tuple[str, ...]:
+    peer = PEERS.get(optimizer, {}).get(scheduler)
+    if peer is None:
+        return ()
+    return (
+        ("warmup_fraction",)
+        if scheduler == "schedulefree"
+        else (("d_coef",) if KNOB[peer] == "d_coef" else ())
+    )
 
 
 @dataclass(frozen=True)
@@ -168,6 +222,8 @@ class Config:
     tune_seeds: tuple[int, ...] = (100,)
     multipliers: tuple[float, ...] = MULTIPLIERS
     beta_multipliers: tuple[float, ...] = BETA_MULTIPLIERS
+    free_multipliers: tuple[float, ...] = FREE_MULTIPLIERS
+    warmup_fractions: tuple[float, ...] = WARMUP_FRACTIONS
     max_rounds: int = 2
     factors: tuple[float, ...] = (0.25, 0.5, 0.75, 0.99)
     factor_workloads: tuple[str, ...] = WORKLOADS
@@ -207,6 +263,8 @@ QUICK = Config(
     seeds=(0,),
     multipliers=(1.0, 10.0),
     beta_multipliers=(1.0, 100.0),
+    free_multipliers=(0.1, 1.0),
+    warmup_fractions=(0.05, 0.25),
     max_rounds=1,
     factors=(0.25, 0.99),
     factor_workloads=("quadratic", "mlp"),
@@ -244,13 +302,25 @@ def run_spec(
     multiplier: float = 1.0,
     beta: float | None = None,
     n_evals: int | None = None,
+    warmup: float | None = None,
     **kw: Any,
 ) -> GreedyRunSpec:
-    """A cell's run at ``multiplier`` x :data:`INITIAL_LR` (and ``beta`` x :data:`HYPERGRAD_LR`).
+    """A cell's run at rate ``multiplier`` (and ``beta`` x :data:`HYPERGRAD_LR`, or warm-up).
 
-    ``beta=None`` keeps the default step (the spec then equals the paper protocol's)."""
+    The rate is ``multiplier`` x :data:`INITIAL_LR`, except for the :data:`RATE_FREE` peers,
+    whose ``multiplier`` is their own knob (Prodigy's ``d_coef`` at ``lr`` 1, D-Adaptation's
+    ``lr``). ``beta=None`` keeps the default hypergradient step (the spec then equals the paper
+    protocol's); ``warmup`` is Schedule-Free's warm-up fraction (``None``:
+    :data:`WARMUP_FRACTION`)."""
     w, o, s = cell
-    lr = INITIAL_LR[w][o] if multiplier == 1.0 else INITIAL_LR[w][o] * multiplier
+    options: tuple[tuple[str, float], ...] = ()
+    if s in RATE_FREE:
+        lr = 1.0 if s == "prodigy" else multiplier
+        options = (("d_coef", multiplier),) if s == "prodigy" else ()
+    else:
+        lr = INITIAL_LR[w][o] if multiplier == 1.0 else INITIAL_LR[w][o] * multiplier
+    if s == "schedulefree":
+        options = (("warmup_fraction", WARMUP_FRACTION if warmup is None else warmup),)
     hyper = None if beta is None or beta == 1.0 else HYPERGRAD_LR[o] * beta
     return GreedyRunSpec(
         w,
@@ -261,6 +331,7 @@ def run_spec(
         lr,
         hypergrad_lr=hyper,
         n_evals=config.n_evals if n_evals is None else n_evals,
+        options=options,
         **kw,
     )
 

@@ -13,7 +13,9 @@
 * ``robustness.png`` -- mean final loss against the noise level, gradient noise and loss noise
   (95% confidence intervals are in ``table.md``);
 * ``scoring.png`` -- the four labels per stage, tuned protocol and paper protocol, with the
-  paper's "as good or better" share.
+  paper's "as good or better" share;
+* ``time_to_target.png`` -- performance profiles of time to target (steps, seconds) per
+  optimizer family, GreedyLR highlighted (:mod:`experiments.greedylr.speed`).
 
 The curves are the tuned protocol's held-out runs (each schedule at its tuned starting rate).
 """
@@ -29,6 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.common.plotting import grid, mean_curve, save
+from experiments.common.time_to_target import plot_profiles
 from experiments.greedylr.config import GREEDY_CONFIG, LABELS, PAPER_SHARES
 
 STYLE: dict[str, dict[str, Any]] = {
@@ -225,6 +228,22 @@ def scoring(summary: dict, out: Path) -> Path:
     return save(fig, out / "scoring.png")
 
 
+def time_to_target(summary: dict, out: Path) -> Path:
+    """Performance profiles: one row per optimizer family, steps (left) and seconds (right)."""
+    families = summary["time_to_target"]
+    fig, axes = plt.subplots(
+        len(families), 2, figsize=(11, 4.2 * len(families)), squeeze=False, layout="constrained"
+    )
+    for row, (family, block) in zip(axes, families.items(), strict=True):
+        n = block["profile_steps"]["n_problems"]
+        for ax, key, unit in zip(
+            row, ("profile_steps", "profile_seconds"), ("steps", "seconds"), strict=True
+        ):
+            title = f"{family} family: time to target in {unit} ({n} workload x seed problems)"
+            plot_profiles(ax, block[key], highlight=("greedy",), title=title)
+    return save(fig, out / "time_to_target.png")
+
+
 def greedylr_figures(
     main_records: list[dict],
     factor_records: list[dict],
@@ -240,4 +259,5 @@ def greedylr_figures(
         factor_sweep(factor_records, main_records, out),
         robustness(summary["robustness"], out),
         scoring(summary, out),
+        time_to_target(summary, out),
     ]

@@ -32,6 +32,7 @@ from experiments.greedylr.scoring import (
     run_table,
     score_pairs,
 )
+from experiments.greedylr.speed import summarise_speed
 from experiments.greedylr.tuned import tuning_summary
 
 
@@ -194,6 +195,7 @@ def summarise(
         "failed_runs": sorted({r["spec_id"] for r in every if r["status"] != "ok"}),
         "tuning": tuning_summary(tuned),
         **protocols,
+        "time_to_target": summarise_speed(tuned_records),
         "paper_shares": PAPER_SHARES,
         "factor_sweep": summarise_factor(factor_records, tuned_records),
         "robustness": summarise_robustness(robust_records),
@@ -238,6 +240,7 @@ def markdown_table(summary: dict) -> str:
     for name in PROTOCOLS:
         lines += _protocol_lines(summary, name)
     lines += _tuning_lines(summary["tuning"])
+    lines += _speed_lines(summary["time_to_target"])
     lines += _label_lines(summary["paper_protocol"])
     lines += ["## Supporting tables (tuned protocol)", ""]
     lines += _final_loss_lines(summary["tuned"]["final_train_loss"])
@@ -280,8 +283,9 @@ def _tuning_lines(tuning: dict) -> list[str]:
         "## Tuned starting rates",
         "",
         "Multiplier of the shared starting rate chosen on the tuning seeds (hypergradient: and "
-        "of its step beta, 'b'); '<' / '>' marks an optimum still at the low / high edge of its "
-        "grid after widening.",
+        "of its step beta, 'b'; Schedule-Free: and its warm-up fraction, 'w'; Prodigy and "
+        "D-Adaptation: of their own estimate, d_coef / lr); '<' / '>' marks an optimum still at "
+        "the low / high edge of its grid after widening.",
         "",
     ]
     edges = {(h["axis"], "/".join(h["cell"])): h["edge"] for h in tuning["edge_hits"]}
@@ -293,6 +297,9 @@ def _tuning_lines(tuning: dict) -> list[str]:
         if t["beta"] is not None:
             bmark = {"low": "<", "high": ">"}.get(edges.get(("beta", key), ""), "")
             text += f", b {bmark}x{t['beta']:.3g}"
+        if t.get("warmup") is not None:
+            wmark = {"low": "<", "high": ">"}.get(edges.get(("warmup", key), ""), "")
+            text += f", w {wmark}{t['warmup']:.3g}"
         rows[(o, sched)][w] = text
     workloads = list(dict.fromkeys(k.split("/")[0] for k in cells))
     lines += ["| optimizer | schedule | " + " | ".join(workloads) + " |"]
@@ -301,6 +308,44 @@ def _tuning_lines(tuning: dict) -> list[str]:
         lines.append(f"| {o} | {sched} | " + " | ".join(by_w.get(w, "") for w in workloads) + " |")
     n_edge = len(tuning["edge_hits"])
     lines += ["", f"Optima still at an edge after widening: {n_edge}.", ""]
+    return lines
+
+
+def _speed_lines(speed: dict) -> list[str]:
+    lines = [
+        "## Time to target (tuned protocol)",
+        "",
+        "AlgoPerf-style second reading: per family and workload, the target is the best "
+        "baseline's median (over held-out seeds) of its runs' best evaluated training loss "
+        "(GreedyLR does not set it); time to target = the first evaluation (every 10% of the "
+        "budget) at or below it; seconds = wall time x that fraction of the budget. Score = "
+        "area under the performance profile for tau in [1, 4] (1: fastest on every problem). "
+        "Mean rank: of the final loss over the same problems (1 = best).",
+        "",
+    ]
+    for family, block in speed.items():
+        r = block["readings"]
+        lines += [
+            f"**{family} family** ({block['profile_steps']['n_problems']} problems). Best by "
+            f"final loss (mean rank): {r['final_loss']}; by time to target: "
+            f"{r['time_to_target_steps']} (steps), {r['time_to_target_seconds']} (seconds).",
+            "",
+            "| method | profile score (steps) | profile score (s) | median steps | "
+            "median s | reached | mean rank, final loss |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m, info in block["profile_steps"]["methods"].items():
+            t, sec = (
+                block["methods"][m]["steps_to_target"],
+                block["methods"][m]["seconds_to_target"],
+            )
+            lines.append(
+                f"| {m} | {info['score']:.3f} | "
+                f"{block['profile_seconds']['methods'][m]['score']:.3f} | {t['median']:g} | "
+                f"{sec['median']:.3g} | {t['reached']}/{t['n']} | "
+                f"{block['methods'][m]['mean_rank_final_loss']:.2f} |"
+            )
+        lines.append("")
     return lines
 
 
@@ -359,7 +404,14 @@ def _final_loss_lines(final: dict) -> list[str]:
 
 
 def _sched_order(name: str) -> int:
-    order = SCHEDULES + ("hd_parameter", "hd_group", "sls")
+    order = SCHEDULES + (
+        "hd_parameter",
+        "hd_group",
+        "sls",
+        "schedulefree",
+        "prodigy",
+        "dadaptation",
+    )
     return order.index(name) if name in order else len(order)
 
 

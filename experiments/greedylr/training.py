@@ -28,17 +28,22 @@ from experiments.greedylr.config import (
     HYPERGRAD_LR,
     LR_CEILING,
     OPTIMIZERS,
+    PEERS,
     PLATEAU_CONFIG,
     PLATEAU_WINDOW,
     STAGES,
     GreedyRunSpec,
     check_spec,
 )
+from rl_scheduler.tasks.lr_free import effective_lr, evaluation_mode, make_lr_free
 from rl_scheduler.tasks.workloads import make_workload
 
 # ---------------------------------------------------------------------------------- optimizers
 HD_GRANULARITY = {"hd_parameter": "element", "hd_group": "group"}
 """``lr_granularity`` of the hypergradient optimizers: one rate per scalar weight / per group."""
+
+PEERS_ALL = frozenset(name for family in PEERS.values() for name in family)
+"""Scheduler names of the learning-rate-free peers (any family)."""
 
 
 def layer_groups(model: nn.Module) -> list[dict[str, list[nn.Parameter]]]:
@@ -54,16 +59,29 @@ def make_optimizer(
     lr: float,
     steps_per_epoch: int,
     hypergrad_lr: float | None = None,
+    options: dict[str, float] | None = None,
+    budget: int | None = None,
 ) -> torch.optim.Optimizer:
     """The optimizer of a run (the adaptive schedulers replace the family's optimizer).
 
     ``hd_group`` gets one param group per layer (:func:`layer_groups`); every other run gets the
     model's parameters as one group. ``hypergrad_lr`` is the hypergradient step ``beta``
-    (``None``: :data:`~experiments.greedylr.config.HYPERGRAD_LR` of the optimizer).
+    (``None``: :data:`~experiments.greedylr.config.HYPERGRAD_LR` of the optimizer). A
+    learning-rate-free peer (:data:`~experiments.greedylr.config.PEERS`) is built by
+    :func:`rl_scheduler.tasks.lr_free.make_lr_free` with ``options`` (``d_coef``;
+    ``warmup_fraction`` x ``budget`` warm-up steps).
     """
     from greedylr import HypergradientAdam, HypergradientSGD, StochasticLineSearch
 
     params: Any = layer_groups(model) if scheduler == "hd_group" else list(model.parameters())
+    peer = PEERS.get(optimizer, {}).get(scheduler)
+    if peer is not None:
+        knobs = dict(options or {})
+        if "warmup_fraction" in knobs:
+            if budget is None:
+                raise ValueError("budget is needed to turn warmup_fraction into steps")
+            knobs["warmup_steps"] = round(knobs.pop("warmup_fraction") * budget)
+        return make_lr_free(peer, params, lr=lr, model=model, **knobs)
     if scheduler in HD_GRANULARITY:
         granularity = HD_GRANULARITY[scheduler]
         bounds = (0.0, LR_CEILING * lr)
@@ -112,7 +130,7 @@ def make_stepper(
     ``greedy`` is :class:`greedylr.GreedyLR` with :data:`GREEDY_CONFIG` updated by ``greedy``,
     fed each loss. ``constant`` and the adaptive optimizers do nothing.
     """
-    if scheduler in ("constant", *HD_GRANULARITY, "sls"):
+    if scheduler in ("constant", *HD_GRANULARITY, "sls", *PEERS_ALL):
         return lambda loss: None
     if scheduler in METRIC_SCHEDULES:
         return metric_schedule(
@@ -126,7 +144,10 @@ def make_stepper(
 
 
 def _current_lr(optimizer: torch.optim.Optimizer, scheduler: str) -> float:
-    """The learning rate of the last/next step (hypergradient: the mean over scalar weights)."""
+    """The learning rate of the last/next step (hypergradient: the mean over scalar weights;
+    learning-rate-free peers: :func:`~rl_scheduler.tasks.lr_free.effective_lr`)."""
+    if scheduler in PEERS_ALL:
+        return effective_lr(optimizer)
     if scheduler not in HD_GRANULARITY:
         return float(optimizer.param_groups[0]["lr"])
     total, size = 0.0, 0
@@ -175,11 +196,13 @@ def run_greedy(spec: GreedyRunSpec) -> dict[str, Any]:
         spec.lr,
         workload.steps_per_epoch,
         spec.hypergrad_lr,
+        dict(spec.options),
+        spec.budget,
     )
     stepper = make_stepper(spec.scheduler, opt, spec.budget, dict(spec.greedy))
     batches = torch.Generator().manual_seed(spec.seed)
     noise_gen = torch.Generator().manual_seed(1_000_003 + spec.seed)
-    adaptive = spec.scheduler in (*HD_GRANULARITY, "sls")
+    adaptive = spec.scheduler in (*HD_GRANULARITY, "sls", *PEERS_ALL)
 
     evals = eval_steps(spec.budget, spec.n_evals)
     train_eval: list[float] = []
@@ -191,7 +214,8 @@ def run_greedy(spec: GreedyRunSpec) -> dict[str, Any]:
     first_loss = grad_scale = math.nan
 
     def record_eval() -> None:
-        tr, va = workload.evaluate()
+        with evaluation_mode(opt):  # Schedule-Free: evaluate its averaged weights
+            tr, va = workload.evaluate()
         train_eval.append(tr if math.isfinite(tr) else math.inf)
         val.append(va if math.isfinite(va) else math.inf)
 

@@ -2,9 +2,12 @@
 
 Each cell (workload, optimizer, schedule) tunes its starting-rate multiplier (x
 :data:`~experiments.greedylr.config.INITIAL_LR`) on the grid ``config.multipliers`` with
-:func:`experiments.common.tuning.tune_log_axes`, widened beyond edge optima. The hypergradient
-optimizers then tune their hypergradient step ``beta`` (x ``HYPERGRAD_LR``) on its own log axis at
-their tuned rate (the axis's ``x1`` point is the rate axis's run, so it is not run again). The
+:func:`experiments.common.tuning.tune_log_axes`, widened beyond edge optima; the rate-free peers
+(Prodigy, D-Adaptation) tune the multiplier of their own estimate on ``config.free_multipliers``
+instead. The hypergradient optimizers then tune their hypergradient step ``beta`` (x
+``HYPERGRAD_LR``) on its own log axis at their tuned rate (the axis's ``x1`` point is the rate
+axis's run, so it is not run again), and Schedule-Free tunes its warm-up fraction on
+``config.warmup_fractions`` the same way (never widened to a whole budget). The
 score of a value is the one the comparison reads at its final stage: the evaluated training loss at
 100% of the budget, averaged over the tuning seeds (``inf`` when any of them diverged or failed).
 The chosen settings are then run on the held-out seeds (:func:`tuned_specs`). See "Two protocols"
@@ -21,7 +24,7 @@ from experiments.common.tuning import AxisResult, edge_hits, tune_log_axes
 from experiments.greedylr.config import (
     HYPERGRAD_LR,
     HYPERGRADIENT,
-    INITIAL_LR,
+    RATE_FREE,
     Cell,
     Config,
     GreedyRunSpec,
@@ -75,19 +78,23 @@ def tune(config: Config, sweep: Sweep) -> dict[Cell, dict[str, Any]]:
     Returns
     -------
     dict
-        cell -> ``{"multiplier", "lr", "beta", "hypergrad_lr", "axes": {"multiplier": ...,
-        "beta": ...}}`` (``beta`` / ``hypergrad_lr`` are ``None`` for cells that have none; the
-        axes are :meth:`~experiments.common.tuning.AxisResult.to_json`).
+        cell -> ``{"multiplier", "lr", "beta", "hypergrad_lr", "warmup", "options", "axes":
+        {"multiplier": ..., "beta" | "warmup": ...}}`` (``beta`` / ``hypergrad_lr`` /
+        ``warmup`` are ``None`` for cells that have none; ``lr`` and ``options`` are the run
+        spec's; the axes are :meth:`~experiments.common.tuning.AxisResult.to_json`).
     """
     lr_axes = tune_log_axes(
-        {c: config.multipliers for c in cells(config)},
+        {
+            c: config.free_multipliers if c[2] in RATE_FREE else config.multipliers
+            for c in cells(config)
+        },
         _scorer(config, sweep, lambda c, m, s: run_spec(config, c, s, m, n_evals=TUNING_EVALS)),
         max_rounds=config.max_rounds,
     )
+    second: dict[str, dict[Cell, AxisResult]] = {"beta": {}, "warmup": {}}
     hyper = [c for c in lr_axes if c[2] in HYPERGRADIENT]
-    beta_axes: dict[Cell, AxisResult] = {}
     if hyper:
-        beta_axes = tune_log_axes(
+        second["beta"] = tune_log_axes(
             {c: config.beta_multipliers for c in hyper},
             _scorer(
                 config,
@@ -98,18 +105,35 @@ def tune(config: Config, sweep: Sweep) -> dict[Cell, dict[str, Any]]:
             ),
             max_rounds=config.max_rounds,
         )
+    free = [c for c in lr_axes if c[2] == "schedulefree"]
+    if free:
+        second["warmup"] = tune_log_axes(
+            {c: config.warmup_fractions for c in free},
+            _scorer(
+                config,
+                sweep,
+                lambda c, f, s: run_spec(
+                    config, c, s, lr_axes[c].best, warmup=f, n_evals=TUNING_EVALS
+                ),
+            ),
+            max_rounds=config.max_rounds,
+            bounds=(0.0, 1.0),
+        )
     out = {}
     for cell, axis in lr_axes.items():
         w, o, _ = cell
-        beta = beta_axes[cell].best if cell in beta_axes else None
         axes = {"multiplier": axis.to_json()}
-        if cell in beta_axes:
-            axes["beta"] = beta_axes[cell].to_json()
+        chosen = {name: by_cell[cell].best for name, by_cell in second.items() if cell in by_cell}
+        axes |= {name: second[name][cell].to_json() for name in chosen}
+        beta, warmup = chosen.get("beta"), chosen.get("warmup")
+        spec = run_spec(config, cell, 0, axis.best, beta=beta, warmup=warmup)
         out[cell] = {
             "multiplier": axis.best,
-            "lr": INITIAL_LR[w][o] * axis.best,
+            "lr": spec.lr,
             "beta": beta,
             "hypergrad_lr": None if beta is None else HYPERGRAD_LR[o] * beta,
+            "warmup": warmup,
+            "options": dict(spec.options),
             "axes": axes,
         }
     return out
@@ -119,7 +143,7 @@ def tuned_specs(config: Config, tuned: dict[Cell, dict[str, Any]]) -> list[Greed
     """Every cell at its tuned settings on the held-out seeds (``config.seeds``)."""
     return by_cost(
         [
-            run_spec(config, c, seed, t["multiplier"], beta=t["beta"])
+            run_spec(config, c, seed, t["multiplier"], beta=t["beta"], warmup=t.get("warmup"))
             for c, t in tuned.items()
             for seed in config.seeds
         ]
@@ -130,7 +154,7 @@ def tuning_summary(tuned: dict[Cell, dict[str, Any]]) -> dict[str, Any]:
     """The summary's ``tuning`` block: choices per cell (``"workload/optimizer/schedule"``) and
     every axis whose optimum is still at an edge after widening."""
     hits = []
-    for axis in ("multiplier", "beta"):
+    for axis in ("multiplier", "beta", "warmup"):
         results = {c: _axis(t["axes"][axis]) for c, t in tuned.items() if axis in t["axes"]}
         hits += [{"axis": axis} | h for h in edge_hits(results)]
     return {

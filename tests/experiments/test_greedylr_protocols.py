@@ -58,14 +58,24 @@ def _config(**kw):
 def test_tuning_widens_to_an_interior_optimum_on_the_tuning_seeds_only():
     config = _config()
     base = study.INITIAL_LR["mlp"]["sgd"]
-    best = {"constant": 100.0, "greedy": 1.0, "hd_parameter": 10.0, "hd_group": 10.0, "sls": 0.1}
+    best = {
+        "constant": 100.0,
+        "greedy": 1.0,
+        "hd_parameter": 10.0,
+        "hd_group": 10.0,
+        "sls": 0.1,
+        "schedulefree": 10.0,
+        "dadaptation": 10.0,  # x its own estimate: 3.16 -> 10 -> 31.6 on FREE_MULTIPLIERS
+    }
 
     def loss(s):
-        # a bowl in log(multiplier) around each schedule's best; beta's best is x100
-        m = s.lr / base
+        # a bowl in log(multiplier) around each schedule's best; beta's best is x100,
+        # Schedule-Free's warm-up's best 0.05 of the budget
+        m = s.lr if s.scheduler == "dadaptation" else s.lr / base
         beta = (s.hypergrad_lr or study.config.HYPERGRAD_LR["sgd"]) / 1e-3
+        warmup = dict(s.options).get("warmup_fraction", 0.05)
         off = math.log10(m / best[s.scheduler]) ** 2 + 0.1 * math.log10(beta / 100) ** 2
-        return 1.0 + off
+        return 1.0 + off + 0.1 * math.log10(warmup / 0.05) ** 2
 
     calls = []
     tuned = study.tune(config, _fake_sweep(loss, calls))
@@ -81,6 +91,11 @@ def test_tuning_widens_to_an_interior_optimum_on_the_tuning_seeds_only():
         assert t["beta"] == pytest.approx(100.0) and t["axes"]["beta"]["edge"] is None
         assert t["hypergrad_lr"] == pytest.approx(0.1)
     assert tuned[("mlp", "sgd", "greedy")]["beta"] is None
+    sf = tuned[("mlp", "sgd", "schedulefree")]
+    assert sf["warmup"] == pytest.approx(0.05) and sf["axes"]["warmup"]["edge"] is None
+    assert sf["options"] == {"warmup_fraction": pytest.approx(0.05)} and sf["beta"] is None
+    da = tuned[("mlp", "sgd", "dadaptation")]
+    assert da["lr"] == pytest.approx(10.0) and da["axes"]["multiplier"]["grid"][0] == 0.1
     # beta x1 at the tuned rate is the rate axis's own run (the same spec: the sweep's results
     # file returns it without running it again)
     for name in ("hd_parameter", "hd_group"):

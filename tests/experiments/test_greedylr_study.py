@@ -188,6 +188,7 @@ def test_diverged_pairs():
         "paper_protocol": block,
         "tuning": {"cells": {}, "edge_hits": []},
         "factor_sweep": {},
+        "time_to_target": {},
         "robustness": {},
     }
     table = study.markdown_table(summary)
@@ -258,8 +259,12 @@ def test_the_paper_protocol_shares_lr_and_seeds():
     specs = study.main_specs(study.FULL)
     groups = {}
     for s in specs:
+        assert s.hypergrad_lr is None
+        if s.scheduler in study.config.RATE_FREE:  # their own default: lr 1 (Prodigy: d_coef 1)
+            assert s.lr == 1.0 and dict(s.options).get("d_coef", 1.0) == 1.0
+            continue
         groups.setdefault((s.workload, s.optimizer), set()).add((s.lr, s.budget))
-        assert s.lr == study.INITIAL_LR[s.workload][s.optimizer] and s.hypergrad_lr is None
+        assert s.lr == study.INITIAL_LR[s.workload][s.optimizer]
     assert all(len(v) == 1 for v in groups.values())
     assert len(study.FULL.seeds) >= 3
     opts = study.FULL.optimizers
@@ -271,6 +276,9 @@ def test_the_paper_protocol_shares_lr_and_seeds():
         "hd_parameter",
         "hd_group",
         "sls",
+        "schedulefree",
+        "prodigy",
+        "dadaptation",
     }
 
 
@@ -397,6 +405,7 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
         "factor_sweep.png",
         "robustness.png",
         "scoring.png",
+        "time_to_target.png",
     )
     for name in sweeps + figures + ("summary.json", "table.md"):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -413,7 +422,21 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
         r = claims[claim]
         assert 0 <= r["ci95"][0] <= r["value"] <= r["ci95"][1] <= 1
         assert r["stage"] == "100%" and r["n_clusters"] == len(study.QUICK.workloads)
-    assert "greedylr_tuned_vs_cosine" in claims
+    assert {
+        f"greedylr_tuned_vs_{p}" for p in ("cosine", "schedulefree", "prodigy", "dadaptation")
+    } <= set(claims)
+    assert any("warmup" in t["axes"] for t in tuning["cells"].values())
+    for family, block in summary["time_to_target"].items():
+        assert family in study.QUICK.optimizers and set(block["targets"]) == set(
+            study.QUICK.workloads
+        )
+        assert (
+            set(block["profile_steps"]["methods"])
+            == set(block["methods"])
+            >= {"greedy", "schedulefree"}
+        )
+        assert block["readings"]["time_to_target_steps"] in block["methods"]
+    assert "## Time to target" in (tmp_path / "table.md").read_text()
     for protocol in ("tuned", "paper_protocol"):
         sc = summary[protocol]["scoring"]
         assert sc["overall"]["n"] == sum(t["n"] for t in sc["by_stage"].values()) > 0
@@ -421,6 +444,9 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
             "hd_parameter",
             "hd_group",
             "sls",
+            "schedulefree",
+            "prodigy",
+            "dadaptation",
         }
         shares = summary[protocol]["shares"]
         assert set(shares["by_workload"]) == set(study.QUICK.workloads)

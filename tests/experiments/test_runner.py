@@ -23,6 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from experiments import runner
 from experiments.common.cli import BACKEND_ENV, parse_pipeline_args, running, sweep_options
 from experiments.runner import (
     Backend,
@@ -788,3 +789,32 @@ def test_bad_backend_is_a_usage_error(tmp_path, monkeypatch, capsys, target, mat
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f"--backend {target}: " in err and match in err
+
+
+@dataclass(frozen=True)
+class _Before:
+    x: int
+    SPEC_TYPE: ClassVar[str] = "tests.Evolving"
+
+
+@dataclass(frozen=True)
+class _After:
+    x: int
+    extra: tuple = runner.added_field(())
+    SPEC_TYPE: ClassVar[str] = "tests.Evolving"
+
+
+def test_an_added_field_keeps_old_ids_at_its_default(tmp_path):
+    assert runner.spec_id(_After(1)) == runner.spec_id(_Before(1))
+    assert runner.spec_id(_After(1, (("a", 1.0),))) != runner.spec_id(_Before(1))
+    # a sweep of the old class is resumed by the new one: nothing runs again
+    calls = []
+
+    def fn(spec):
+        calls.append(spec)
+        return {"x": spec.x}
+
+    runner.run_sweep(fn, [_Before(1)], tmp_path / "r.jsonl", jobs=1, quiet=True)
+    records = runner.run_sweep(fn, [_After(1), _After(2)], tmp_path / "r.jsonl", jobs=1, quiet=True)
+    assert [s.x for s in calls] == [1, 2] and len(records) == 2
+    assert records[1]["spec"] == {"x": 2, "extra": []}  # written in full
