@@ -14,7 +14,9 @@ kernels, thread settings). The README's result tables quote these files, and
 
 The build folder is kept (``results/reference-build/<name>[-quick]/``), so an interrupted run
 resumes with ``--resume``; its provenance then says so, and its wall time covers only the last
-part.
+part. ``--resume`` also extends a finished build after new runs were added to the pipeline (the
+earlier runs keep their spec ids and are reused); the provenance then keeps the published
+reference's own commit, date and wall time under ``resumed_from``.
 """
 
 from __future__ import annotations
@@ -115,6 +117,12 @@ def main(argv: list[str] | None = None) -> Path:
         "resumed": bool(args.resume),
         "strict": bool(args.strict),  # the run's own block is in its summary.json
     }
+    earlier = args.root / "reference" / name / "provenance.json"
+    if args.resume and earlier.exists():
+        before = json.loads(earlier.read_text())
+        provenance["resumed_from"] = before.get("resumed_from") or {
+            k: before.get(k) for k in ("commit", "date", "wall_time_s")
+        }
     dest = publish(build, args.root / "reference" / name, provenance)
     print(f"wrote {dest} ({wall / 60:.1f} min)")
     if not args.quick:

@@ -81,3 +81,25 @@ def test_a_reference_run_is_built_and_published_with_its_provenance(
     assert info["machine"]["cpu_model"] and info["blas"] and info["torch"]["version"]
     assert info["packages"]["torch"].startswith("2.13.0")
     assert info["commit"] and info["date"] and info["wall_time_s"] >= 0
+
+
+def test_a_resumed_reference_keeps_where_its_runs_came_from(tmp_path, monkeypatch):
+    run = reference.subprocess.run
+
+    def fake_make(command, **kwargs):
+        if command[0] != "make":
+            return run(command, **kwargs)
+        (tmp_path / "reference-build" / "nmf-quick" / "summary.json").write_text("{}")
+
+    monkeypatch.setattr(reference.subprocess, "run", fake_make)
+    (tmp_path / "reference-build" / "nmf-quick").mkdir(parents=True)
+    (tmp_path / "reference-build" / "nmf-quick" / "tune.jsonl").write_text("{}\n")
+    dest = tmp_path / "reference" / "nmf-quick"
+    dest.mkdir(parents=True)
+    first = {"commit": "aaaa", "date": "2026-01-01", "wall_time_s": 60.0, "other": 1}
+    (dest / "provenance.json").write_text(json.dumps(first))
+    for _ in range(2):  # a second resume still points at the original run
+        reference.main(["nmf", "--quick", "--resume", "--root", str(tmp_path)])
+        info = json.loads((dest / "provenance.json").read_text())
+        assert info["resumed"] is True
+        assert info["resumed_from"] == {"commit": "aaaa", "date": "2026-01-01", "wall_time_s": 60.0}
