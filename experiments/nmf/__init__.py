@@ -3,9 +3,10 @@
 Modules: :mod:`~experiments.nmf.config` (run specs, configurations, tuning grids),
 :mod:`~experiments.nmf.schedules` (the schedule comparison's runs and stages),
 :mod:`~experiments.nmf.bound` (how tight the stability bound is), :mod:`~experiments.nmf.rl`
-(the learned schedule's agents, runs and stages), :mod:`~experiments.nmf.report` (summaries and
-tables), :mod:`~experiments.nmf.plots` (figures) and ``__main__`` (the command). The protocol is
-in ``docs/nmf_study.md``.
+(the learned schedule's agents, runs and stages), :mod:`~experiments.nmf.rl_stats` (its
+statistics), :mod:`~experiments.nmf.targets` (time to target and performance profiles),
+:mod:`~experiments.nmf.report` (summaries and tables), :mod:`~experiments.nmf.plots` (figures)
+and ``__main__`` (the command). The protocol is in ``docs/nmf_study.md``.
 """
 
 from experiments.nmf.config import (
@@ -35,7 +36,6 @@ from experiments.nmf.config import (
 from experiments.nmf.report import (
     rl_table,
     schedules_table,
-    steps_to_target,
     summarise_rl,
     summarise_schedules,
     value_at,
@@ -71,7 +71,6 @@ __all__ = [
     "run_nmf",
     "run_sklearn",
     "schedules_table",
-    "steps_to_target",
     "summarise_rl",
     "summarise_schedules",
     "train_agent",

@@ -57,7 +57,7 @@ def run_schedules(args: argparse.Namespace, out: Path) -> dict:
     eval_records = schedules.evaluate(config, best, out, **sweep)
     sk_records = schedules.sklearn_reference(config, out, **sweep)
     summary = report.summarise_schedules(config, best, eval_records, sk_records)
-    plots.nmf_figures(eval_records, out)
+    plots.nmf_figures(summary, eval_records, out)
     # faces: the bound stage's instance, hashed here so that the study's summary names all its data
     inputs = input_digests(("digits", "faces"), config=config, specs=[*eval_records, *sk_records])
     return finish(args, out, summary, report.schedules_table(summary), start, inputs=inputs)

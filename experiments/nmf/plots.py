@@ -10,12 +10,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.common.plotting import grid, moving_average, save
+from experiments.common.time_to_target import plot_profiles
 from experiments.nmf.config import cell_name
 from experiments.nmf.report import schedule_label
 
 STYLE: dict[str, dict[str, Any]] = {
     "learned": {"color": "black", "lw": 2.2},
     "learned_shield1.0": {"color": "tab:brown", "lw": 1.8, "ls": "--"},
+    "learned_multiplicative": {"color": "tab:olive", "lw": 1.8, "ls": "-."},
     "follow_bound": {"color": "tab:purple"},
     "step": {"color": "tab:red"},
     "constant": {"color": "tab:gray"},
@@ -36,13 +38,31 @@ def _curves_by_setting(records: list[dict], key: str) -> dict[str, dict[str, lis
     return curves
 
 
-def nmf_figures(records: list[dict], out: Path) -> list[Path]:
-    """``loss_curves.png`` and ``lr_curves.png`` for the NMF schedule comparison."""
+def nmf_figures(summary: dict, records: list[dict], out: Path) -> list[Path]:
+    """``loss_curves.png``, ``lr_curves.png`` and ``time_to_target.png`` for the NMF schedule
+    comparison."""
     out = Path(out)
     return [
         loss_curves(records, out / "loss_curves.png"),
         lr_curves(records, out / "lr_curves.png"),
+        time_to_target(summary["time_to_target"], out / "time_to_target.png"),
     ]
+
+
+def time_to_target(block: dict, path: Path, *, highlight: tuple[str, ...] = ()) -> Path:
+    """Performance profiles of a summary's ``time_to_target`` block: in steps and in seconds."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    n = len(block["problems"])
+    for ax, unit in zip(axes, ("steps", "seconds"), strict=True):
+        title = f"time to target in {unit} ({n} held-out problems)"
+        plot_profiles(ax, block["profiles"][unit], highlight=highlight, title=title)
+        for line in ax.get_lines():  # the study's colours, the same in both panels
+            color = STYLE.get(line.get_label().rsplit(" (", 1)[0], {}).get("color")
+            if color:
+                line.set_color(color)
+        ax.legend(fontsize=6, loc="lower right", title="method (score)", title_fontsize=6)
+        ax.grid(alpha=0.3)
+    return save(fig, Path(path))
 
 
 def loss_curves(records: list[dict], path: Path) -> Path:
@@ -97,11 +117,14 @@ def rl_figures(
 
     ``loss_curves.png`` (every schedule on the held-out set), ``agent_lrs.png`` (the learned
     rates next to the bound of every iterate, with tuned step decay for scale),
-    ``training_curve.png`` (PPO episode returns) and ``benchmark.png`` (environment throughput and
-    PPO training time).
+    ``training_curve.png`` (PPO episode returns), ``benchmark.png`` (environment throughput and
+    PPO training time) and ``time_to_target.png`` (performance profiles, learned variants in
+    bold).
     """
     out = Path(out)
+    variants = tuple(summary["config"]["variants"])
     return [
+        time_to_target(summary["time_to_target"], out / "time_to_target.png", highlight=variants),
         loss_curves(baseline + learned, out / "loss_curves.png"),
         agent_lrs(baseline, learned, out / "agent_lrs.png"),
         training_curve(agents, out, out / "training_curve.png"),

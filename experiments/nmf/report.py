@@ -10,22 +10,27 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common.stats import format_mean_ci, mean_ci
+from experiments.common.stats import format_mean_ci, iqm, mean_ci
 from experiments.nmf.config import REFERENCE, RLConfig, SchedulesConfig, cell_name, tuning_grid
 from experiments.nmf.rl_stats import (
     NORMALISED_CAP,
     format_interval,
     mean_over_runs_tasks,
+    normalised,
     rl_statistics,
+    score_matrices,
 )
+from experiments.nmf.targets import format_time, readings, table_lines, time_to_target
 
 
 def summarise_schedules(
     config: SchedulesConfig, best: dict, eval_records: list[dict], sk_records: list[dict]
 ) -> dict:
-    """Per setting and schedule: final / 25% / 50% relative error, steps to target, wins vs step.
+    """Per setting and schedule: final / 25% / 50% relative error, time to target, wins vs step.
 
-    The SGD schedule compared with scikit-learn (digits, exact gradients) is the one with the
+    Every schedule is a baseline of the time-to-target reading (``summary["time_to_target"]``,
+    :func:`experiments.nmf.targets.time_to_target`); its final-error reading is the IQM of the
+    normalised final error over (setting, held-out seed) problems (``iqm_normalised``). The SGD schedule compared with scikit-learn (digits, exact gradients) is the one with the
     lowest tuning score (mean final loss on the training seeds), not the best on the held-out
     seeds, so that the comparison does not select on its own test data.
     """
@@ -39,13 +44,18 @@ def summarise_schedules(
         ]
     n = config.n_steps
     summary: dict[str, Any] = {"config": _schedules_config_dict(config), "settings": {}}
+    as_lists = {
+        setting: {name: {seed: [r] for seed, r in rs.items()} for name, rs in by.items()}
+        for setting, by in runs.items()
+    }
+    names = list(dict.fromkeys(name for by in runs.values() for name in by))
+    targets, overall = time_to_target(as_lists, names)
     for setting, by_schedule in runs.items():
         finals = {
             name: [float(r["final_rel_error"]) for r in rs.values()]
             for name, rs in by_schedule.items()
         }
-        best_mean = min(np.mean(v) for v in finals.values() if np.all(np.isfinite(v)))
-        target = 1.02 * best_mean
+        times = targets[setting]["methods"]
         rows = {}
         for name, by_seed in by_schedule.items():
             curves = [np.asarray(r["rel_errors"], dtype=float) for r in by_seed.values()]
@@ -54,12 +64,20 @@ def summarise_schedules(
                 "final_rel_error": mean_ci(finals[name]),
                 "rel_error_at_25pct": mean_ci([value_at(c, n // 4) for c in curves]),
                 "rel_error_at_50pct": mean_ci([value_at(c, n // 2) for c in curves]),
-                "steps_to_target": steps_to_target(curves, target),
+                "time_to_target": times[name],
                 "diverged": sum(bool(r["diverged"]) for r in by_seed.values()),
                 "win_rate_vs_step": _win_rate_vs(by_schedule, name, "step"),
                 "wall_time_s": mean_ci([float(r["wall_time_s"]) for r in by_seed.values()]),
             }
-        summary["settings"][setting] = {"target_rel_error": target, "schedules": rows}
+        summary["settings"][setting] = {
+            "target_rel_error": targets[setting]["target"],
+            "schedules": rows,
+        }
+    matrices, _ = score_matrices(as_lists)
+    iqms = {name: iqm(m.ravel()) for name, m in normalised(matrices).items()}
+    summary["iqm_normalised"] = iqms
+    metric = "IQM of final error / the best on the problem"
+    summary["time_to_target"] = overall | {"readings": readings(iqms, overall["profiles"], metric)}
     if sk_records:
         digits_exact = f"digits/noise={0.0:g}"
         sk = [r["result"] for r in sk_records if r["status"] == "ok"]
@@ -86,16 +104,6 @@ def summarise_schedules(
 def value_at(curve: np.ndarray, step: int) -> float:
     """``curve[step]``, or ``inf`` when the run diverged before ``step``."""
     return float(curve[step]) if step < len(curve) else math.inf
-
-
-def steps_to_target(curves: list[np.ndarray], target: float) -> dict[str, Any]:
-    """Mean steps to reach ``target`` over the seeds that reach it, and how many do."""
-    hits = [int(np.argmax(c <= target)) for c in curves if np.any(c <= target)]
-    return {
-        "mean": float(np.mean(hits)) if hits else math.inf,
-        "reached": len(hits),
-        "n": len(curves),
-    }
 
 
 def win_rate(a: dict[int, list[dict]], b: dict[int, list[dict]]) -> float | None:
@@ -130,10 +138,7 @@ def _schedules_config_dict(config: SchedulesConfig) -> dict[str, Any]:
 
 def row_cells(row: dict) -> list[str]:
     """Table cells of a schedule's summary row: final, 25% and 50% error, steps to target, wins."""
-    reach = row["steps_to_target"]
-    steps = (
-        f"{reach['mean']:.0f} ({reach['reached']}/{reach['n']})" if reach["reached"] else "never"
-    )
+    steps = format_time(row["time_to_target"]["steps"])
     win = row["win_rate_vs_step"]
     return [
         format_mean_ci(row["final_rel_error"]),
@@ -152,7 +157,8 @@ def schedules_table(summary: dict) -> str:
         lines += [
             f"**{setting}** ({n} steps, target = {block['target_rel_error']:.4f})",
             "",
-            "| schedule | final rel. error | at 25% | at 50% | steps to target | wins vs step | diverged |",
+            "| schedule | final rel. error | at 25% | at 50% | steps to target (median, reached) "
+            "| wins vs step | diverged |",
             "|---|---|---|---|---|---|---|",
         ]
         rows = block["schedules"]
@@ -175,7 +181,19 @@ def schedules_table(summary: dict) -> str:
             f"SGD / scikit-learn relative error: {ref['ratio']:.4f}",
             "",
         ]
+    lines += table_lines(summary["time_to_target"], _targets_of(summary["settings"]))
     return "\n".join(lines + edge_hits_lines(summary))
+
+
+def _targets_of(blocks: dict[str, dict]) -> dict[str, dict]:
+    """``{workload: {"target", "methods": {schedule: its time to target}}}`` of a summary."""
+    return {
+        w: {
+            "target": b["target_rel_error"],
+            "methods": {name: r["time_to_target"] for name, r in b["schedules"].items()},
+        }
+        for w, b in blocks.items()
+    }
 
 
 def _runs(baseline: list[dict], learned: list[dict]) -> dict[str, dict[str, dict[int, list]]]:
@@ -200,9 +218,13 @@ def schedule_label(record: dict) -> str:
 
 def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, learned) -> dict:
     """Per cell and schedule: final / 25% / 50% relative error with intervals over PPO seeds x
-    held-out instances, steps to target, the IQM of the normalised score, and every learned
+    held-out instances, time to target, the IQM of the normalised score, and every learned
     variant against every tuned schedule (:func:`experiments.nmf.rl_stats.rl_statistics`:
-    probability of improvement, paired test, error ratio; the ``headline`` records)."""
+    probability of improvement, paired test, error ratio; the ``headline`` records).
+
+    The tuned schedules set the targets; ``time_to_target`` holds every schedule's performance
+    profiles over (cell, held-out instance) problems and the ``readings`` (best by the IQM of
+    the normalised final error, best by each profile score)."""
     runs = _runs(baseline, learned)
     n = config.n_steps
     variants = [name for name in config.variants if any(name in r for r in runs.values())]
@@ -213,18 +235,12 @@ def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, lea
         "cells": {},
         "overall": {},
     }
+    targets, times = time_to_target(runs, list(config.grid()))
     for cell in sorted(runs):
         by_schedule = runs[cell]
-        finals = {
-            name: [float(np.mean([r["final_rel_error"] for r in rs])) for rs in by_seed.values()]
-            for name, by_seed in by_schedule.items()
-        }
-        best_mean = min(np.mean(v) for v in finals.values() if np.all(np.isfinite(v)))
-        target = 1.02 * best_mean
         rows = {}
         for name, by_seed in by_schedule.items():
             results = [r for rs in by_seed.values() for r in rs]
-            curves = [np.asarray(r["rel_errors"], dtype=float) for r in results]
             finals_matrix = np.array(
                 [[float(r["final_rel_error"]) for r in rs] for rs in by_seed.values()]
             ).T
@@ -235,7 +251,7 @@ def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, lea
                 "rel_error_at_25pct": mean_ci([value_at(c, n // 4) for c in per_instance]),
                 "rel_error_at_50pct": mean_ci([value_at(c, n // 2) for c in per_instance]),
                 "iqm_normalised": stats["iqm"][cell][name],
-                "steps_to_target": steps_to_target(curves, target),
+                "time_to_target": targets[cell]["methods"][name],
                 "diverged": sum(bool(r["diverged"]) for r in results),
                 "win_rate_vs_step": None
                 if name == REFERENCE
@@ -245,12 +261,15 @@ def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, lea
             }
         comparisons = {v: stats["comparisons"][v][cell] for v in variants}
         summary["cells"][cell] = {
-            "target_rel_error": target,
+            "target_rel_error": targets[cell]["target"],
             "schedules": rows,
             "comparisons": comparisons,
         }
     summary["overall"] = _overall(config, runs, variants, stats["comparisons"])
     summary["iqm_normalised"] = stats["iqm"]["overall"]
+    iqms = {name: v["value"] for name, v in summary["iqm_normalised"].items()}
+    metric = "IQM of final error / the best on the instance"
+    summary["time_to_target"] = times | {"readings": readings(iqms, times["profiles"], metric)}
     summary |= tuning_summary(best)
     summary["agents"] = _agents_summary(agents)
     return summary
@@ -414,20 +433,15 @@ def rl_table(summary: dict) -> str:
             f"{variants[0]} vs the row's schedule)",
             "",
             "| schedule | final rel. error [95% CI] | at 25% (mean) | at 50% (mean) | IQM norm. "
-            "| steps to "
-            f"target | PoI {variants[0]} vs it | steps above bound | diverged |",
+            "| steps to target (median, reached) "
+            f"| PoI {variants[0]} vs it | steps above bound | diverged |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         rows = block["schedules"]
         versus = block["comparisons"].get(variants[0], {})
         for name in sorted(rows, key=lambda s: rows[s]["final_rel_error"]["mean"]):
             r = rows[name]
-            reach = r["steps_to_target"]
-            steps = (
-                f"{reach['mean']:.0f} ({reach['reached']}/{reach['n']})"
-                if reach["reached"]
-                else "never"
-            )
+            steps = format_time(r["time_to_target"]["steps"])
             poi = versus.get(name, {}).get("probability_of_improvement")
             cells = [
                 format_interval(r["final_rel_error"], 4, key="mean"),
@@ -441,6 +455,7 @@ def rl_table(summary: dict) -> str:
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += table_lines(summary["time_to_target"], _targets_of(summary["cells"]))
     lines += edge_hits_lines(summary)
     agents = summary.get("agents", {})
     if agents:

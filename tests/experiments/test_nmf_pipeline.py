@@ -183,14 +183,21 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
         "table.md",
         "loss_curves.png",
         "lr_curves.png",
+        "time_to_target.png",
     ):
         assert (tmp_path / name).stat().st_size > 0, name
     settings = summary["settings"]
+    reach = summary["time_to_target"]
+    assert len(reach["problems"]) == len(settings) * len(pipeline.SCHEDULES_QUICK.eval_seeds)
+    for unit in ("steps", "seconds"):
+        assert set(reach["profiles"][unit]["methods"]) == set(summary["iqm_normalised"])
+    assert set(reach["readings"]) == {"final_error", "profile_steps", "profile_seconds", "agree"}
     assert len(settings) == 2 * len(pipeline.SCHEDULES_QUICK.noise_levels)
     for block in settings.values():
         assert set(block["schedules"]) == set(pipeline.tuning_grid(100, (1e-3, 1e-2), 4))
         for row in block["schedules"].values():
             assert row["final_rel_error"]["n"] == len(pipeline.SCHEDULES_QUICK.eval_seeds)
+            assert row["time_to_target"]["steps"]["n"] == row["final_rel_error"]["n"]
     assert json.loads((tmp_path / "summary.json").read_text())["settings"].keys() == settings.keys()
     assert (tmp_path / "table.md").read_text() == pipeline.schedules_table(summary)
     ref = summary["sklearn_reference"]

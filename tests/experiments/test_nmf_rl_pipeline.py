@@ -68,6 +68,7 @@ def _record(schedule, seed, error, *, ppo_seed=None, dataset="digits", noise=0.0
         "bounds": [1.0, 1.0],
         "steps_above_bound": 0,
         "diverged": False,
+        "wall_time_s": 1.0,
     }
     if ppo_seed is None:
         spec = {"instance": instance, "schedule": schedule}
@@ -147,6 +148,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
         "agent_lrs.png",
         "training_curve.png",
         "benchmark.png",
+        "time_to_target.png",
     ):
         assert (tmp_path / name).stat().st_size > 0, name
     config = pipeline.RL_QUICK
@@ -161,6 +163,13 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
         assert rows["learned"]["diverged"] == 0
     for block in summary["overall"].values():
         assert 0 <= block["step"]["win_rate"]["mean"] <= 1
+    reach = summary["time_to_target"]
+    assert len(reach["problems"]) == config.n_test
+    for unit in ("steps", "seconds"):
+        profiles = reach["profiles"][unit]
+        assert set(profiles["methods"]) == set(config.grid()) | set(config.variants)
+        assert all(0 <= m["score"] <= 1 for m in profiles["methods"].values())
+    assert reach["readings"]["final_error"]["best"] in summary["iqm_normalised"]
     claims = {h["claim"]: h for h in summary["headline"]}
     ood = claims.pop("pretrained_nmf_vs_follow_bound_ood")
     assert set(claims) == {f"learned_vs_{b}" for b in config.grid()}
