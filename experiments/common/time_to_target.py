@@ -143,23 +143,31 @@ def profiles_block(
 
 
 def plot_profiles(
-    ax: Any, block: Mapping[str, Any], *, highlight: Sequence[str] = (), title: str = ""
+    ax: Any,
+    block: Mapping[str, Any],
+    *,
+    highlight: Sequence[str] = (),
+    title: str = "",
+    colors: Mapping[str, Any] | None = None,
 ) -> None:
     """Draw a :func:`profiles_block` on a matplotlib axes, best score first in the legend.
 
-    Highlighted methods get thick black-edged lines; colours come from ``tab20`` so up to 20
-    methods stay distinguishable (every second one dashed)."""
+    Highlighted methods get thick lines (black unless ``colors`` names one). Other colours come
+    from ``colors`` or else from ``tab20`` by the method's place in the sorted names, so a method
+    keeps its colour across panels (every second one dashed)."""
     import matplotlib.pyplot as plt
 
     taus = block["taus"]
-    colors = plt.get_cmap("tab20").colors
-    for i, (m, info) in enumerate(block["methods"].items()):
-        bold = m in highlight
+    palette = plt.get_cmap("tab20").colors
+    place = {m: i for i, m in enumerate(sorted(block["methods"]))}
+    for m, info in block["methods"].items():
+        bold, i = m in highlight, place[m]
+        default = "black" if bold else palette[i % len(palette)]
         ax.step(
             taus,
             info["profile"],
             where="post",
-            color="black" if bold else colors[i % len(colors)],
+            color=(colors or {}).get(m, default),
             ls="-" if bold or i % 2 == 0 else "--",
             lw=2.6 if bold else 1.2,
             zorder=3 if bold else 2,

@@ -55,12 +55,8 @@ def time_to_target(block: dict, path: Path, *, highlight: tuple[str, ...] = ()) 
     n = len(block["problems"])
     for ax, unit in zip(axes, ("steps", "seconds"), strict=True):
         title = f"time to target in {unit} ({n} held-out problems)"
-        plot_profiles(ax, block["profiles"][unit], highlight=highlight, title=title)
-        for line in ax.get_lines():  # the study's colours, the same in both panels
-            color = STYLE.get(line.get_label().rsplit(" (", 1)[0], {}).get("color")
-            if color:
-                line.set_color(color)
-        ax.legend(fontsize=6, loc="lower right", title="method (score)", title_fontsize=6)
+        colors = {m: style["color"] for m, style in STYLE.items()}
+        plot_profiles(ax, block["profiles"][unit], highlight=highlight, title=title, colors=colors)
         ax.grid(alpha=0.3)
     return save(fig, Path(path))
 
