@@ -33,6 +33,8 @@ from experiments.dnn.config import (
     PLATEAU_CONFIG,
     RANDOM_SEARCH,
     STEP_MILESTONES,
+    WARMUP_FRACTION,
+    WARMUP_GRID,
     Config,
     default_lr,
 )
@@ -360,6 +362,11 @@ def _config_dict(config: Config) -> dict[str, Any]:
     d = asdict(config)
     d["grids"] = {t.name: {o: config.grid(t, o) for o in config.optimizers} for t in config.tasks}
     d["n_trials"] = {t.name: config.n_trials(t) for t in config.tasks}
+    d["peer_grids"] = {
+        t.name: {p: config.peer_grid(t, p) for p in config.peers} for t in config.tasks
+    }
+    d["warmup_grid"] = list(WARMUP_GRID)
+    d["warmup_fraction_while_tuning_lr"] = WARMUP_FRACTION
     d["plateau_config"] = PLATEAU_CONFIG
     d["greedy_config"] = GREEDY_CONFIG
     d["step_milestones"] = list(STEP_MILESTONES)
