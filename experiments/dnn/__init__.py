@@ -2,7 +2,8 @@
 
 Modules: :mod:`~experiments.dnn.config` (tasks, run specs, configurations),
 :mod:`~experiments.dnn.runs` (one run, PPO training, selection, the stages),
-:mod:`~experiments.dnn.report` (summary and tables), :mod:`~experiments.dnn.plots` (figures) and
+:mod:`~experiments.dnn.report` (summary and tables), :mod:`~experiments.dnn.targets` (time to
+target and performance profiles), :mod:`~experiments.dnn.plots` (figures) and
 ``__main__`` (the command). The protocol is in ``docs/dnn.md``.
 """
 
@@ -23,8 +24,11 @@ from experiments.dnn.config import (
     agent_specs,
     check_run_spec,
     initial_grids,
+    peer_grids,
+    peer_spec,
     random_search_specs,
     tuning_specs,
+    warmup_specs,
 )
 from experiments.dnn.report import compare, markdown_table, method_label, method_runs, summarise
 from experiments.dnn.runs import (
@@ -36,11 +40,14 @@ from experiments.dnn.runs import (
     run_dnn,
     run_spec,
     select_baselines,
+    select_peers,
     select_random_search,
     train_agent,
     train_stage,
     tune_baselines,
+    tune_warmup,
 )
+from experiments.dnn.targets import overall_profiles, task_target, task_times
 
 __all__ = [
     "AGENT",
@@ -68,14 +75,22 @@ __all__ = [
     "markdown_table",
     "method_label",
     "method_runs",
+    "overall_profiles",
+    "peer_grids",
+    "peer_spec",
     "random_search_specs",
     "run_dnn",
     "run_spec",
     "select_baselines",
+    "select_peers",
     "select_random_search",
     "summarise",
+    "task_target",
+    "task_times",
     "train_agent",
     "train_stage",
     "tune_baselines",
+    "tune_warmup",
     "tuning_specs",
+    "warmup_specs",
 ]

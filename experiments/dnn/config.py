@@ -11,6 +11,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from experiments.runner import added_field
+from rl_scheduler.tasks.lr_free import KNOB, LR_FREE, SCHEDULE_FREE
+
 TASKS: tuple[str, ...] = ("vision", "text")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine", "plateau", "greedy")
@@ -31,9 +34,18 @@ STEP_MILESTONES = (1 / 3, 2 / 3)
 """Step decay: x0.1 after each third of the budget (:class:`nmf.schedules.StepDecay` in chunks,
 the same shape as the ``step`` of :func:`experiments.common.controllers.torch_schedule`)."""
 
-TARGET_SLACK = 1.05
-"""The time-to-target target is 5% above the best method's mean final *validation* loss (a
-property of the validation curves during training; the reported quality is the test loss)."""
+PEER_MULTIPLIERS = (0.1, 10.0)
+"""Ends of the initial log grid of the multipliers Prodigy's ``d_coef`` and D-Adaptation's
+``lr`` (1, their default, in the middle); the Schedule-Free optimizers' ``lr`` uses the grid of
+their family (``lr_ranges[task]["sgd"]`` / ``["adam"]``)."""
+
+WARMUP_GRID = (0.02, 0.1, 0.5)
+"""Schedule-Free's warm-up as a fraction of the budget: the initial grid of its second axis,
+tuned at the tuned ``lr`` (widened like the first, below 1)."""
+
+WARMUP_FRACTION = 0.1
+"""Schedule-Free's warm-up while its ``lr`` is tuned: the middle of :data:`WARMUP_GRID`, so those
+runs are also the middle point of the warm-up axis."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +79,11 @@ class TaskSpec:
         """Optimizer steps of one run."""
         return self.steps_per_action * self.max_actions
 
-    def task_kwargs(self, optimizer: str, lr: float) -> dict[str, Any]:
-        """Keyword arguments of :class:`~rl_scheduler.tasks.VisionTask` / ``TextTask``."""
+    def task_kwargs(
+        self, optimizer: str, lr: float, options: tuple[tuple[str, float], ...] = ()
+    ) -> dict[str, Any]:
+        """Keyword arguments of :class:`~rl_scheduler.tasks.VisionTask` / ``TextTask``
+        (``options``: a peer's ``optimizer_options``)."""
         kwargs: dict[str, Any] = {
             "optimizer": optimizer,
             "momentum": self.momentum,
@@ -82,6 +97,8 @@ class TaskSpec:
         }
         if self.name == "text":
             kwargs["seq_len"] = self.seq_len
+        if options:
+            kwargs["optimizer_options"] = dict(options)
         return kwargs
 
     def instance(self, seed: int) -> Any:
@@ -129,7 +146,10 @@ class DNNRunSpec:
 
     ``schedule`` is one of :data:`SCHEDULES` or ``"agent"`` (then ``agent`` is the path of a saved
     policy relative to the output folder, and ``optimizer`` must be ``"sgd"``). ``lr`` is the
-    initial rate.
+    initial rate. A learning-rate-free peer (``optimizer`` in
+    :data:`~rl_scheduler.tasks.lr_free.LR_FREE`) runs with schedule ``"constant"`` at ``lr`` (its
+    knob, or 1 for Prodigy) and its ``options`` (``(name, value)`` pairs: ``warmup_steps``,
+    ``d_coef``); an added field, so the ids of the other runs are those of before.
     """
 
     task: TaskSpec
@@ -138,6 +158,7 @@ class DNNRunSpec:
     schedule: str
     lr: float
     agent: str = ""
+    options: tuple[tuple[str, float], ...] = added_field(())
     SPEC_TYPE: ClassVar[str] = "experiments.dnn.DNNRunSpec"  # the id's type, kept on moves
 
 
@@ -164,8 +185,14 @@ def check_run_spec(spec: DNNRunSpec) -> None:
     """Validate names and numbers (``ValueError`` naming the field)."""
     if spec.task.name not in TASKS:
         raise ValueError(f"task.name must be one of {TASKS}, got {spec.task.name!r}.")
-    if spec.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {spec.optimizer!r}.")
+    if spec.optimizer not in (*OPTIMIZERS, *LR_FREE):
+        raise ValueError(
+            f"optimizer must be one of {(*OPTIMIZERS, *LR_FREE)}, got {spec.optimizer!r}."
+        )
+    if spec.optimizer in LR_FREE and spec.schedule != "constant":
+        raise ValueError(f"schedule of the peer {spec.optimizer!r} must be 'constant'.")
+    if spec.optimizer in OPTIMIZERS and spec.options:
+        raise ValueError(f"options must be empty for {spec.optimizer!r}, got {spec.options!r}.")
     if spec.schedule not in (*SCHEDULES, AGENT):
         raise ValueError(f"schedule must be one of {(*SCHEDULES, AGENT)}, got {spec.schedule!r}.")
     if spec.schedule == AGENT and (not spec.agent or spec.optimizer != "sgd"):
@@ -200,6 +227,7 @@ class Config:
     optimizers: tuple[str, ...] = OPTIMIZERS
     schedules: tuple[str, ...] = SCHEDULES
     notes: str = ""
+    peers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_tune", "n_eval", "n_ppo_seeds", "n_checkpoints"):
@@ -209,6 +237,8 @@ class Config:
             raise ValueError(f"grid_size must be >= 2 (a log axis), got {self.grid_size!r}.")
         if not (isinstance(self.tune_rounds, int) and self.tune_rounds >= 0):
             raise ValueError(f"tune_rounds must be an integer >= 0, got {self.tune_rounds!r}.")
+        if not set(self.peers) <= set(LR_FREE):
+            raise ValueError(f"peers must be among {LR_FREE}, got {self.peers!r}.")
 
     def task(self, name: str) -> TaskSpec:
         return next(t for t in self.tasks if t.name == name)
@@ -224,6 +254,13 @@ class Config:
     def grid(self, task: TaskSpec, optimizer: str) -> list[float]:
         lo, hi = self.lr_ranges[task.name][optimizer]
         return [float(f"{v:.4g}") for v in np.geomspace(lo, hi, self.grid_size)]
+
+    def peer_grid(self, task: TaskSpec, peer: str) -> list[float]:
+        """The initial grid of a peer's knob: Schedule-Free's ``lr`` on its family's range, the
+        multipliers of Prodigy / D-Adaptation on :data:`PEER_MULTIPLIERS`; ``grid_size`` values."""
+        if peer in SCHEDULE_FREE:
+            return self.grid(task, "sgd" if peer.endswith("sgd") else "adam")
+        return [float(f"{v:.4g}") for v in np.geomspace(*PEER_MULTIPLIERS, self.grid_size)]
 
     def n_trials(self, task: TaskSpec) -> int:
         """Random-search trials: one PPO seed's training compute in whole runs (episodes)."""
@@ -251,6 +288,7 @@ CPU = Config(
         "2 CPU cores: SmallCNN (width 8) on digits, GRU (hidden 64) on Shakespeare; 3 PPO "
         "seeds of 2048 actions each per task."
     ),
+    peers=LR_FREE,
 )
 QUICK = Config(
     tasks=(
@@ -289,6 +327,7 @@ QUICK = Config(
     tune_rounds=1,
     schedules=("constant", "cosine", "greedy"),
     notes="Smoke run of every stage (tiny budgets; the numbers mean nothing).",
+    peers=("schedulefree_sgd", "prodigy", "dadapt_sgd"),
 )
 GPU = Config(
     tasks=(
@@ -333,6 +372,10 @@ GPU = Config(
         "transformer on tiny-shakespeare, 4000 steps per run; data in data/cifar10/ and "
         "data/tiny_shakespeare/ (downloaded on first use). Not measured."
     ),
+    # ResNet-20 has batch normalisation, whose running statistics Schedule-Free would need
+    # recomputed at its averaged weights before every evaluation (make_lr_free refuses it):
+    # the GPU configuration compares Prodigy and D-Adaptation only.
+    peers=tuple(p for p in LR_FREE if p not in SCHEDULE_FREE),
 )
 CONFIGS = {"cpu": CPU, "gpu": GPU}
 
@@ -354,7 +397,7 @@ def agent_specs(config: Config) -> list[AgentSpec]:
 
 
 Cell = tuple[str, str, str]
-"""A tuned baseline: ``(task, optimizer, schedule)``."""
+"""A tuned baseline: ``(task, optimizer, schedule)``; a peer's knob: ``(task, peer, "constant")``."""
 
 
 def initial_grids(config: Config) -> dict[Cell, list[float]]:
@@ -367,13 +410,51 @@ def initial_grids(config: Config) -> dict[Cell, list[float]]:
     }
 
 
+def peer_grids(config: Config) -> dict[Cell, list[float]]:
+    """Every peer's starting grid of its knob (:meth:`Config.peer_grid`)."""
+    return {
+        (task.name, peer, "constant"): config.peer_grid(task, peer)
+        for task in config.tasks
+        for peer in config.peers
+    }
+
+
+def peer_spec(
+    task: TaskSpec, seed: int, peer: str, knob: float, warmup: float = WARMUP_FRACTION
+) -> DNNRunSpec:
+    """A peer's run at its knob's value ``knob`` (Schedule-Free: warm-up ``warmup`` x budget)."""
+    lr, options = knob, ()
+    if KNOB[peer] == "d_coef":
+        lr, options = 1.0, (("d_coef", knob),)
+    if peer in SCHEDULE_FREE:
+        options = (("warmup_steps", round(warmup * task.budget)),)
+    return DNNRunSpec(task, seed, peer, "constant", lr, options=options)
+
+
 def tuning_specs(config: Config, grids: dict[Cell, list[float]] | None = None) -> list[DNNRunSpec]:
-    """Every baseline x its learning rates (default: :func:`initial_grids`) x the tuning seeds."""
+    """Every cell x its values (default: :func:`initial_grids`) x the tuning seeds.
+
+    A baseline's values are initial rates; a peer's (:func:`peer_grids`) its knob's values.
+    """
     grids = initial_grids(config) if grids is None else grids
     return [
-        DNNRunSpec(config.task(name), seed, optimizer, schedule, lr)
-        for (name, optimizer, schedule), lrs in grids.items()
-        for lr in lrs
+        peer_spec(config.task(name), seed, optimizer, value)
+        if optimizer in LR_FREE
+        else DNNRunSpec(config.task(name), seed, optimizer, schedule, value)
+        for (name, optimizer, schedule), values in grids.items()
+        for value in values
+        for seed in config.tune_seeds(config.task(name))
+    ]
+
+
+def warmup_specs(
+    config: Config, grids: dict[tuple[str, str], list[float]], knobs: dict[tuple[str, str], float]
+) -> list[DNNRunSpec]:
+    """Schedule-Free's warm-up axis: per ``(task, peer)`` its fractions at the tuned knob."""
+    return [
+        peer_spec(config.task(name), seed, peer, knobs[(name, peer)], fraction)
+        for (name, peer), fractions in grids.items()
+        for fraction in fractions
         for seed in config.tune_seeds(config.task(name))
     ]
 

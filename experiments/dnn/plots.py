@@ -8,7 +8,9 @@
 * ``cost_quality.png`` -- final *test* loss against the compute spent on the training seeds:
   random search after half and all of its budget, the agent at its checkpoints (all seeds), the
   ten tuned baselines;
-* ``agent_training.png`` -- PPO's episode returns during training (moving average, per seed).
+* ``agent_training.png`` -- PPO's episode returns during training (moving average, per seed);
+* ``time_to_target.png`` -- performance profiles of the time to target (steps and seconds; both
+  tasks' problems together and each task), the agent in bold.
 
 A method's held-out runs come from :func:`experiments.dnn.report.method_runs`.
 """
@@ -23,6 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.common.plotting import mean_curve, moving_average, panels, save
+from experiments.common.time_to_target import plot_profiles
 from experiments.dnn.config import AGENT, RANDOM_SEARCH
 from experiments.dnn.report import method_label
 
@@ -39,9 +42,20 @@ STYLE: dict[str, dict[str, Any]] = {
 }
 
 
+PEER_COLORS = {
+    "schedulefree_sgd": "tab:cyan",
+    "schedulefree_adamw": "tab:cyan",
+    "prodigy": "tab:pink",
+    "dadapt_sgd": "tab:orange",
+    "dadapt_adam": "tab:orange",
+}
+
+
 def _style(method: str) -> dict[str, Any]:
     if method in STYLE:
         return STYLE[method]
+    if method in PEER_COLORS:  # a learning-rate-free peer: dashed
+        return {"color": PEER_COLORS[method], "ls": "--", "lw": 1.4}
     optimizer, schedule = method.split("/")
     return {
         "color": SCHEDULE_COLORS.get(schedule, "tab:brown"),
@@ -125,19 +139,20 @@ def cost_quality(summary: dict, out: Path) -> Path:
                 color=STYLE[method]["color"],
             )
         rows = block["methods"]
-        baselines = [m for m in rows if "/" in m]
+        baselines = [m for m in rows if "/" in m or rows[m].get("peer")]
         for k, method in enumerate(baselines):
             y, e = _point(rows[method]["final_test_loss"])
+            marker = "D" if rows[method].get("peer") else "s" if method.startswith("sgd") else "^"
             ax.errorbar(
                 rows[method]["compute_steps"],
                 y,
                 yerr=e,
-                marker="s" if method.startswith("sgd") else "^",
+                marker=marker,
                 ms=4,
                 ls="none",
                 alpha=0.7,
                 color=_style(method)["color"],
-                label="tuned baselines (grid)" if k == 0 else None,
+                label="tuned baselines and peers (grid)" if k == 0 else None,
             )
         ax.set(
             title=f"{task}: cost vs quality",
@@ -173,6 +188,26 @@ def agent_training(summary: dict, out: Path) -> Path:
     return save(fig, out / "agent_training.png")
 
 
+def time_to_target(summary: dict, out: Path) -> Path:
+    """Performance profiles of the time to target: steps (top) and seconds (bottom), both tasks
+    together and then each task; the agent highlighted."""
+    blocks = {"both tasks": summary["time_to_target"]} | {
+        task: block["time_to_target"] for task, block in summary["tasks"].items()
+    }
+    fig, axes = plt.subplots(
+        2, len(blocks), figsize=(5.0 * len(blocks), 8.0), layout="constrained", squeeze=False
+    )
+    for col, (title, block) in enumerate(blocks.items()):
+        for row, clock in enumerate(("steps", "seconds")):
+            plot_profiles(
+                axes[row][col],
+                block[clock],
+                highlight=(AGENT,),
+                title=f"{title}: time to target in {clock}",
+            )
+    return save(fig, out / "time_to_target.png")
+
+
 def dnn_figures(runs: Runs, summary: dict, out: Path) -> list[Path]:
     """Every figure of the study (see the module docstring) from :func:`method_runs`' runs."""
     out = Path(out)
@@ -181,4 +216,5 @@ def dnn_figures(runs: Runs, summary: dict, out: Path) -> list[Path]:
         val_curves(runs, out),
         cost_quality(summary, out),
         agent_training(summary, out),
+        time_to_target(summary, out),
     ]

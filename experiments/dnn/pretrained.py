@@ -70,5 +70,6 @@ def replay(evaluation: dict[str, Any], folder: Path) -> float:
     fields = dict(evaluation["spec"])
     task = fields.pop("task")
     task["model_kwargs"] = tuple(tuple(kv) for kv in task["model_kwargs"])
+    fields["options"] = tuple(tuple(kv) for kv in fields.get("options", ()))
     spec = DNNRunSpec(task=TaskSpec(**task), **fields)
     return float(run_dnn(spec, root=str(folder), final_test=True)["test_loss"])

@@ -5,7 +5,9 @@ the end of a held-out run. Per task the agent (each PPO seed's last checkpoint) 
 every other method by the probability of improvement over the test losses, with a 95%
 stratified-bootstrap interval (:func:`~experiments.common.stats.poi_with_ci`: runs = PPO seeds,
 tasks = held-out evaluation seeds; a baseline has one run per evaluation seed), a Wilcoxon test
-on the evaluation seeds (the agent's mean over its seeds vs the baseline) and the IQM.
+on the evaluation seeds (the agent's mean over its seeds vs the baseline) and the IQM. The
+learning-rate-free peers are reported as further baselines, and every method's time to target
+(:mod:`experiments.dnn.targets`, AlgoPerf's scoring) as a second reading next to the test loss.
 """
 
 from __future__ import annotations
@@ -31,28 +33,23 @@ from experiments.dnn.config import (
     PLATEAU_CONFIG,
     RANDOM_SEARCH,
     STEP_MILESTONES,
-    TARGET_SLACK,
+    WARMUP_FRACTION,
+    WARMUP_GRID,
     Config,
     default_lr,
 )
 from experiments.dnn.runs import agent_method
+from experiments.dnn.targets import overall_profiles, task_times, time_to_target_section
 
 HEADLINE_BASELINES = {"best_sgd": "the best tuned SGD schedule", "random_search": RANDOM_SEARCH}
 
-
-def _steps_to(results: list[dict], target: float, key: str) -> dict[str, Any]:
-    """Mean steps (or seconds) until the validation loss first reaches ``target``."""
-    hits = []
-    for r in results:
-        vals = np.asarray(r["val_loss"], dtype=float)
-        reached = np.flatnonzero(vals <= target)
-        if len(reached):
-            hits.append(float(r[key][int(reached[0])]))
-    return {
-        "mean": float(np.mean(hits)) if hits else math.inf,
-        "reached": len(hits),
-        "n": len(results),
-    }
+PEER_GROUPS: dict[str, tuple[str, ...]] = {
+    "schedulefree": ("schedulefree_sgd", "schedulefree_adamw"),
+    "prodigy": ("prodigy",),
+    "dadaptation": ("dadapt_sgd", "dadapt_adam"),
+}
+"""The headline peers: of a group's forms in the configuration, the one with the lower tuning
+validation loss is compared with the agent (``<task>_agent_vs_<group>``)."""
 
 
 def _test(r: dict) -> float:
@@ -60,15 +57,15 @@ def _test(r: dict) -> float:
     return value if math.isfinite(value) else math.inf
 
 
-def _method_row(results: list[dict], target: float) -> dict[str, Any]:
-    lrs = [lr for r in results for lr in r["lrs"]]
+def _method_row(results: list[dict], times: dict[str, Any]) -> dict[str, Any]:
+    lrs = [lr for r in results for lr in r.get("effective_lrs", r["lrs"])]
     return {
         "final_test_loss": mean_ci([_test(r) for r in results]),
         "final_test_metric": mean_ci([r["test_metric"] for r in results]),
         "final_val_loss": mean_ci([r["final_val_loss"] for r in results]),
         "final_train_loss": mean_ci([r["final_train_loss"] for r in results]),
-        "steps_to_target": _steps_to(results, target, "steps"),
-        "time_to_target_s": _steps_to(results, target, "time_s"),
+        "steps_to_target": times["steps"],
+        "time_to_target_s": times["seconds"],
         "diverged": sum(bool(r["diverged"]) for r in results),
         "n": len(results),
         "lr_min": float(min(lrs)) if lrs else math.nan,
@@ -82,8 +79,8 @@ def method_runs(
 ) -> dict[str, dict[str, list[list[dict | None]]]]:
     """task -> reported method -> ``runs x eval seeds`` results (``None``: a failed run).
 
-    Reported methods: the tuned baselines, ``random_search`` (the winner after every trial) and
-    ``agent`` (one row per PPO seed: its last checkpoint).
+    Reported methods: the tuned baselines, the peers, ``random_search`` (the winner after every
+    trial) and ``agent`` (one row per PPO seed: its last checkpoint).
     """
     found = {(task, method, rec["spec"]["seed"]): rec for task, method, rec in evaluated}
     out: dict[str, dict[str, list[list[dict | None]]]] = {}
@@ -91,6 +88,7 @@ def method_runs(
         seeds = config.eval_seeds(task)
         hpo = trained["random_search"][task.name]
         names: dict[str, list[str]] = {m: [m] for m in trained["baselines"][task.name]}
+        names |= {m: [m] for m in trained.get("peers", {}).get(task.name, {})}
         names[RANDOM_SEARCH] = [f"{RANDOM_SEARCH}@{hpo[-1]['trials']}"]
         names[AGENT] = [
             agent_method(a["checkpoints"][-1]["timesteps"], a["seed"])
@@ -134,8 +132,10 @@ def compare(agent: np.ndarray, other: np.ndarray) -> dict[str, Any]:
 def summarise(
     config: Config, trained: dict[str, Any], evaluated: list[tuple[str, str, dict]]
 ) -> dict:
-    """Per task and method: test numbers, the compute spent to obtain the method, the agent's
-    comparisons with every method, and the cost-quality points of random search and the agent."""
+    """Per task and method: test numbers, times to target, the compute spent to obtain the
+    method, the agent's comparisons with every method, and the cost-quality points of random
+    search and the agent; performance profiles per task and overall; the readings (which
+    method is best by test loss and by profile score)."""
     failed = [rec["spec_id"] for _, _, rec in evaluated if rec["status"] != "ok"]
     grouped = method_runs(config, trained, evaluated)
     by_method: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
@@ -150,35 +150,65 @@ def summarise(
         "edge_hits": [],
         "tasks": {},
     }
+    per_task: dict[str, dict[str, Any]] = {}
     for task_spec in config.tasks:
         name = task_spec.name
         runs = grouped[name]
         budget = task_spec.budget
         agents_info = trained["agents"][name]
         hpo = trained["random_search"][name]
-        val_means = [
-            mean_ci([r["final_val_loss"] for r in _flat(rs)])["mean"] for rs in runs.values()
-        ]
-        target = TARGET_SLACK * min((v for v in val_means if math.isfinite(v)), default=math.inf)
+        peers = trained.get("peers", {}).get(name, {})
+        seeds = config.eval_seeds(task_spec)
+        times = task_times(runs, [m for m in runs if m != AGENT], seeds, name)
         rows: dict[str, dict] = {}
+        n_tune = len(config.tune_seeds(task_spec))
         for method, best in trained["baselines"][name].items():
             optimizer, schedule = method.split("/")
             tuning = best["tuning"]
-            rows[method] = _method_row(_flat(runs[method]), target) | {
+            rows[method] = _method_row(_flat(runs[method]), times["methods"][method]) | {
                 "optimizer": optimizer,
                 "schedule": schedule,
                 "lr": best["lr"],
                 "tuning_val_loss": best["val_loss"],
                 "tuning": tuning,
-                "compute_steps": len(tuning["grid"]) * len(config.tune_seeds(task_spec)) * budget,
+                "compute_steps": len(tuning["grid"]) * n_tune * budget,
                 "search_wall_time_s": best["search_wall_time_s"],
             }
             if tuning["edge"] is not None:
                 summary["edge_hits"].append(
                     {"task": name, "method": method, "edge": tuning["edge"], "lr": best["lr"]}
                 )
+        for peer, best in peers.items():
+            rows[peer] = _method_row(_flat(runs[peer]), times["methods"][peer]) | {
+                "optimizer": peer,
+                "schedule": "constant",
+                "peer": True,
+                "lr": best["lr"],
+                "tuning_val_loss": best["val_loss"],
+                "compute_steps": best["tuning_runs"] * budget,
+                **{
+                    k: best[k]
+                    for k in (
+                        "knob",
+                        "value",
+                        "options",
+                        "tuning_runs",
+                        "warmup_fraction",
+                        "tuning",
+                        "warmup_tuning",
+                        "search_wall_time_s",
+                    )
+                },
+            }
+            for axis, tuning in (("knob", best["tuning"]), ("warmup", best["warmup_tuning"])):
+                if tuning is not None and tuning["edge"] is not None:
+                    summary["edge_hits"].append(
+                        {"task": name, "method": peer, "edge": tuning["edge"]}
+                        | {"axis": best["knob"] if axis == "knob" else "warmup_fraction"}
+                        | {"value": tuning["best"]}
+                    )
         rows[RANDOM_SEARCH] = (
-            _method_row(_flat(runs[RANDOM_SEARCH]), target)
+            _method_row(_flat(runs[RANDOM_SEARCH]), times["methods"][RANDOM_SEARCH])
             | {k: hpo[-1][k] for k in ("optimizer", "schedule", "lr", "trials")}
             | {
                 "tuning_val_loss": hpo[-1]["val_loss"],
@@ -187,7 +217,7 @@ def summarise(
             }
         )
         agent_matrix = _matrix(runs[AGENT])
-        rows[AGENT] = _method_row(_flat(runs[AGENT]), target) | {
+        rows[AGENT] = _method_row(_flat(runs[AGENT]), times["methods"][AGENT]) | {
             "optimizer": "sgd",
             "schedule": AGENT,
             "lr": default_lr(task_spec),
@@ -205,11 +235,19 @@ def summarise(
             rows[method]["iqm_test_loss"] = _iqm(matrix)
             if method != AGENT:
                 rows[method]["agent_vs"] = compare(agent_matrix, matrix)
+            rows[method]["profile_score"] = {
+                clock: times[clock]["methods"][method]["score"] for clock in ("steps", "seconds")
+            }
         best_sgd = min(
             (m for m in trained["baselines"][name] if m.startswith("sgd/")),
             key=lambda m: trained["baselines"][name][m]["val_loss"],
         )
-        for claim, other in (("best_sgd", best_sgd), ("random_search", RANDOM_SEARCH)):
+        claims = {"best_sgd": best_sgd, "random_search": RANDOM_SEARCH}
+        for group, forms in PEER_GROUPS.items():
+            present = [f for f in forms if f in peers]
+            if present:
+                claims[group] = min(present, key=lambda f: peers[f]["val_loss"])
+        for claim, other in claims.items():
             c = rows[other]["agent_vs"]
             summary["headline"].append(
                 headline_record(
@@ -222,16 +260,20 @@ def summarise(
                     ppo_seeds=len(agents_info),
                     n_eval_seeds=c["n_tasks"],
                     p_value=c["p_value"],
-                    baseline=other if claim == "random_search" else best_sgd,
+                    baseline=other,
                 )
             )
         summary["tasks"][name] = {
             "metric": "test_accuracy" if name == "vision" else "test_perplexity",
             "budget_steps": budget,
-            "target_val_loss": target,
+            "target_val_loss": times["target_val_loss"],
             "best_sgd": best_sgd,
-            "eval_seeds": config.eval_seeds(task_spec),
+            "best_peer": min(peers, key=lambda p: peers[p]["val_loss"]) if peers else None,
+            "eval_seeds": seeds,
             "methods": rows,
+            "time_to_target": {
+                k: times[k] for k in ("target_val_loss", "baselines", "steps", "seconds")
+            },
             "cost_quality": _cost_quality(task_spec, hpo, agents_info, by_method[name]),
             "agent_training": [
                 {
@@ -249,7 +291,34 @@ def summarise(
                 for a in agents_info
             ],
         }
+        per_task[name] = times
+    summary["time_to_target"] = overall_profiles(per_task)
+    summary["readings"] = _readings(summary)
     return summary
+
+
+def _readings(summary: dict) -> dict[str, Any]:
+    """Which method is best by final test loss (IQM, mean) and by profile score, per task and
+    overall (profiles of both tasks' problems)."""
+    out: dict[str, Any] = {}
+    for name, block in summary["tasks"].items():
+        rows = block["methods"]
+        out[name] = {
+            "best_by_iqm_test_loss": min(
+                rows, key=lambda m: _sort_key(rows[m]["iqm_test_loss"]["value"])
+            ),
+            "best_by_mean_test_loss": min(
+                rows, key=lambda m: _sort_key(rows[m]["final_test_loss"]["mean"])
+            ),
+            "best_by_steps_profile": block["time_to_target"]["steps"]["best"],
+            "best_by_seconds_profile": block["time_to_target"]["seconds"]["best"],
+        }
+    overall = summary["time_to_target"]
+    out["overall"] = {
+        "best_by_steps_profile": overall["steps"]["best"],
+        "best_by_seconds_profile": overall["seconds"]["best"],
+    }
+    return out
 
 
 def _iqm(matrix: np.ndarray) -> dict[str, Any]:
@@ -293,6 +362,11 @@ def _config_dict(config: Config) -> dict[str, Any]:
     d = asdict(config)
     d["grids"] = {t.name: {o: config.grid(t, o) for o in config.optimizers} for t in config.tasks}
     d["n_trials"] = {t.name: config.n_trials(t) for t in config.tasks}
+    d["peer_grids"] = {
+        t.name: {p: config.peer_grid(t, p) for p in config.peers} for t in config.tasks
+    }
+    d["warmup_grid"] = list(WARMUP_GRID)
+    d["warmup_fraction_while_tuning_lr"] = WARMUP_FRACTION
     d["plateau_config"] = PLATEAU_CONFIG
     d["greedy_config"] = GREEDY_CONFIG
     d["step_milestones"] = list(STEP_MILESTONES)
@@ -305,9 +379,20 @@ METHOD_LABELS = {
 }
 
 
+PEER_LABELS = {
+    "schedulefree_sgd": "Schedule-Free SGD",
+    "schedulefree_adamw": "Schedule-Free AdamW",
+    "prodigy": "Prodigy",
+    "dadapt_sgd": "D-Adaptation SGD",
+    "dadapt_adam": "D-Adaptation Adam",
+}
+
+
 def method_label(method: str) -> str:
     if method in METHOD_LABELS:
         return METHOD_LABELS[method]
+    if method in PEER_LABELS:
+        return PEER_LABELS[method]
     optimizer, schedule = method.split("/")
     names = {"sgd": "SGD", "adam": "Adam"}
     return f"{names[optimizer]} + {schedule}"
@@ -320,13 +405,33 @@ def _sort_key(value: float) -> float:
 def _reach(r: dict[str, Any], digits: int) -> str:
     if not r["reached"]:
         return "never"
-    return f"{r['mean']:.{digits}f} ({r['reached']}/{r['n']})"
+    return f"{r['median']:.{digits}f} ({r['reached']}/{r['n']})"
 
 
 def _interval(value: float, ci: list[float], digits: int = 2) -> str:
     if not math.isfinite(value):
         return "diverged"
     return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def _edge_hit(h: dict[str, Any]) -> str:
+    if "axis" in h:  # a peer: its knob or Schedule-Free's warm-up
+        return f"{h['task']} {h['method']} ({h['edge']}, {h['axis']} {h['value']:g})"
+    return f"{h['task']} {h['method']} ({h['edge']}, lr {h['lr']:g})"
+
+
+def _peer_setting(r: dict[str, Any]) -> str:
+    edges = [
+        f"{axis} grid edge: {t['edge']}"
+        for axis, t in (("knob", r["tuning"]), ("warm-up", r["warmup_tuning"]))
+        if t is not None and t["edge"] is not None
+    ]
+    warmup = (
+        f", warm-up {r['warmup_fraction']:g} of the run" if r["warmup_fraction"] is not None else ""
+    )
+    return f"{r['knob']} {r['value']:g}{warmup}, no schedule" + (
+        f" ({'; '.join(edges)})" if edges else ""
+    )
 
 
 def markdown_table(summary: dict) -> str:
@@ -345,13 +450,15 @@ def markdown_table(summary: dict) -> str:
             "seeds)",
             "",
             f"| method | setting | compute (steps) | final test loss | IQM test loss | {metric} "
-            "| P(agent better) | p | val. steps to target | diverged |",
+            "| P(agent better) | p | steps to target (median) | diverged |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for method in sorted(rows, key=lambda m: _sort_key(rows[m]["final_test_loss"]["mean"])):
             r = rows[method]
             if r["schedule"] == AGENT:
                 setting = f"SGD, starts at {r['lr']:g}"
+            elif r.get("peer"):
+                setting = _peer_setting(r)
             else:
                 edge = r.get("tuning", {}).get("edge")
                 setting = f"{r['optimizer']}, {r['schedule']}, lr {r['lr']:g}" + (
@@ -403,8 +510,8 @@ def markdown_table(summary: dict) -> str:
         "Tuning grids: every optimum interior after widening."
         if not hits
         else "Tuning grids: optimum still at a grid edge after widening for "
-        + ", ".join(f"{h['task']} {h['method']} ({h['edge']}, lr {h['lr']:g})" for h in hits)
+        + ", ".join(_edge_hit(h) for h in hits)
         + "."
     )
-    lines.append("")
+    lines += ["", *time_to_target_section(summary, method_label)]
     return "\n".join(lines)

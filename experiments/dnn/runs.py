@@ -29,6 +29,8 @@ from experiments.dnn.config import (
     PLATEAU_CONFIG,
     RANDOM_SEARCH,
     STEP_MILESTONES,
+    WARMUP_FRACTION,
+    WARMUP_GRID,
     AgentSpec,
     Cell,
     Config,
@@ -39,18 +41,23 @@ from experiments.dnn.config import (
     default_lr,
     env_id,
     initial_grids,
+    peer_grids,
+    peer_spec,
     random_search_specs,
     tuning_specs,
+    warmup_specs,
 )
 from experiments.runner import run_sweep, spec_id
+from rl_scheduler.tasks.lr_free import KNOB, LR_FREE, SCHEDULE_FREE, effective_lr
 
 
-def make_task(task: TaskSpec, seed: int, optimizer: str, lr: float) -> Any:
-    """A one-instance :class:`~rl_scheduler.tasks.VisionTask` / ``TextTask`` for ``seed``."""
+def make_task(task: TaskSpec, seed: int, optimizer: str, lr: float, options: tuple = ()) -> Any:
+    """A one-instance :class:`~rl_scheduler.tasks.VisionTask` / ``TextTask`` for ``seed``
+    (``options``: a peer's optimizer options)."""
     from rl_scheduler.tasks.torch_tasks import TextTask, VisionTask
 
     cls = VisionTask if task.name == "vision" else TextTask
-    return cls([task.instance(seed)], **task.task_kwargs(optimizer, lr))
+    return cls([task.instance(seed)], **task.task_kwargs(optimizer, lr, options))
 
 
 def make_controller(
@@ -83,7 +90,9 @@ def run_dnn(
     dict
         ``steps``, ``train_loss``, ``val_loss``, ``metric`` (validation accuracy or perplexity)
         and ``time_s`` (cumulative training seconds) at the start and after every chunk;
-        ``lrs`` (the rate of every chunk); ``final_val_loss`` / ``final_metric`` (``inf`` /
+        ``lrs`` (the rate of every chunk; a peer's constant ``lr``) and, for a peer,
+        ``effective_lrs`` (the step size it applied by the end of every chunk:
+        :func:`~rl_scheduler.tasks.lr_free.effective_lr`); ``final_val_loss`` / ``final_metric`` (``inf`` /
         ``nan`` when diverged), ``final_train_loss``, ``diverged``, ``wall_time_s``; with
         ``final_test``, ``test_loss`` and ``test_metric`` (test accuracy or perplexity; ``inf``
         / ``nan`` when diverged).
@@ -94,7 +103,7 @@ def run_dnn(
     if spec.task.device == "cpu":
         torch.set_num_threads(1)
     start = time.perf_counter()
-    task = make_task(spec.task, spec.seed, spec.optimizer, spec.lr)
+    task = make_task(spec.task, spec.seed, spec.optimizer, spec.lr, spec.options)
     t = spec.task
     policy = None
     if spec.schedule == AGENT:
@@ -118,6 +127,9 @@ def run_dnn(
         "time_s": [0.0],
         "lrs": [],
     }
+    peer = spec.optimizer in LR_FREE
+    if peer:
+        curves["effective_lrs"] = []
     train_time = 0.0
     label = f"{t.name} {spec.optimizer}/{spec.schedule} seed {spec.seed}"
     report = ProgressLine(label) if progress else None
@@ -127,6 +139,8 @@ def run_dnn(
         stats = task.advance(lr, t.steps_per_action)
         train_time += time.perf_counter() - tic
         curves["lrs"].append(short(lr))
+        if peer:
+            curves["effective_lrs"].append(short(effective_lr(task.optim)))
         curves["steps"].append(stats.steps_done)
         curves["train_loss"].append(short(stats.loss) if not stats.diverged else math.inf)
         curves["val_loss"].append(short(stats.val_loss) if not stats.diverged else math.inf)
@@ -221,27 +235,62 @@ def _final(record: dict | None) -> float:
 def _tuning_scores(
     config: Config, grids: dict[Cell, list[float]], records: dict[str, dict]
 ) -> dict[Cell, dict[float, float]]:
-    """Per cell and learning rate: the mean final validation loss over the tuning seeds."""
-    by_key: dict[Cell, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for spec in tuning_specs(config, grids):
-        cell = (spec.task.name, spec.optimizer, spec.schedule)
-        by_key[cell][spec.lr].append(_final(records.get(spec_id(spec))))
-    return {cell: {lr: float(np.mean(v)) for lr, v in lrs.items()} for cell, lrs in by_key.items()}
+    """Per cell and value (a rate, or a peer's knob): the mean final validation loss over the
+    tuning seeds."""
+    return {
+        cell: {v: _mean_final(tuning_specs(config, {cell: [v]}), records) for v in values}
+        for cell, values in grids.items()
+    }
+
+
+def _mean_final(specs: list[DNNRunSpec], records: dict[str, dict]) -> float:
+    return float(np.mean([_final(records.get(spec_id(s))) for s in specs]))
 
 
 def tune_baselines(config: Config, sweep: Any, records: dict[str, dict]) -> dict[Cell, AxisResult]:
-    """Tune every baseline's learning rate on the tuning seeds, widening edge optima.
+    """Tune every baseline's learning rate and every peer's knob on the tuning seeds.
 
-    :func:`~experiments.common.tuning.tune_log_axes` from :func:`initial_grids` with up to
-    ``config.tune_rounds`` widening rounds; ``sweep(specs)`` runs (or resumes) the tuning runs
-    of one round and returns their records, which are added to ``records``.
+    :func:`~experiments.common.tuning.tune_log_axes` from :func:`initial_grids` and
+    :func:`peer_grids` with up to ``config.tune_rounds`` widening rounds; ``sweep(specs)`` runs
+    (or resumes) the tuning runs of one round and returns their records, which are added to
+    ``records``.
     """
 
     def evaluate(pending: dict[Cell, list[float]]) -> dict[Cell, dict[float, float]]:
         records.update(by_id(sweep(tuning_specs(config, pending))))
         return _tuning_scores(config, pending, records)
 
-    return tune_log_axes(initial_grids(config), evaluate, max_rounds=config.tune_rounds)
+    initial = initial_grids(config) | peer_grids(config)
+    return tune_log_axes(initial, evaluate, max_rounds=config.tune_rounds)
+
+
+Peer = tuple[str, str]
+"""A peer of a task: ``(task, peer)``."""
+
+
+def tune_warmup(
+    config: Config, tuned: dict[Cell, AxisResult], sweep: Any, records: dict[str, dict]
+) -> dict[Peer, AxisResult]:
+    """Schedule-Free's second axis: the warm-up fraction (:data:`WARMUP_GRID`, below 1) at the
+    tuned ``lr``, widened like the first; the middle value reuses the ``lr`` tuning's runs."""
+    knobs = {
+        (name, peer): result.best
+        for (name, peer, _), result in tuned.items()
+        if peer in SCHEDULE_FREE
+    }
+
+    def evaluate(pending: dict[Peer, list[float]]) -> dict[Peer, dict[float, float]]:
+        specs = warmup_specs(config, pending, knobs)
+        records.update(by_id(sweep(specs)))
+        scores: dict[Peer, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for cell, fractions in pending.items():
+            for f in fractions:
+                for spec in warmup_specs(config, {cell: [f]}, knobs):
+                    scores[cell][f].append(_final(records.get(spec_id(spec))))
+        return {c: {f: float(np.mean(v)) for f, v in fs.items()} for c, fs in scores.items()}
+
+    initial = {cell: list(WARMUP_GRID) for cell in knobs}
+    return tune_log_axes(initial, evaluate, max_rounds=config.tune_rounds, bounds=(0.0, 1.0))
 
 
 def select_baselines(
@@ -251,10 +300,13 @@ def select_baselines(
 
     The rate with the lowest mean final validation loss over the tuning seeds (a diverged run
     counts as ``inf``), its grid after widening (``edge`` is ``"low"`` / ``"high"`` when the
-    optimum is still at an end of it) and the wall time of all its tuning runs.
+    optimum is still at an end of it) and the wall time of all its tuning runs. Peers' cells
+    are left to :func:`select_peers`.
     """
     best: dict[str, dict[str, dict]] = defaultdict(dict)
     for (task, optimizer, schedule), result in tuned.items():
+        if optimizer in LR_FREE:
+            continue
         specs = tuning_specs(config, {(task, optimizer, schedule): result.values})
         wall = sum(records[spec_id(s)]["wall_time_s"] for s in specs if spec_id(s) in records)
         best[task][f"{optimizer}/{schedule}"] = {
@@ -264,6 +316,49 @@ def select_baselines(
             "tuning": result.to_json(),
         }
     return {k: dict(v) for k, v in best.items()}
+
+
+def select_peers(
+    config: Config,
+    tuned: dict[Cell, AxisResult],
+    warmup: dict[Peer, AxisResult],
+    records: dict[str, dict],
+) -> dict[str, dict[str, dict]]:
+    """Per task and peer: its tuned knob (and Schedule-Free's warm-up), as for a baseline.
+
+    ``value`` is the knob's (:data:`~rl_scheduler.tasks.lr_free.KNOB`) tuned value, ``lr`` /
+    ``options`` the run's settings; ``val_loss`` the tuning seeds' mean final validation loss
+    at the chosen point; ``tuning`` / ``warmup_tuning`` the axes; ``tuning_runs`` and
+    ``search_wall_time_s`` count every distinct tuning run of the peer.
+    """
+    out: dict[str, dict[str, dict]] = defaultdict(dict)
+    for (task, peer, schedule), result in tuned.items():
+        if peer not in LR_FREE:
+            continue
+        specs = tuning_specs(config, {(task, peer, schedule): result.values})
+        fraction, score, warm = (
+            WARMUP_FRACTION,
+            result.scores[result.best],
+            warmup.get((task, peer)),
+        )
+        if warm is not None:
+            fraction, score = warm.best, warm.scores[warm.best]
+            specs += warmup_specs(config, {(task, peer): warm.values}, {(task, peer): result.best})
+        ids = {spec_id(s) for s in specs}
+        chosen = peer_spec(config.task(task), 0, peer, result.best, fraction)
+        out[task][peer] = {
+            "knob": KNOB[peer],
+            "value": result.best,
+            "lr": chosen.lr,
+            "options": [list(o) for o in chosen.options],
+            "warmup_fraction": fraction if peer in SCHEDULE_FREE else None,
+            "val_loss": score,
+            "tuning_runs": len(ids),
+            "search_wall_time_s": sum(records[i]["wall_time_s"] for i in ids if i in records),
+            "tuning": result.to_json(),
+            "warmup_tuning": None if warm is None else warm.to_json(),
+        }
+    return {k: dict(v) for k, v in out.items()}
 
 
 def select_random_search(
@@ -305,19 +400,28 @@ def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
     """
     ppo = agent_specs(config)
     trials = random_search_specs(config)
-    specs = [*ppo, *tuning_specs(config), *(s for t in trials.values() for s in t)]
+    specs = [
+        *ppo,
+        *tuning_specs(config),
+        *tuning_specs(config, peer_grids(config)),
+        *(s for t in trials.values() for s in t),
+    ]
     fn = functools.partial(run_spec, root=str(out), progress=not sweep.get("quiet", False))
     done = by_id(run_sweep(fn, specs, out / "train.jsonl", **sweep))
     require_ok([done[spec_id(a)] for a in ppo], "agent training")
-    tuned = tune_baselines(
-        config, lambda batch: run_sweep(fn, batch, out / "train.jsonl", **sweep), done
-    )
+
+    def more(batch: list[DNNRunSpec]) -> list[dict]:
+        return run_sweep(fn, batch, out / "train.jsonl", **sweep)
+
+    tuned = tune_baselines(config, more, done)
+    warmup = tune_warmup(config, tuned, more, done)
     agents_by_task: dict[str, list[dict]] = defaultdict(list)
     for a in ppo:
         agents_by_task[a.task.name].append(done[spec_id(a)]["result"])
     return {
         "agents": {name: sorted(v, key=lambda r: r["seed"]) for name, v in agents_by_task.items()},
         "baselines": select_baselines(config, tuned, done),
+        "peers": select_peers(config, tuned, warmup, done),
         "random_search": select_random_search(config, trials, done),
     }
 
@@ -330,9 +434,9 @@ def agent_method(timesteps: int, seed: int) -> str:
 def eval_plan(config: Config, trained: dict[str, Any]) -> list[tuple[str, str, DNNRunSpec]]:
     """Every held-out run as ``(task, method, spec)``.
 
-    Methods: the ten tuned baselines, ``random_search@<trials>`` (the winner, by validation
-    loss, after that many trials) and :func:`agent_method` for every checkpoint of every PPO
-    seed. The agent reported is each seed's *last* checkpoint (no selection among checkpoints);
+    Methods: the ten tuned baselines, the tuned peers (by their names), ``random_search@<trials>``
+    (the winner, by validation loss, after that many trials) and :func:`agent_method` for every
+    checkpoint of every PPO seed. The agent reported is each seed's *last* checkpoint (no selection among checkpoints);
     the earlier ones give the cost-quality curve.
     """
     plan = []
@@ -360,6 +464,10 @@ def eval_plan(config: Config, trained: dict[str, Any]) -> list[tuple[str, str, D
                 plan.append(
                     (task.name, method, DNNRunSpec(task, seed, optimizer, schedule, lr, path))
                 )
+        for peer, best in trained.get("peers", {}).get(task.name, {}).items():
+            fraction = best["warmup_fraction"] or WARMUP_FRACTION
+            for seed in config.eval_seeds(task):
+                plan.append((task.name, peer, peer_spec(task, seed, peer, best["value"], fraction)))
     return plan
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from numbers import Real
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from rl_scheduler.tasks.base import TaskStats, check_advance, is_int, pick_instance
+from rl_scheduler.tasks.lr_free import LR_FREE, OPTIONS, evaluation_mode, make_lr_free
 from rl_scheduler.tasks.torch_instances import (
     AMP_MODES,
     TorchInstance,
@@ -39,7 +40,48 @@ DEFAULT_INITIAL_LR: dict[str, dict[str, float]] = {
     "text": {"sgd": 0.5, "adam": 3e-3},
 }
 """The learning rate a run starts with unless ``initial_lr`` is given: common defaults for SGD
-with momentum 0.9 and for Adam, checked to train stably with a constant rate, not tuned."""
+with momentum 0.9 and for Adam, checked to train stably with a constant rate, not tuned. The
+learning-rate-free optimizers of :data:`~rl_scheduler.tasks.lr_free.LR_FREE` default to the
+SGD / Adam value of their family (Schedule-Free) or to 1 (Prodigy and D-Adaptation, whose
+``lr`` multiplies their own estimate)."""
+
+
+def _default_lr(kind: str, optimizer: str) -> float:
+    if optimizer in OPTIMIZERS:
+        return DEFAULT_INITIAL_LR[kind][optimizer]
+    if optimizer.startswith("schedulefree_"):
+        return DEFAULT_INITIAL_LR[kind]["sgd" if optimizer.endswith("sgd") else "adam"]
+    return 1.0
+
+
+def _check_options(optimizer: str, options: Mapping[str, Any] | None) -> dict[str, float]:
+    """``optimizer_options`` as a dict, checked against :data:`~rl_scheduler.tasks.lr_free.OPTIONS`."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValueError(f"optimizer_options must be a mapping, got {type(options).__name__}.")
+    allowed = OPTIONS.get(optimizer, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"optimizer_options of {optimizer!r} must be among {allowed}, got {unknown}."
+        )
+    out = {}
+    for key, value in options.items():
+        positive = key != "warmup_steps"
+        if not (
+            isinstance(value, Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > 0 if positive else value >= 0)
+        ):
+            raise ValueError(
+                f"optimizer_options[{key!r}] must be a finite number {'>' if positive else '>='}"
+                f" 0, got {value!r}."
+            )
+        out[key] = value
+    return out
+
 
 DEFAULT_DIVERGENCE_FACTOR = 5.0
 """Training counts as diverged when a loss exceeds 5x the initial training objective. For
@@ -75,10 +117,21 @@ class TorchTask:
     ----------
     instances : sequence of TorchInstance (or their dict form)
         The instance set (see :func:`vision_instance_set`, :func:`text_instance_set`).
-    optimizer : {"sgd", "adam"}, default "sgd"
-        The optimizer whose learning rate is scheduled.
+    optimizer : {"sgd", "adam"} or a name of :data:`~rl_scheduler.tasks.lr_free.LR_FREE`, default "sgd"
+        The optimizer whose learning rate is scheduled, or a learning-rate-free peer
+        (``schedulefree_sgd``, ``schedulefree_adamw``, ``prodigy``, ``dadapt_sgd``,
+        ``dadapt_adam``: built by :func:`~rl_scheduler.tasks.lr_free.make_lr_free`, with the
+        model, so Schedule-Free with batch normalisation is refused at :meth:`reset`). Every
+        evaluation runs inside :func:`~rl_scheduler.tasks.lr_free.evaluation_mode`, so
+        Schedule-Free is measured at its averaged weights while training steps at its
+        interpolated ones. :meth:`advance` still sets each group's ``lr`` (for Prodigy and
+        D-Adaptation a multiplier of their estimate).
+    optimizer_options : mapping, optional
+        The peer's options of :data:`~rl_scheduler.tasks.lr_free.OPTIONS` (``warmup_steps``
+        >= 0 for Schedule-Free, ``d_coef`` > 0 for Prodigy); none for ``sgd`` / ``adam``.
     momentum : float in [0, 1), default 0.9
-        Heavy-ball momentum of SGD (ignored by Adam).
+        Heavy-ball momentum of SGD (ignored by Adam and by the peers, which use 0.9 where they
+        have momentum).
     weight_decay : float >= 0, default 0.0
     initial_lr : float, optional
         Rate the runs start with (:attr:`initial_lr`); default :data:`DEFAULT_INITIAL_LR`.
@@ -133,6 +186,7 @@ class TorchTask:
         instances: Sequence[TorchInstance | Mapping[str, Any]],
         *,
         optimizer: str = "sgd",
+        optimizer_options: Mapping[str, float] | None = None,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         initial_lr: float | None = None,
@@ -164,7 +218,8 @@ class TorchTask:
                     f"got {inst.dataset!r}."
                 )
             _check_choice("model", inst.model, self.MODELS)
-        self.optimizer = _check_choice("optimizer", optimizer, OPTIMIZERS)
+        self.optimizer = _check_choice("optimizer", optimizer, (*OPTIMIZERS, *LR_FREE))
+        self.optimizer_options = _check_options(optimizer, optimizer_options)
         if not (isinstance(momentum, Real) and 0 <= momentum < 1):
             raise ValueError(f"momentum must be a float in [0, 1), got {momentum!r}.")
         if not (
@@ -172,7 +227,7 @@ class TorchTask:
         ):
             raise ValueError(f"weight_decay must be a finite float >= 0, got {weight_decay!r}.")
         if initial_lr is None:
-            initial_lr = DEFAULT_INITIAL_LR[self.kind][optimizer]
+            initial_lr = _default_lr(self.kind, optimizer)
         if not (isinstance(initial_lr, Real) and math.isfinite(initial_lr) and initial_lr > 0):
             raise ValueError(f"initial_lr must be None or a finite float > 0, got {initial_lr!r}.")
         for name, value in (("batch_size", batch_size), ("eval_size", eval_size)):
@@ -304,9 +359,18 @@ class TorchTask:
             self.optim = torch.optim.SGD(
                 params, lr=self._initial_lr, momentum=self.momentum, weight_decay=self.weight_decay
             )
-        else:
+        elif self.optimizer == "adam":
             self.optim = torch.optim.Adam(
                 params, lr=self._initial_lr, weight_decay=self.weight_decay
+            )
+        else:
+            self.optim = make_lr_free(
+                self.optimizer,
+                params,
+                lr=self._initial_lr,
+                weight_decay=self.weight_decay,
+                model=self.model,
+                **self.optimizer_options,
             )
         self._scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.amp_dtype == torch.float16
@@ -408,15 +472,24 @@ class TorchTask:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _evaluate(self) -> tuple[float, float, dict[str, float]]:
-        """(training objective, validation loss, extra metrics) of the current weights."""
-        d, model = self._data, self.model
-        model.eval()
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """The model in eval mode at the weights to evaluate (Schedule-Free: its average);
+        training mode and weights restored on exit."""
+        self.model.eval()
         try:
+            with evaluation_mode(self.optim):
+                yield
+        finally:
+            self.model.train()
+
+    def _evaluate(self) -> tuple[float, float, dict[str, float]]:
+        """(training objective, validation loss, extra metrics) of the current weights
+        (Schedule-Free: of its averaged weights)."""
+        d, model = self._data, self.model
+        with self._evaluating():
             train_loss, _ = mean_cross_entropy(model, d.x_eval, d.y_eval, self._autocast())
             val_loss, accuracy = mean_cross_entropy(model, d.x_val, d.y_val, self._autocast())
-        finally:
-            model.train()
         return train_loss, val_loss, self._metrics(val_loss, accuracy)
 
     def evaluate_test(self) -> tuple[float, float]:
@@ -431,11 +504,8 @@ class TorchTask:
         self._test_read = True
         self.test_evaluations += 1
         d, model = self._data, self.model
-        model.eval()
-        try:
+        with self._evaluating():
             return mean_cross_entropy(model, d.x_test, d.y_test, self._autocast())
-        finally:
-            model.train()
 
     def _require_reset(self) -> None:
         if self.model is None:

@@ -108,7 +108,11 @@ def test_step_milestones_must_be_evenly_spaced():
 
 def test_tuning_widens_edge_optima_and_selects_by_validation_loss():
     config = replace(
-        pipeline.QUICK, tasks=(pipeline.QUICK.tasks[0],), schedules=("constant",), tune_rounds=2
+        pipeline.QUICK,
+        tasks=(pipeline.QUICK.tasks[0],),
+        schedules=("constant",),
+        tune_rounds=2,
+        peers=(),
     )
     calls = []
 
@@ -187,6 +191,7 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
         "val_curves.png",
         "cost_quality.png",
         "agent_training.png",
+        "time_to_target.png",
         *(f"agents/{t}/seed{k}/model.zip" for t in pipeline.TASKS for k in range(2)),
     ):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -195,7 +200,8 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
     baselines = {f"{o}/{s}" for o in pipeline.OPTIMIZERS for s in pipeline.QUICK.schedules}
     for name, block in summary["tasks"].items():
         rows = block["methods"]
-        assert set(rows) == baselines | {pipeline.AGENT, pipeline.RANDOM_SEARCH}
+        peers = set(pipeline.QUICK.peers)
+        assert set(rows) == baselines | peers | {pipeline.AGENT, pipeline.RANDOM_SEARCH}
         seeds = pipeline.QUICK.n_ppo_seeds
         assert all(
             r["n"] == (seeds if m == pipeline.AGENT else 1) * n_eval for m, r in rows.items()
@@ -217,13 +223,37 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
         else:
             assert 1 < metric < 70  # perplexity, below a uniform guess over the ~70 characters
         assert 0 < block["target_val_loss"] < 5
+        for peer in peers:  # tuned like the baselines, on their knob (and warm-up)
+            row = rows[peer]
+            assert row["tuning"]["rounds"] >= 1 or row["tuning"]["edge"] is None
+            assert row["tuning_runs"] * block["budget_steps"] == row["compute_steps"]
+            assert (row["warmup_tuning"] is not None) == peer.startswith("schedulefree")
+        ttt = block["time_to_target"]
+        assert ttt["target_val_loss"] == block["target_val_loss"]
+        assert pipeline.AGENT not in ttt["baselines"] and peers <= set(ttt["baselines"])
+        for clock, key in (("steps", "steps_to_target"), ("seconds", "time_to_target_s")):
+            assert ttt[clock]["n_problems"] == n_eval and set(ttt[clock]["methods"]) == set(rows)
+            for method, info in ttt[clock]["methods"].items():
+                assert info["score"] == rows[method]["profile_score"][clock]
+                assert rows[method][key]["n"] == rows[method]["n"]
+        assert block["best_peer"] in peers
         assert len(block["cost_quality"][pipeline.AGENT]) == pipeline.QUICK.n_checkpoints
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["tasks"].keys() == {"vision", "text"}
     claims = {h["claim"]: h for h in saved["headline"]}
-    assert set(claims) == {
-        f"{t}_agent_vs_{b}" for t in ("vision", "text") for b in ("best_sgd", "random_search")
+    groups = ("best_sgd", "random_search", "schedulefree", "prodigy", "dadaptation")
+    assert set(claims) == {f"{t}_agent_vs_{b}" for t in ("vision", "text") for b in groups}
+    assert claims["text_agent_vs_dadaptation"]["baseline"] == "dadapt_sgd"
+    overall = saved["time_to_target"]
+    assert {c: overall[c]["n_problems"] for c in ("steps", "seconds")} == {
+        "steps": 2 * n_eval,
+        "seconds": 2 * n_eval,
     }
+    readings = saved["readings"]
+    for name, block in saved["tasks"].items():
+        assert readings[name]["best_by_steps_profile"] == block["time_to_target"]["steps"]["best"]
+        assert readings[name]["best_by_iqm_test_loss"] in block["methods"]
+    assert readings["overall"]["best_by_seconds_profile"] == overall["seconds"]["best"]
     for h in claims.values():
         assert h["metric"] == "probability_of_improvement" and h["split"] == "test"
         assert h["ppo_seeds"] == pipeline.QUICK.n_ppo_seeds and h["n_eval_seeds"] == n_eval
