@@ -29,6 +29,9 @@ class StepStats:
     """Deterministic stability bound (``nan`` when not computed)."""
     noisy_bound: float
     """Bound for descent in expectation under the problem's noise (``nan`` when not computed)."""
+    grad_noise: float = math.nan
+    """RMS size of the stochastic gradient's noise, ``sqrt(E||g_hat - g||^2)`` (exact, from
+    :meth:`~nmf.StochasticNMF.gradient_noise_variance`; 0 for exact gradients)."""
 
 
 @dataclass
@@ -158,7 +161,10 @@ class ProjectedSGD:
                 noisy = noisy_stability_bound(
                     p, W, H, clip=self.clip, box=self.box, residual=self._R
                 )
-        self.stats = StepStats(self.step_count, loss, grad_norm, bound, noisy)
+        noise = 0.0
+        if p.is_stochastic and self._grad is not None:
+            noise = math.sqrt(p.gradient_noise_variance(W, H, self._R, self._grad))
+        self.stats = StepStats(self.step_count, loss, grad_norm, bound, noisy, noise)
 
     @property
     def diverged(self) -> bool:

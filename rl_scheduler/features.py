@@ -27,6 +27,9 @@ Available features (``FEATURES``), computed at the start of every action (chunk 
                       a small step would give; near 1 while the gradient dominates, near 0 or
                       negative once gradient noise does. With projection (NMF) it also falls
                       towards 0 as entries stick at zero, so it is not a default feature.
+``log_noise_to_signal`` ``log(grad_noise / grad_norm)``: how much of the gradient is noise, from
+                      the ``grad_noise`` the task reports (NMF knows it exactly; exact gradients
+                      give the lower clip, ``-clip_value``; ``0`` when the task does not know).
 
 Bound features are ``0`` when the task has no bound (``has_bound`` tells the policy so).
 """
@@ -53,6 +56,7 @@ FEATURES = (
     "progress",
     "log_val_loss",
     "descent_ratio",
+    "log_noise_to_signal",
 )
 """Every feature :class:`Featurizer` can compute (see the module docstring)."""
 
@@ -196,6 +200,9 @@ class Featurizer:
                 float(getattr(stats, "val_loss", math.nan)), init["val_loss"]
             ),
             "descent_ratio": descent,
+            "log_noise_to_signal": _log_ratio(
+                float(getattr(stats, "grad_noise", math.nan)), float(stats.grad_norm)
+            ),
         }
         obs = np.array([values[name] for name in self.features], dtype=np.float64)
         # A run that broke down: loss features say "much worse", the rest say nothing.

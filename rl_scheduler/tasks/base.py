@@ -41,6 +41,9 @@ class TaskStats:
     diverged : bool
         Whether training broke down (non-finite loss or loss blow-up); the task then refuses to
         advance until it is reset.
+    grad_noise : float
+        RMS size of the gradient's noise, ``sqrt(E||g_hat - g||^2)``, when the task knows it
+        (NMF: exactly; 0 for exact gradients), else ``nan``.
     """
 
     loss: float
@@ -50,6 +53,7 @@ class TaskStats:
     bound: float = math.nan
     steps_done: int = 0
     diverged: bool = False
+    grad_noise: float = math.nan
 
     @property
     def has_bound(self) -> bool:

@@ -330,6 +330,7 @@ class NMFTask:
             bound=bound,
             steps_done=int(self.sgd.step_count),
             diverged=bool(self.sgd.diverged),
+            grad_noise=float(s.grad_noise),
         )
 
     def _require_reset(self) -> None:

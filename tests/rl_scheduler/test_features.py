@@ -86,3 +86,24 @@ def test_featurizer_validation(kwargs, match):
 def test_update_before_reset_raises():
     with pytest.raises(RuntimeError, match="reset"):
         Featurizer(total_steps=3).update(TaskStats(loss=1.0), 0.1)
+
+
+def test_noise_to_signal_reads_the_exact_gradient_noise():
+    import nmf
+
+    data = nmf.datasets.synthetic(12, 9, 2, seed=0)
+    for noise_std in (0.0, 0.5, 3.0):
+        problem = nmf.StochasticNMF(data, 2, noise_std=noise_std)
+        stats = nmf.ProjectedSGD(problem, seed=0).stats
+        # Gaussian noise on every entry: E||g_hat - g||^2 = noise_std^2 * n_params
+        assert stats.grad_noise == pytest.approx(noise_std * math.sqrt(problem.n_params))
+        f = Featurizer(("log_noise_to_signal",), total_steps=10, clip_value=10.0)
+        (value,) = f.reset(stats, 1e-3)
+        expected = -10.0 if noise_std == 0 else math.log(stats.grad_noise / stats.grad_norm)
+        assert value == pytest.approx(expected, rel=1e-5)
+    minibatch = nmf.StochasticNMF(data, 2, batch_size=3)
+    stats = nmf.ProjectedSGD(minibatch, seed=0).stats
+    W, H = nmf.ProjectedSGD(minibatch, seed=0).W, nmf.ProjectedSGD(minibatch, seed=0).H
+    assert stats.grad_noise == pytest.approx(math.sqrt(minibatch.gradient_noise_variance(W, H)))
+    unknown = Featurizer(("log_noise_to_signal",), total_steps=10)
+    assert unknown.reset(TaskStats(loss=1.0, grad_norm=1.0), 1e-3)[0] == 0.0  # not reported

@@ -184,3 +184,17 @@ def test_valid_sizes_are_honoured():
     assert task.problem.V.shape[0] == 40
     task.reset(instance=1)
     assert task.problem.V.shape == (30, 20)
+
+
+def test_task_reports_the_exact_gradient_noise():
+    noisy = NMFInstance("synthetic", rank=3, size=(20, 15), noise_std=2.0, seed=4)
+    task = NMFTask([noisy, INST], clip=0.1)
+    first = task.reset(instance=0)
+    problem = noisy.build()
+    assert first.grad_noise == pytest.approx(2.0 * math.sqrt(problem.n_params))
+    assert task.advance(1e-3, 5).grad_noise == pytest.approx(first.grad_noise)  # Gaussian: constant
+    assert task.reset(instance=1).grad_noise == (
+        0.0
+        if INST.noise_std == 0
+        else pytest.approx(INST.noise_std * math.sqrt(INST.build().n_params))
+    )
