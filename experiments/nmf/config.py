@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nmf.datasets import NMFInstance
+from rl_scheduler.features import DEFAULT_FEATURES
 from rl_scheduler.tasks.nmf_task import nmf_instance_set
 
 TUNING_BUDGET = 12
@@ -213,6 +214,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "learned": {"bound_range": (-6.0, 2.0), "shield": False, "initial_lr_fraction": 1.0},
     "learned_multiplicative": {},
     "learned_multiplicative_shield1.0": {"shield_fraction": 1.0},
+    "learned_noise": {
+        "bound_range": (-6.0, 2.0),
+        "shield": False,
+        "initial_lr_fraction": 1.0,
+        "features": (*DEFAULT_FEATURES, "log_noise_to_signal"),
+    },
 }
 """Environment settings of every agent variant, on top of the environment's defaults.
 
@@ -221,7 +228,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 without the shield (the update clip bounds every step). ``learned_multiplicative``: the design
 of the earlier references, kept to measure the change: each action multiplies the previous rate
 by ``2**a``, starting at half the bound, shield at 0.9 x the bound. ``..._shield1.0``: the same
-with the shield at the bound itself (``--ablation``)."""
+with the shield at the bound itself (``--ablation``). ``learned_noise``: ``learned`` plus the
+feature ``log_noise_to_signal`` (the exact gradient-noise level over the gradient norm), so the
+policy can tell the noise levels apart (issue 15's "see the noise" lever)."""
 
 ABLATION = "learned_multiplicative_shield1.0"
 """The agent variant ``--ablation`` adds."""
@@ -287,7 +296,7 @@ RL_FULL = RLConfig(
     ppo_seeds=(0, 1, 2, 3, 4),
     total_timesteps=60_000,
     n_envs=4,
-    variants=("learned", "learned_multiplicative"),
+    variants=("learned", "learned_multiplicative", "learned_noise"),
     lr_grid=tuple(float(x) for x in np.geomspace(1e-3, 6e-2, 8)),
     budget=16,
     step_budget=40,

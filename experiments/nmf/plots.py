@@ -18,6 +18,7 @@ STYLE: dict[str, dict[str, Any]] = {
     "learned": {"color": "black", "lw": 2.2},
     "learned_shield1.0": {"color": "tab:brown", "lw": 1.8, "ls": "--"},
     "learned_multiplicative": {"color": "tab:olive", "lw": 1.8, "ls": "-."},
+    "learned_noise": {"color": "tab:cyan", "lw": 1.8, "ls": ":"},
     "follow_bound": {"color": "tab:purple"},
     "step": {"color": "tab:red"},
     "constant": {"color": "tab:gray"},
