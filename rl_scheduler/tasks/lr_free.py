@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from numbers import Real
 from typing import Any
 
 import torch
@@ -86,15 +87,7 @@ def make_lr_free(
         raise ValueError(f"name must be one of {LR_FREE}, got {name!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite float > 0, got {lr!r}")
-    unknown = set(options) - set(OPTIONS[name])
-    if unknown:
-        raise ValueError(
-            f"options of {name!r} must be among {OPTIONS[name]}, got {sorted(unknown)}"
-        )
-    for key, value in options.items():
-        low = 0 if key == "warmup_steps" else 1e-300
-        if not (math.isfinite(value) and value >= low):
-            raise ValueError(f"{key} of {name!r} must be a finite number >= {low:g}, got {value!r}")
+    options = check_options(name, options)
     if name in SCHEDULE_FREE and model is not None and _has_batch_norm(model):
         raise ValueError(
             f"{name!r} with batch normalisation needs the running statistics recomputed at the "
@@ -122,6 +115,38 @@ def make_lr_free(
     if name == "dadapt_sgd":
         return dadaptation.DAdaptSGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     return dadaptation.DAdaptAdam(params, lr=lr, weight_decay=weight_decay)
+
+
+def check_options(
+    name: str, options: Mapping[str, Any] | None, label: str = "options"
+) -> dict[str, float]:
+    """``options`` of optimizer ``name`` as a dict, checked against :data:`OPTIONS`.
+
+    ``d_coef`` must be a finite number > 0, ``warmup_steps`` one >= 0; any other key, or any
+    key for an optimizer without options (``sgd``, ``adam``), is refused. Errors name ``label``
+    (the caller's parameter).
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValueError(f"{label} must be a mapping, got {type(options).__name__}")
+    allowed = OPTIONS.get(name, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{label} of {name!r} must be among {allowed}, got {unknown}")
+    for key, value in options.items():
+        positive = key != "warmup_steps"
+        if not (
+            isinstance(value, Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > 0 if positive else value >= 0)
+        ):
+            raise ValueError(
+                f"{label}[{key!r}] of {name!r} must be a finite number "
+                f"{'>' if positive else '>='} 0, got {value!r}"
+            )
+    return dict(options)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from rl_scheduler.tasks.base import TaskStats, check_advance, is_int, pick_instance
-from rl_scheduler.tasks.lr_free import LR_FREE, OPTIONS, evaluation_mode, make_lr_free
+from rl_scheduler.tasks.lr_free import LR_FREE, check_options, evaluation_mode, make_lr_free
 from rl_scheduler.tasks.torch_instances import (
     AMP_MODES,
     TorchInstance,
@@ -52,35 +52,6 @@ def _default_lr(kind: str, optimizer: str) -> float:
     if optimizer.startswith("schedulefree_"):
         return DEFAULT_INITIAL_LR[kind]["sgd" if optimizer.endswith("sgd") else "adam"]
     return 1.0
-
-
-def _check_options(optimizer: str, options: Mapping[str, Any] | None) -> dict[str, float]:
-    """``optimizer_options`` as a dict, checked against :data:`~rl_scheduler.tasks.lr_free.OPTIONS`."""
-    if options is None:
-        return {}
-    if not isinstance(options, Mapping):
-        raise ValueError(f"optimizer_options must be a mapping, got {type(options).__name__}.")
-    allowed = OPTIONS.get(optimizer, ())
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"optimizer_options of {optimizer!r} must be among {allowed}, got {unknown}."
-        )
-    out = {}
-    for key, value in options.items():
-        positive = key != "warmup_steps"
-        if not (
-            isinstance(value, Real)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and (value > 0 if positive else value >= 0)
-        ):
-            raise ValueError(
-                f"optimizer_options[{key!r}] must be a finite number {'>' if positive else '>='}"
-                f" 0, got {value!r}."
-            )
-        out[key] = value
-    return out
 
 
 DEFAULT_DIVERGENCE_FACTOR = 5.0
@@ -219,7 +190,7 @@ class TorchTask:
                 )
             _check_choice("model", inst.model, self.MODELS)
         self.optimizer = _check_choice("optimizer", optimizer, (*OPTIMIZERS, *LR_FREE))
-        self.optimizer_options = _check_options(optimizer, optimizer_options)
+        self.optimizer_options = check_options(optimizer, optimizer_options, "optimizer_options")
         if not (isinstance(momentum, Real) and 0 <= momentum < 1):
             raise ValueError(f"momentum must be a float in [0, 1), got {momentum!r}.")
         if not (

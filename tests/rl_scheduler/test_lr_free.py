@@ -72,7 +72,7 @@ def test_prodigy_d_coef_scales_its_estimate():
         ({"name": "adam"}, "name must be one of"),
         ({"name": "prodigy", "lr": 0.0}, "lr must be"),
         ({"name": "dadapt_sgd", "d_coef": 2.0}, "options of 'dadapt_sgd'"),
-        ({"name": "prodigy", "d_coef": -1.0}, "d_coef of 'prodigy'"),
+        ({"name": "prodigy", "d_coef": -1.0}, r"options\['d_coef'\] of 'prodigy'"),
         ({"name": "schedulefree_sgd", "warmup_steps": math.nan}, "warmup_steps"),
     ],
 )
@@ -88,3 +88,13 @@ def test_schedule_free_refuses_batch_norm():
     with pytest.raises(ValueError, match="batch normalisation"):
         make_lr_free("schedulefree_adamw", model.parameters(), lr=1e-3, model=model)
     make_lr_free("prodigy", model.parameters(), lr=1.0, model=model)  # no switch: fine
+
+
+def test_options_are_checked_in_one_place_for_every_caller():
+    from rl_scheduler.tasks.lr_free import check_options
+
+    assert check_options("prodigy", None) == {}
+    assert check_options("schedulefree_sgd", {"warmup_steps": 0}) == {"warmup_steps": 0}
+    for name, options in (("sgd", {"d_coef": 1.0}), ("prodigy", {"d_coef": True})):
+        with pytest.raises(ValueError, match="optimizer_options"):
+            check_options(name, options, "optimizer_options")
