@@ -91,34 +91,27 @@ def tune(config: Config, sweep: Sweep) -> dict[Cell, dict[str, Any]]:
         _scorer(config, sweep, lambda c, m, s: run_spec(config, c, s, m, n_evals=TUNING_EVALS)),
         max_rounds=config.max_rounds,
     )
-    second: dict[str, dict[Cell, AxisResult]] = {"beta": {}, "warmup": {}}
-    hyper = [c for c in lr_axes if c[2] in HYPERGRADIENT]
-    if hyper:
-        second["beta"] = tune_log_axes(
-            {c: config.beta_multipliers for c in hyper},
-            _scorer(
-                config,
-                sweep,
-                lambda c, b, s: run_spec(
-                    config, c, s, lr_axes[c].best, beta=b, n_evals=TUNING_EVALS
+    # Second axes, each tuned at its cells' tuned rate: run_spec keyword -> (cells, grid, upper
+    # bound); Schedule-Free's warm-up is a fraction of the budget, never 1 or more.
+    axes_of = {
+        "beta": ([c for c in lr_axes if c[2] in HYPERGRADIENT], config.beta_multipliers, math.inf),
+        "warmup": ([c for c in lr_axes if c[2] == "schedulefree"], config.warmup_fractions, 1.0),
+    }
+    second: dict[str, dict[Cell, AxisResult]] = {name: {} for name in axes_of}
+    for name, (todo, grid, high) in axes_of.items():
+        if todo:
+            second[name] = tune_log_axes(
+                {c: grid for c in todo},
+                _scorer(
+                    config,
+                    sweep,
+                    lambda c, v, s, name=name: run_spec(
+                        config, c, s, lr_axes[c].best, n_evals=TUNING_EVALS, **{name: v}
+                    ),
                 ),
-            ),
-            max_rounds=config.max_rounds,
-        )
-    free = [c for c in lr_axes if c[2] == "schedulefree"]
-    if free:
-        second["warmup"] = tune_log_axes(
-            {c: config.warmup_fractions for c in free},
-            _scorer(
-                config,
-                sweep,
-                lambda c, f, s: run_spec(
-                    config, c, s, lr_axes[c].best, warmup=f, n_evals=TUNING_EVALS
-                ),
-            ),
-            max_rounds=config.max_rounds,
-            bounds=(0.0, 1.0),
-        )
+                max_rounds=config.max_rounds,
+                bounds=(0.0, high),
+            )
     out = {}
     for cell, axis in lr_axes.items():
         w, o, _ = cell
