@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from experiments.runner import added_field
-from rl_scheduler.tasks.lr_free import KNOB, LR_FREE, SCHEDULE_FREE
+from rl_scheduler.tasks.lr_free import LR_FREE, SCHEDULE_FREE, knob_setting
 
 TASKS: tuple[str, ...] = ("vision", "text")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
@@ -423,9 +423,7 @@ def peer_spec(
     task: TaskSpec, seed: int, peer: str, knob: float, warmup: float = WARMUP_FRACTION
 ) -> DNNRunSpec:
     """A peer's run at its knob's value ``knob`` (Schedule-Free: warm-up ``warmup`` x budget)."""
-    lr, options = knob, ()
-    if KNOB[peer] == "d_coef":
-        lr, options = 1.0, (("d_coef", knob),)
+    lr, options = knob_setting(peer, knob)
     if peer in SCHEDULE_FREE:
         options = (("warmup_steps", round(warmup * task.budget)),)
     return DNNRunSpec(task, seed, peer, "constant", lr, options=options)

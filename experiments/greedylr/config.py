@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from experiments.common.controllers import METRIC_SCHEDULES, TORCH_SHAPES
 from experiments.runner import added_field
-from rl_scheduler.tasks.lr_free import KNOB
+from rl_scheduler.tasks.lr_free import KNOB, knob_setting
 from rl_scheduler.tasks.workloads import WORKLOADS
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam", "adamw", "adagrad")
@@ -315,8 +315,7 @@ def run_spec(
     w, o, s = cell
     options: tuple[tuple[str, float], ...] = ()
     if s in RATE_FREE:
-        lr = 1.0 if s == "prodigy" else multiplier
-        options = (("d_coef", multiplier),) if s == "prodigy" else ()
+        lr, options = knob_setting(PEERS[o][s], multiplier)
     else:
         lr = INITIAL_LR[w][o] if multiplier == 1.0 else INITIAL_LR[w][o] * multiplier
     if s == "schedulefree":

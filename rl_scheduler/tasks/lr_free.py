@@ -117,6 +117,16 @@ def make_lr_free(
     return dadaptation.DAdaptAdam(params, lr=lr, weight_decay=weight_decay)
 
 
+def knob_setting(name: str, value: float) -> tuple[float, tuple[tuple[str, float], ...]]:
+    """``(lr, options)`` that set peer ``name``'s tuned knob (:data:`KNOB`) to ``value``.
+
+    Prodigy keeps ``lr = 1`` and gets ``d_coef = value``; every other peer gets ``lr = value``.
+    """
+    if KNOB[name] == "d_coef":
+        return 1.0, (("d_coef", value),)
+    return value, ()
+
+
 def check_options(
     name: str, options: Mapping[str, Any] | None, label: str = "options"
 ) -> dict[str, float]:

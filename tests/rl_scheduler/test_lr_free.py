@@ -98,3 +98,11 @@ def test_options_are_checked_in_one_place_for_every_caller():
     for name, options in (("sgd", {"d_coef": 1.0}), ("prodigy", {"d_coef": True})):
         with pytest.raises(ValueError, match="optimizer_options"):
             check_options(name, options, "optimizer_options")
+
+
+def test_knob_setting_steers_prodigy_by_d_coef_and_the_others_by_lr():
+    from rl_scheduler.tasks.lr_free import knob_setting
+
+    assert knob_setting("prodigy", 0.3) == (1.0, (("d_coef", 0.3),))
+    for name in ("dadapt_sgd", "dadapt_adam", "schedulefree_sgd", "schedulefree_adamw"):
+        assert knob_setting(name, 0.3) == (0.3, ())
