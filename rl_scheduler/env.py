@@ -71,10 +71,11 @@ def checked_action(action: Any) -> float:
 
 
 def bound_exponent(action: Any, bound_range: tuple[float, float]) -> float:
-    """The exponent ``e`` of ``lr = bound * 2**e`` that an action in ``[-1, 1]`` selects.
+    """The exponent ``e`` of ``lr = reference * 2**e`` that an action in ``[-1, 1]`` selects
+    (the reference is the bound for ``bound_range``, the run's initial rate for ``rate_range``).
 
-    Piecewise linear: ``a = -1 -> lo``, ``a = 0 -> 0`` (the bound itself), ``a = 1 -> hi``, so
-    a policy whose mean action is 0 (PPO's initial policy) starts at the bound.
+    Piecewise linear: ``a = -1 -> lo``, ``a = 0 -> 0`` (the reference itself), ``a = 1 -> hi``,
+    so a policy whose mean action is 0 (PPO's initial policy) starts at the reference.
     """
     a = checked_action(action)
     lo, hi = bound_range
@@ -92,20 +93,30 @@ def shielded_lr(
     shield: bool,
     shield_fraction: float,
     bound_range: tuple[float, float] | None = None,
+    rate_range: tuple[float, float] | None = None,
+    initial_lr: float | None = None,
 ) -> tuple[float, float]:
     """The learning rate an action proposes, and the one actually applied.
 
-    Without ``bound_range``, ``proposed = clip(lr * max_mult ** action, lr_min, lr_max)``: the
-    action multiplies the previous rate. With ``bound_range = (lo, hi)`` and a known ``bound``,
-    ``proposed = clip(bound * 2 ** e, lr_min, lr_max)`` with ``e`` from :func:`bound_exponent`:
-    the action picks the rate relative to the current stability bound in one move (without a
-    known bound the rate is kept). With ``shield`` and a known ``bound``,
+    Without ``bound_range`` or ``rate_range``, ``proposed = clip(lr * max_mult ** action,
+    lr_min, lr_max)``: the action multiplies the previous rate. With ``bound_range = (lo, hi)``
+    and a known ``bound``, ``proposed = clip(bound * 2 ** e, lr_min, lr_max)`` with ``e`` from
+    :func:`bound_exponent`: the action picks the rate relative to the current stability bound in
+    one move (without a known bound the rate is kept). With ``rate_range = (lo, hi)``,
+    ``proposed = clip(initial_lr * 2 ** e, lr_min, lr_max)``: the same one move relative to the
+    run's initial rate (for tasks without a bound). With ``shield`` and a known ``bound``,
     ``applied = min(proposed, shield_fraction * bound)``, else ``applied = proposed``. The next
     multiplicative action multiplies the *applied* rate, so a policy cannot wind its rate up far
     above the shield. Used by both the environment and :class:`rl_scheduler.policy.LearnedSchedule`.
     """
     known = bound is not None and math.isfinite(bound) and bound > 0
-    if bound_range is None:
+    if bound_range is not None and rate_range is not None:
+        raise ValueError("give bound_range or rate_range, not both.")
+    if rate_range is not None:
+        if initial_lr is None or not (math.isfinite(initial_lr) and initial_lr > 0):
+            raise ValueError(f"rate_range needs a finite initial_lr > 0, got {initial_lr!r}.")
+        proposed = initial_lr * 2.0 ** bound_exponent(action, rate_range)
+    elif bound_range is None:
         proposed = lr * action_to_multiplier(action, max_mult)
     elif known:
         proposed = bound * 2.0 ** bound_exponent(action, bound_range)
@@ -118,8 +129,9 @@ def shielded_lr(
     return proposed, proposed
 
 
-def check_bound_range(bound_range: Any) -> tuple[float, float] | None:
-    """``None`` or a pair ``(lo, hi)`` of finite floats with ``lo <= 0 <= hi`` and ``lo < hi``."""
+def check_bound_range(bound_range: Any, name: str = "bound_range") -> tuple[float, float] | None:
+    """``None`` or a pair ``(lo, hi)`` of finite floats with ``lo <= 0 <= hi`` and ``lo < hi``
+    (``name``: the parameter named in the error)."""
     if bound_range is None:
         return None
     ok = isinstance(bound_range, Sequence) and not isinstance(bound_range, str)
@@ -128,8 +140,8 @@ def check_bound_range(bound_range: Any) -> tuple[float, float] | None:
     ok = ok and all(math.isfinite(v) for v in bound_range)
     if not (ok and bound_range[0] <= 0 <= bound_range[1] and bound_range[0] < bound_range[1]):
         raise ValueError(
-            "bound_range must be None or a pair (lo, hi) of finite floats with lo <= 0 <= hi "
-            f"and lo < hi (exponents of 2 around the bound), got {bound_range!r}."
+            f"{name} must be None or a pair (lo, hi) of finite floats with lo <= 0 <= hi "
+            f"and lo < hi (exponents of 2 around the reference rate), got {bound_range!r}."
         )
     return float(bound_range[0]), float(bound_range[1])
 
@@ -186,6 +198,11 @@ class LRScheduleEnv(gym.Env):
         (``a = -1``) through 0 (``a = 0``, the bound) to ``hi`` (``a = 1``), in one move (see
         :func:`bound_exponent`); needs a task with a bound. With ``hi > 0`` and ``shield=True``
         the shield still caps the rate at ``shield_fraction * bound``.
+    rate_range : (float, float) or None, default None
+        The same one-move action relative to the run's initial rate instead of the bound:
+        ``lr = initial_lr * 2**e`` (for tasks without a bound, e.g. the deep-network tasks, so
+        one action reaches any rate of the range the tuned baselines use). Not with
+        ``bound_range``.
     shield : bool, default True
         Cap the applied rate at ``shield_fraction`` times the task's stability bound.
     shield_fraction : float in (0, 1], default :data:`DEFAULT_SHIELD_FRACTION`
@@ -234,6 +251,7 @@ class LRScheduleEnv(gym.Env):
         features: Sequence[str] = DEFAULT_FEATURES,
         obs_clip: float = DEFAULT_CLIP_VALUE,
         bound_range: tuple[float, float] | None = None,
+        rate_range: tuple[float, float] | None = None,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -267,6 +285,9 @@ class LRScheduleEnv(gym.Env):
         if not lo <= 1.0 <= hi:
             raise ValueError(f"lr_limits must satisfy lo <= 1 <= hi, got {lr_limits!r}.")
         self.bound_range = check_bound_range(bound_range)
+        self.rate_range = check_bound_range(rate_range, "rate_range")
+        if self.bound_range is not None and self.rate_range is not None:
+            raise ValueError("give bound_range or rate_range, not both.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -287,7 +308,7 @@ class LRScheduleEnv(gym.Env):
         self.observation_space = self.featurizer.observation_space
         self.action_space = spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
         self._stats: TaskStats | None = None
-        self._lr = math.nan
+        self._lr = self._lr0 = math.nan
         self._lr_bounds = (math.nan, math.nan)
         self._n_actions = 0
         self._done = True
@@ -312,6 +333,7 @@ class LRScheduleEnv(gym.Env):
             "features": list(self.featurizer.features),
             "obs_clip": self.featurizer.clip_value,
             "bound_range": None if self.bound_range is None else list(self.bound_range),
+            "rate_range": None if self.rate_range is None else list(self.rate_range),
         }
 
     @property
@@ -334,7 +356,7 @@ class LRScheduleEnv(gym.Env):
                 f"{type(self.task).__name__} reported none (use bound_range=None)."
             )
         self._stats = stats
-        self._lr = lr0
+        self._lr = self._lr0 = lr0
         self._lr_bounds = (self.lr_limits[0] * lr0, self.lr_limits[1] * lr0)
         self._n_actions = 0
         self._done = False
@@ -357,6 +379,8 @@ class LRScheduleEnv(gym.Env):
             shield=self.shield,
             shield_fraction=self.shield_fraction,
             bound_range=self.bound_range,
+            rate_range=self.rate_range,
+            initial_lr=self._lr0,
         )
         before = self._stats
         stats = self.task.advance(lr, self.steps_per_action)

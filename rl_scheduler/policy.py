@@ -62,6 +62,7 @@ _ENV_DEFAULTS: dict[str, Any] = {
     "features": list(DEFAULT_FEATURES),
     "obs_clip": DEFAULT_CLIP_VALUE,
     "bound_range": None,
+    "rate_range": None,
 }
 
 
@@ -153,6 +154,7 @@ class LearnedSchedule:
         self.max_actions = int(cfg["max_actions"])
         self.shield = cfg["shield"]
         self.bound_range = check_bound_range(cfg["bound_range"])
+        self.rate_range = check_bound_range(cfg["rate_range"], "rate_range")
         self.initial_lr = None if initial_lr is None else float(initial_lr)
         self.initial_lr_fraction = float(fraction)
         self.deterministic = bool(deterministic)
@@ -166,7 +168,7 @@ class LearnedSchedule:
     def reset(self) -> None:
         """Forget the current run, to schedule a new one."""
         self._stats: Any = None
-        self._lr = math.nan
+        self._lr = self._lr0 = math.nan
         self._lr_range = (math.nan, math.nan)
         self._started = False
         self._last_step: int | None = None
@@ -202,7 +204,7 @@ class LearnedSchedule:
                     )
                 lr0 = self.initial_lr_fraction * bound
             lo, hi = self.config["lr_limits"]
-            self._lr = lr0
+            self._lr = self._lr0 = lr0
             self._lr_range = (lo * lr0, hi * lr0)
             obs = self.featurizer.reset(stats, lr0)
             self._started = True
@@ -219,6 +221,8 @@ class LearnedSchedule:
             shield=self.shield,
             shield_fraction=float(self.config["shield_fraction"]),
             bound_range=self.bound_range,
+            rate_range=self.rate_range,
+            initial_lr=self._lr0,
         )
         self._lr = lr
         self._last_step = step

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     with running(args):
         trained = train_stage(config, out, **sweep)
         evaluated = eval_stage(config, trained, out, **sweep)
-    write_shipments(evaluated, out, quick=args.quick)
+    write_shipments(trained, evaluated, out, quick=args.quick)
     summary = summarise(config, trained, evaluated)
     runs = method_runs(config, trained, evaluated)
     figures = plots.dnn_figures(runs, summary, out)

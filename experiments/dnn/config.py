@@ -6,12 +6,12 @@ The protocol is described in ``docs/dnn.md`` ("The study").
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from experiments.runner import added_field
+from experiments.runner import added_field, spec_id
 from rl_scheduler.tasks.lr_free import LR_FREE, SCHEDULE_FREE, knob_setting
 
 TASKS: tuple[str, ...] = ("vision", "text")
@@ -46,6 +46,20 @@ tuned at the tuned ``lr`` (widened like the first, below 1)."""
 WARMUP_FRACTION = 0.1
 """Schedule-Free's warm-up while its ``lr`` is tuned: the middle of :data:`WARMUP_GRID`, so those
 runs are also the middle point of the warm-up axis."""
+
+AGENT_ENV: dict[str, Any] = {"rate_range": (-6.0, 2.0)}
+"""The agent's action sets the rate to ``initial_lr * 2**e``, ``e`` in ``[-6, 2]`` (1/64 to 4
+times the task's default SGD rate, :func:`default_lr`; a = 0 keeps the default) in one move,
+so it reaches every rate the tuned SGD baselines use (their grids span the default x0.1 to x10,
+widened) within one action -- the design of the NMF study's headline agent, with the default
+rate in place of the stability bound. The first references used the multiplicative walk
+(``x 2**a`` per action from the default), which moved too slowly to reach the tuned rates."""
+
+AGENT_PPO: dict[str, Any] = {"gamma": 1.0}
+"""PPO's discount. The reward of an action is the decrease of the log training loss, so the
+undiscounted return of an episode is exactly ``log(initial / final loss)``, the quantity the
+agent is judged on; a discount below 1 weights early decreases more and so favours greedy rates
+over annealing (the first references used the library default 0.99)."""
 
 
 @dataclass(frozen=True)
@@ -173,12 +187,21 @@ class AgentSpec:
     n_envs: int = 2
     seed: int = 0
     n_checkpoints: int = 4
+    env_options: tuple[tuple[str, Any], ...] = added_field(())
+    """Settings of :class:`rl_scheduler.LRScheduleEnv` on top of the task's (e.g. ``rate_range``)."""
+    ppo_options: tuple[tuple[str, Any], ...] = added_field(())
+    """PPO hyper-parameters on top of :data:`rl_scheduler.agent.DEFAULT_PPO_KWARGS` (e.g.
+    ``gamma``)."""
     SPEC_TYPE: ClassVar[str] = "experiments.dnn.AgentSpec"  # the id's type, kept on moves
 
     @property
     def folder(self) -> str:
-        """Output sub-folder of the agent (relative to the pipeline's output folder)."""
-        return f"agents/{self.task.name}/seed{self.seed}"
+        """Output sub-folder of the agent (relative to the pipeline's output folder); agents of
+        another design than the first references' get their spec id in the name, so a kept
+        build never resumes one design's checkpoints as another's."""
+        if not (self.env_options or self.ppo_options):
+            return f"agents/{self.task.name}/seed{self.seed}"
+        return f"agents/{self.task.name}/seed{self.seed}-{spec_id(self)[:10]}"
 
 
 def check_run_spec(spec: DNNRunSpec) -> None:
@@ -228,6 +251,10 @@ class Config:
     schedules: tuple[str, ...] = SCHEDULES
     notes: str = ""
     peers: tuple[str, ...] = ()
+    agent_env: dict[str, Any] = field(default_factory=lambda: dict(AGENT_ENV))
+    """The agent's environment settings (:data:`AGENT_ENV`)."""
+    agent_ppo: dict[str, Any] = field(default_factory=lambda: dict(AGENT_PPO))
+    """The agent's PPO settings (:data:`AGENT_PPO`)."""
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_tune", "n_eval", "n_ppo_seeds", "n_checkpoints"):
@@ -390,6 +417,8 @@ def agent_specs(config: Config) -> list[AgentSpec]:
             config.ppo_n_steps,
             seed=seed,
             n_checkpoints=config.n_checkpoints,
+            env_options=tuple(sorted(config.agent_env.items())),
+            ppo_options=tuple(sorted(config.agent_ppo.items())),
         )
         for t in sorted(config.tasks, key=lambda t: t.name != "text")
         for seed in range(config.n_ppo_seeds)

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from experiments.dnn.config import AGENT, DNNRunSpec, TaskSpec
-from experiments.dnn.runs import run_dnn
+from experiments.dnn.config import DNNRunSpec, TaskSpec
+from experiments.dnn.runs import agent_method, run_dnn
 
 SHIPPED_SEED = 0
 """PPO seed of the shipped agent of each task, chosen in advance."""
@@ -25,23 +25,18 @@ MODEL_FILE = "model.zip"
 
 
 def write_shipments(
-    evaluated: list[tuple[str, str, dict]], out: Path, *, quick: bool
+    trained: dict[str, Any], evaluated: list[tuple[str, str, dict]], out: Path, *, quick: bool
 ) -> list[Path]:
     """``OUT/pretrained/<task>/`` for each task whose seed-:data:`SHIPPED_SEED` agent ran."""
     folders = []
     for task in sorted({t for t, _, _ in evaluated}):
-        prefix = f"agents/{task}/seed{SHIPPED_SEED}/"
-        mine = [
-            rec
-            for t, _, rec in evaluated
-            if t == task
-            and rec["spec"]["schedule"] == AGENT
-            and rec["spec"]["agent"].startswith(prefix)
-        ]
-        if not mine:
+        agent = [a for a in trained["agents"].get(task, []) if a["seed"] == SHIPPED_SEED]
+        if not agent:
             continue
-        last = max(rec["spec"]["agent"] for rec in mine)  # checkpoint names sort by step
-        runs = [rec for rec in mine if rec["spec"]["agent"] == last]
+        last = agent_method(agent[0]["checkpoints"][-1]["timesteps"], SHIPPED_SEED)
+        runs = [rec for t, method, rec in evaluated if t == task and method == last]
+        if not runs:
+            continue
         first = min(runs, key=lambda r: r["spec"]["seed"])
         folder = out / "pretrained" / task
         folder.mkdir(parents=True, exist_ok=True)

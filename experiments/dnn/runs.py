@@ -184,7 +184,7 @@ def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> 
     every = max(rollout, spec.total_timesteps // spec.n_checkpoints // rollout * rollout)
     _, trained = agents.train_agent(
         folder,
-        spec.task.env_kwargs(spec.task.seeds("train", spec.n_train)),
+        {**spec.task.env_kwargs(spec.task.seeds("train", spec.n_train)), **dict(spec.env_options)},
         one_thread=spec.task.device == "cpu",
         progress=f"PPO {spec.task.name}" if progress else None,
         env_id=env_id(spec.task),
@@ -193,7 +193,11 @@ def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> 
         seed=spec.seed,
         checkpoint_every=every,
         keep_checkpoints=spec.n_checkpoints + 1,
-        ppo_kwargs={"n_steps": spec.n_steps, "batch_size": min(64, rollout)},
+        ppo_kwargs={
+            "n_steps": spec.n_steps,
+            "batch_size": min(64, rollout),
+            **dict(spec.ppo_options),
+        },
     )
     checkpoints = sorted((folder / "checkpoints").glob("ppo_*.zip"))
     curve = trained["curve"]

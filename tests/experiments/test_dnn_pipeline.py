@@ -41,6 +41,28 @@ def test_configurations_are_fair_and_consistent():
     assert len(pipeline.QUICK.eval_seeds(pipeline.QUICK.tasks[0])) >= 3
 
 
+def test_agent_design_is_part_of_the_agent_spec():
+    from experiments.dnn.config import AgentSpec, agent_specs
+
+    for spec in agent_specs(pipeline.CPU):
+        assert dict(spec.env_options) == {"rate_range": (-6.0, 2.0)}
+        assert dict(spec.ppo_options) == {"gamma": 1.0}
+        # a kept build's agents of the first design keep their id and folder; the new design
+        # trains in its own folder, never resuming the other's checkpoints
+        first_design = AgentSpec(
+            spec.task,
+            spec.n_train,
+            spec.total_timesteps,
+            spec.n_steps,
+            spec.n_envs,
+            spec.seed,
+            spec.n_checkpoints,
+        )
+        assert spec_id(first_design) != spec_id(spec)
+        assert first_design.folder == f"agents/{spec.task.name}/seed{spec.seed}"
+        assert spec.folder.startswith(first_design.folder + "-")
+
+
 def test_random_search_is_reproducible_and_stays_in_range():
     config = pipeline.QUICK
     trials = pipeline.random_search_specs(config)
@@ -192,9 +214,12 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
         "cost_quality.png",
         "agent_training.png",
         "time_to_target.png",
-        *(f"agents/{t}/seed{k}/model.zip" for t in pipeline.TASKS for k in range(2)),
     ):
         assert (tmp_path / name).stat().st_size > 0, name
+    for t in pipeline.TASKS:
+        for k in range(2):  # one folder per PPO seed, named by the agent's spec
+            (model,) = tmp_path.glob(f"agents/{t}/seed{k}-*/model.zip")
+            assert model.stat().st_size > 0
     assert summary["failed_runs"] == []
     n_eval = pipeline.QUICK.n_eval
     baselines = {f"{o}/{s}" for o in pipeline.OPTIMIZERS for s in pipeline.QUICK.schedules}

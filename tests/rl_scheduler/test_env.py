@@ -173,6 +173,36 @@ def test_bound_relative_env_applies_bound_multiples(small_kwargs):
             make_nmf_env(**small_kwargs, bound_range=bad)
 
 
+def test_rate_relative_action_closed_form():
+    kw = {"max_mult": 2.0, "lr_min": 1e-6, "lr_max": 1e6, "shield_fraction": 0.9}
+    rule = {"rate_range": (-6.0, 2.0), "initial_lr": 0.5, **kw}
+    # the previous rate and the bound do not matter: a multiple of the run's initial rate
+    assert shielded_lr(123.0, [0.5], None, shield=False, **rule) == (1.0, 1.0)
+    assert shielded_lr(1e-5, [-1.0], None, shield=False, **rule) == (0.5 / 64, 0.5 / 64)
+    assert shielded_lr(7.0, [0.0], None, shield=False, **rule) == (0.5, 0.5)
+    # the shield still caps at a known bound
+    assert shielded_lr(1.0, [1.0], 1.0, shield=True, **rule) == (2.0, 0.9)
+    with pytest.raises(ValueError, match="initial_lr"):
+        shielded_lr(1.0, [0.0], None, shield=False, **{**rule, "initial_lr": None})
+    with pytest.raises(ValueError, match="not both"):
+        shielded_lr(1.0, [0.0], None, shield=False, bound_range=(-1.0, 1.0), **rule)
+
+
+def test_rate_relative_env_sets_multiples_of_the_initial_rate(small_kwargs):
+    env = make_nmf_env(**small_kwargs, rate_range=(-4.0, 1.0), shield=False)
+    _, info = env.reset(seed=0)
+    lr0 = info["lr"]
+    for a, e in ((1.0, 1.0), (0.0, 0.0), (-0.5, -2.0), (-0.5, -2.0)):
+        _, _, _, _, info = env.step(np.array([a], dtype=np.float32))
+        assert info["lr"] == pytest.approx(lr0 * 2.0**e)  # not compounded
+    assert env.config["rate_range"] == [-4.0, 1.0] and env.config["bound_range"] is None
+    for bad in ((1.0, 2.0), (0.0, 0.0), "ab"):
+        with pytest.raises(ValueError, match="rate_range"):
+            make_nmf_env(**small_kwargs, rate_range=bad)
+    with pytest.raises(ValueError, match="not both"):
+        make_nmf_env(**small_kwargs, rate_range=(-1.0, 1.0), bound_range=(-1.0, 1.0))
+
+
 def test_bound_relative_env_needs_a_task_with_a_bound(small_kwargs):
     env = make_nmf_env(**small_kwargs, bound_range=(-4.0, 1.0), compute_bound=False)
     with pytest.raises(ValueError, match="bound_range"):

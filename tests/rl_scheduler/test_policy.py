@@ -19,11 +19,16 @@ class StubPolicy:
 
 
 @pytest.mark.parametrize(
-    ("shield", "bound_range"), [(True, None), (False, None), (False, (-5.0, 2.0))]
+    ("shield", "action_range"),
+    [
+        (True, {}),
+        (False, {}),
+        (False, {"bound_range": (-5.0, 2.0)}),
+        (True, {"rate_range": (-3.0, 1.0)}),
+    ],
 )
-def test_learned_schedule_applies_exactly_the_env_lrs(small_kwargs, shield, bound_range):
-    small_kwargs |= {"noise_levels": [1.0], "max_mult": 3.0, "shield": shield}
-    small_kwargs |= {"bound_range": bound_range}
+def test_learned_schedule_applies_exactly_the_env_lrs(small_kwargs, shield, action_range):
+    small_kwargs |= {"noise_levels": [1.0], "max_mult": 3.0, "shield": shield, **action_range}
     env = make_nmf_env(**small_kwargs)
     policy = StubPolicy()
     for index in range(2):
