@@ -94,6 +94,19 @@ class ProjectedSGD:
     W0, H0 : array-like, optional
         Starting point instead of ``problem.init(seed)``: real, finite, non-negative, of shapes
         ``(m, rank)`` and ``(rank, n)``. With ``box``, entries above it are clipped to it.
+    certify : bool, default False
+        A shield that certifies instead of capping: before each step, the *exact* (noiseless)
+        projected, clipped step at the requested rate is taken on a copy and the exact objective
+        evaluated; the rate is applied if that step does not raise the objective, else the
+        iterate's stability bound (computed then) is, which certifies descent by
+        :func:`nmf.stability_bound`'s inequality. So every applied rate is one at which the exact
+        step from the current iterate does not increase the objective -- checked or proven --
+        and rates above the bound are allowed wherever the check passes. With exact gradients
+        the loss is therefore non-increasing. With gradient noise the step actually taken uses
+        the noisy gradient, so nothing is guaranteed about it (the update clip is what bounds
+        it); the certificate is about the rate. Costs one extra residual per step (plus a bound
+        on a fallback). :attr:`last_lr` is the rate applied, :attr:`n_fallbacks` counts
+        fallbacks.
 
     Raises
     ------
@@ -112,6 +125,7 @@ class ProjectedSGD:
         compute_noisy_bound: bool = False,
         W0: ArrayLike | None = None,
         H0: ArrayLike | None = None,
+        certify: bool = False,
     ) -> None:
         if not isinstance(problem, StochasticNMF):
             raise TypeError(f"problem must be a StochasticNMF, got {type(problem).__name__}.")
@@ -122,6 +136,11 @@ class ProjectedSGD:
         self.box = box
         self.compute_bound = compute_bound
         self.compute_noisy_bound = compute_noisy_bound
+        if not isinstance(certify, bool):
+            raise TypeError(f"certify must be a bool, got {type(certify).__name__}.")
+        self.certify = certify
+        self.last_lr = math.nan
+        self.n_fallbacks = 0
         seed = problem.seed if seed is None else seed
         self.rng = stream_rng(seed, "noise")
         if (W0 is None) != (H0 is None):
@@ -180,6 +199,9 @@ class ProjectedSGD:
                 "start a new ProjectedSGD instead of stepping on."
             )
         p = self.problem
+        if self.certify:
+            lr = self._certified(float(lr))
+        self.last_lr = float(lr)
         if p.is_stochastic:
             gW, gH = p.stochastic_gradient(
                 self.W, self.H, self.rng, residual=self._R, gradient=self._grad
@@ -190,6 +212,21 @@ class ProjectedSGD:
         self.step_count += 1
         self._refresh()
         return self.stats
+
+    def _certified(self, lr: float) -> float:
+        """``lr`` if the exact step at it does not raise the exact objective, else the bound."""
+        p, W, H = self.problem, self.W, self.H
+        W1, H1 = _projected_step(W, H, *self._grad, lr, self.clip, self.box)
+        R1 = p.residual(W1, H1)
+        if 0.5 * float(np.einsum("ij,ij->", R1, R1)) <= self.stats.loss:
+            return lr
+        self.n_fallbacks += 1
+        bound = self.stats.bound
+        if not math.isfinite(bound):
+            bound = stability_bound(
+                p, W, H, clip=self.clip, box=self.box, residual=self._R, gradient=self._grad
+            )
+        return min(lr, bound)
 
 
 def run_sgd(
@@ -204,6 +241,7 @@ def run_sgd(
     compute_noisy_bound: bool = False,
     W0: ArrayLike | None = None,
     H0: ArrayLike | None = None,
+    certify: bool = False,
 ) -> Trajectory:
     """Run projected SGD for ``n_steps`` with learning rates from ``schedule``.
 
@@ -217,8 +255,9 @@ def run_sgd(
         before ``schedule(step)`` is asked for that step's learning rate.
     n_steps : int
         Number of steps (>= 0).
-    clip, box, seed, compute_bound, compute_noisy_bound, W0, H0
-        See :class:`ProjectedSGD`.
+    clip, box, seed, compute_bound, compute_noisy_bound, W0, H0, certify
+        See :class:`ProjectedSGD` (with ``certify`` the trajectory records the rates applied,
+        which can be below the schedule's).
 
     Returns
     -------
@@ -242,6 +281,7 @@ def run_sgd(
         compute_noisy_bound=compute_noisy_bound,
         W0=W0,
         H0=H0,
+        certify=certify,
     )
     traj = Trajectory()
     traj.losses.append(sgd.stats.loss)
@@ -255,12 +295,11 @@ def run_sgd(
                 f"schedule returned lr={lr!r} at step {step}; it must be a finite real number "
                 ">= 0 (an int or float, not a bool or string)."
             )
-        lr = float(lr)
-        traj.lrs.append(lr)
         traj.bounds.append(stats.bound)
         traj.noisy_bounds.append(stats.noisy_bound)
         traj.grad_norms.append(stats.grad_norm)
-        sgd.step(lr)
+        sgd.step(float(lr))
+        traj.lrs.append(sgd.last_lr)
         traj.losses.append(sgd.stats.loss)
         traj.times.append(time.perf_counter() - start)
         if sgd.diverged:

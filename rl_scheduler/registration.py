@@ -95,6 +95,7 @@ def make_nmf_env(
     box: float | None = None,
     initial_lr_fraction: float = DEFAULT_INITIAL_LR_FRACTION,
     compute_bound: bool = True,
+    certify: bool = False,
     **env_kwargs: Any,
 ) -> LRScheduleEnv:
     """An LR-scheduling environment on stochastic NMF (the entry point of ``rl_scheduler/NMF-v0``).
@@ -106,7 +107,7 @@ def make_nmf_env(
         ``n``, ``instance_seed`` its ``seed``). Ignored when ``instances`` is given.
     instances : sequence of NMFInstance or dicts, optional
         An explicit instance set.
-    clip, box, initial_lr_fraction, compute_bound
+    clip, box, initial_lr_fraction, compute_bound, certify
         See :class:`rl_scheduler.tasks.NMFTask`.
     **env_kwargs
         Passed to :class:`rl_scheduler.LRScheduleEnv` (``steps_per_action``, ``max_actions``,
@@ -134,6 +135,7 @@ def make_nmf_env(
         box=box,
         initial_lr_fraction=initial_lr_fraction,
         compute_bound=compute_bound,
+        certify=certify,
     )
     return LRScheduleEnv(task, **env_kwargs)
 

@@ -191,6 +191,11 @@ class NMFTask:
         ``nmf.run_sgd``'s per-step bounds; the values are identical to the ones ``run_sgd``
         reports for the same iterates, and reuse the residual and gradient of the chunk's last
         step.
+    certify : bool, default False
+        Certify every step's rate as :class:`nmf.ProjectedSGD` does with ``certify=True``: the
+        chunk's rate is applied at each step whose exact (noiseless) step at it does not raise
+        the objective, the iterate's stability bound otherwise (``nmf.run_sgd(...,
+        certify=True)`` applies the same rates).
 
     Attributes
     ----------
@@ -212,6 +217,7 @@ class NMFTask:
         box: float | None = None,
         initial_lr_fraction: float = DEFAULT_INITIAL_LR_FRACTION,
         compute_bound: bool = True,
+        certify: bool = False,
     ) -> None:
         if isinstance(instances, NMFInstance | Mapping) or not isinstance(instances, Sequence):
             raise TypeError(
@@ -237,6 +243,9 @@ class NMFTask:
         self.box = None if box is None else float(box)
         self.initial_lr_fraction = float(initial_lr_fraction)
         self.compute_bound = bool(compute_bound)
+        if not isinstance(certify, bool):
+            raise TypeError(f"certify must be a bool, got {type(certify).__name__}.")
+        self.certify = certify
         self._problems: dict[int, nmf.StochasticNMF] = {}
         self.instance_index: int | None = None
         self.sgd: nmf.ProjectedSGD | None = None
@@ -282,7 +291,12 @@ class NMFTask:
         self.instance_index = index
         inst = self.instances[index]
         self.sgd = nmf.ProjectedSGD(
-            self._problem(index), clip=self.clip, box=self.box, seed=inst.seed, compute_bound=True
+            self._problem(index),
+            clip=self.clip,
+            box=self.box,
+            seed=inst.seed,
+            compute_bound=True,
+            certify=self.certify,
         )
         self.sgd.compute_bound = False  # from now on only at chunk ends (see advance)
         bound = float(self.sgd.stats.bound)

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nmf
 from nmf.schedules import Constant, FollowBound
@@ -248,3 +250,46 @@ def test_step_and_run_sgd_apply_the_same_rule_to_learning_rates(problem, lr):
         nmf.ProjectedSGD(problem, seed=0).step(lr)
     with pytest.raises(ValueError, match="lr"):
         nmf.run_sgd(problem, lambda step: lr, 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lr=st.floats(1e-4, 1e3),
+    clip=st.one_of(st.none(), st.floats(1e-3, 1.0)),
+    seed=st.integers(0, 50),
+)
+def test_certified_rates_never_raise_the_exact_loss(lr, clip, seed):
+    # any constant rate, however far above the bound: with exact gradients the run descends
+    problem = nmf.StochasticNMF(nmf.datasets.synthetic(12, 9, 3, seed=seed), 3)
+    traj = nmf.run_sgd(problem, Constant(lr), 15, seed=seed, clip=clip, certify=True)
+    assert not traj.diverged
+    assert np.all(np.diff(traj.losses) <= 0.0)
+    bounds = np.array(traj.bounds)
+    applied = np.array(traj.lrs)
+    # a rate is kept or replaced by the iterate's bound, never anything else
+    assert np.all((applied == lr) | ((applied == bounds) & (bounds < lr)))
+
+
+def test_certify_keeps_rates_the_check_passes_and_falls_back_to_the_bound():
+    problem = nmf.StochasticNMF(nmf.datasets.synthetic(30, 20, 4, seed=1), 4)
+    bound = nmf.ProjectedSGD(problem, seed=0).stats.bound
+    low = nmf.ProjectedSGD(problem, seed=0, certify=True)
+    low.step(0.5 * bound)  # below the bound: descent is certified, so the check passes
+    assert low.last_lr == 0.5 * bound and low.n_fallbacks == 0
+    high = nmf.ProjectedSGD(problem, seed=0, certify=True)
+    high.step(1e3 * bound)  # the exact step at this rate overshoots
+    assert high.last_lr == bound and high.n_fallbacks == 1
+    assert high.stats.loss < high.initial_loss
+    # without certify the same rate is applied as it is
+    plain = nmf.ProjectedSGD(problem, seed=0, compute_bound=False)
+    plain.step(1e3 * bound)
+    assert plain.last_lr == 1e3 * bound and plain.stats.loss > plain.initial_loss
+    with pytest.raises(TypeError, match="certify"):
+        nmf.ProjectedSGD(problem, certify="yes")
+
+
+def test_certify_with_noise_certifies_the_rate_not_the_noisy_step(problem):
+    # the rates are certified on the exact objective; the noisy steps themselves may go up
+    traj = nmf.run_sgd(problem, Constant(1.0), 40, seed=0, clip=0.1, certify=True)
+    assert not traj.diverged
+    assert all(lr == 1.0 or lr == b for lr, b in zip(traj.lrs, traj.bounds, strict=True))

@@ -25,6 +25,7 @@ class StubPolicy:
         (False, {}),
         (False, {"bound_range": (-5.0, 2.0)}),
         (True, {"rate_range": (-3.0, 1.0)}),
+        (False, {"bound_range": (-2.0, 6.0), "certify": True}),
     ],
 )
 def test_learned_schedule_applies_exactly_the_env_lrs(small_kwargs, shield, action_range):
@@ -38,9 +39,18 @@ def test_learned_schedule_applies_exactly_the_env_lrs(small_kwargs, shield, acti
         schedule = LearnedSchedule(policy, config=config)
         n_steps = config["steps_per_action"] * config["max_actions"]
         traj = nmf.run_sgd(
-            instance.build(), schedule, n_steps, clip=env.task.clip, seed=instance.seed
+            instance.build(),
+            schedule,
+            n_steps,
+            clip=env.task.clip,
+            seed=instance.seed,
+            certify=env.task.certify,
         )
-        assert traj.lrs == list(np.repeat(episode["lrs"], config["steps_per_action"]))
+        chunk_lrs = np.repeat(episode["lrs"], config["steps_per_action"])
+        if env.task.certify:  # each step applies the chunk's rate or, if it fails, the bound
+            assert np.all(np.array(traj.lrs) <= chunk_lrs) and any(traj.lrs != chunk_lrs)
+        else:
+            assert traj.lrs == list(chunk_lrs)
         assert traj.losses[:: config["steps_per_action"]] == episode["losses"]
         assert schedule.lrs == episode["lrs"]
         assert schedule.proposed_lrs == episode["proposed_lrs"]
