@@ -10,8 +10,8 @@ and ``__main__`` (the command). The protocol is in ``docs/nmf_study.md``.
 """
 
 from experiments.nmf.config import (
-    ABLATION,
     ABLATION_PPO_SEEDS,
+    ABLATIONS,
     AXIS_NAMES,
     REFERENCE,
     RL_FULL,
@@ -45,7 +45,7 @@ from experiments.nmf.rl import agent_dir, run_learned, train_agent
 from experiments.nmf.schedules import run_nmf, run_sklearn, trajectory_result
 
 __all__ = [
-    "ABLATION",
+    "ABLATIONS",
     "ABLATION_PPO_SEEDS",
     "VARIANTS",
     "AXIS_NAMES",

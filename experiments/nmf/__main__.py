@@ -7,8 +7,9 @@ Stages, in order (``--stages`` picks some; each sweep resumes where it stopped):
 * ``bound``: how tight the stability bound is -> ``OUT/bound_tightness.{md,json}``;
 * ``rl``: PPO-learned schedules against tuned schedules on held-out instances ->
   ``OUT/rl/``: the headline agent (bound-relative actions) and, on fewer seeds, the earlier
-  design (multiplicative actions, shielded) to measure the change; ``--ablation`` adds the
-  earlier design with its shield at the bound itself.
+  design (multiplicative actions, shielded) to measure the change and the headline design with
+  the certifying shield; ``--ablation`` adds the earlier design with its shield at the bound
+  itself and the headline design with a gradient-noise feature.
 
 The protocol is in ``docs/nmf_study.md``; ``--quick`` is a minutes-long smoke run.
 """
@@ -25,7 +26,7 @@ from experiments.common.provenance import DATASETS, input_digests
 from experiments.nmf import plots, report, rl, schedules
 from experiments.nmf.bound import bound_stage
 from experiments.nmf.config import (
-    ABLATION,
+    ABLATIONS,
     RL_FULL,
     RL_QUICK,
     SCHEDULES_FULL,
@@ -45,7 +46,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ablation",
         action="store_true",
-        help="rl stage: also train and evaluate agents whose shield caps rates at the bound itself",
+        help="rl stage: also train and evaluate the variants of experiments.nmf.config.ABLATIONS "
+        "(the earlier design with its shield at the bound itself; learned_noise)",
     )
 
 
@@ -66,7 +68,7 @@ def run_schedules(args: argparse.Namespace, out: Path) -> dict:
 def run_rl(args: argparse.Namespace, out: Path) -> dict:
     config = RL_QUICK if args.quick else RL_FULL
     if args.ablation:
-        config = replace(config, variants=(*config.variants, ABLATION))
+        config = replace(config, variants=(*config.variants, *ABLATIONS))
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     sweep = sweep_options(args)

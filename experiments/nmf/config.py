@@ -213,6 +213,12 @@ REFERENCE = "step"
 VARIANTS: dict[str, dict[str, Any]] = {
     "learned": {"bound_range": (-6.0, 2.0), "shield": False, "initial_lr_fraction": 1.0},
     "learned_multiplicative": {},
+    "learned_certified": {
+        "bound_range": (-6.0, 2.0),
+        "shield": False,
+        "initial_lr_fraction": 1.0,
+        "certify": True,
+    },
     "learned_multiplicative_shield1.0": {"shield_fraction": 1.0},
     "learned_noise": {
         "bound_range": (-6.0, 2.0),
@@ -227,13 +233,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
 ``[-6, 2]`` (1/64 to 4 times the current stability bound) in one move, starting at the bound,
 without the shield (the update clip bounds every step). ``learned_multiplicative``: the design
 of the earlier references, kept to measure the change: each action multiplies the previous rate
-by ``2**a``, starting at half the bound, shield at 0.9 x the bound. ``..._shield1.0``: the same
-with the shield at the bound itself (``--ablation``). ``learned_noise``: ``learned`` plus the
-feature ``log_noise_to_signal`` (the exact gradient-noise level over the gradient norm), so the
-policy can tell the noise levels apart (issue 15's "see the noise" lever)."""
+by ``2**a``, starting at half the bound, shield at 0.9 x the bound. ``learned_certified``:
+``learned`` with the certifying shield (``certify=True`` of :class:`nmf.ProjectedSGD`): a rate
+is applied at a step only if the exact (noiseless) step at it does not raise the objective, the
+iterate's bound otherwise -- rates above the bound where the check passes, never a rate the
+check or the theory cannot vouch for (issue 15's "shield that certifies" lever). Opt-in
+(``--ablation``, :data:`ABLATIONS`): ``..._shield1.0``, the earlier design with the shield at
+the bound itself; ``learned_noise``, ``learned`` plus the feature ``log_noise_to_signal`` (the
+exact gradient-noise level over the gradient norm; issue 15's "see the noise" lever, measured
+in the reference at ``ea41343``, where it did not help)."""
 
-ABLATION = "learned_multiplicative_shield1.0"
-"""The agent variant ``--ablation`` adds."""
+ABLATIONS: tuple[str, ...] = ("learned_multiplicative_shield1.0", "learned_noise")
+"""The agent variants ``--ablation`` adds."""
 
 ABLATION_PPO_SEEDS = 3
 """Every variant but the headline one trains on the first this-many PPO seeds only (its cost)."""
@@ -296,7 +307,7 @@ RL_FULL = RLConfig(
     ppo_seeds=(0, 1, 2, 3, 4),
     total_timesteps=60_000,
     n_envs=4,
-    variants=("learned", "learned_multiplicative", "learned_noise"),
+    variants=("learned", "learned_multiplicative", "learned_certified"),
     lr_grid=tuple(float(x) for x in np.geomspace(1e-3, 6e-2, 8)),
     budget=16,
     step_budget=40,

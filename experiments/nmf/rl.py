@@ -69,7 +69,13 @@ def run_learned(spec: LearnedRunSpec, *, root: str) -> dict[str, Any]:
     )
     problem = spec.instance.build()
     traj = run_sgd(
-        problem, schedule, spec.n_steps, clip=spec.clip, seed=spec.instance.seed, compute_bound=True
+        problem,
+        schedule,
+        spec.n_steps,
+        clip=spec.clip,
+        seed=spec.instance.seed,
+        compute_bound=True,
+        certify=dict(spec.agent.env_kwargs).get("certify", False),  # as in its training
     )
     result = trajectory_result(problem, traj, curves=True)
     result["proposed_lrs"] = schedule.proposed_lrs

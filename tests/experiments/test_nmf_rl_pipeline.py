@@ -124,11 +124,12 @@ def test_rl_statistics_by_hand():
 
 def test_the_ablation_trains_on_fewer_ppo_seeds():
     config = pipeline.RLConfig(
-        **{**pipeline.RL_FULL.__dict__, "variants": ("learned", pipeline.ABLATION)}
+        **{**pipeline.RL_FULL.__dict__, "variants": ("learned", *pipeline.ABLATIONS)}
     )
     seeds = [(s.variant, s.seed) for s in pipeline.agent_specs(config)]
     assert [v for v, _ in seeds].count("learned") == len(pipeline.RL_FULL.ppo_seeds) >= 5
-    assert [s for v, s in seeds if v == pipeline.ABLATION] == [0, 1, 2]
+    for ablation in pipeline.ABLATIONS:
+        assert [s for v, s in seeds if v == ablation] == [0, 1, 2]
     assert len(pipeline.RL_QUICK.ppo_seeds) >= 2  # the bootstrap over seeds runs in --quick
 
 
