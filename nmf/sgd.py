@@ -104,8 +104,8 @@ class ProjectedSGD:
         and rates above the bound are allowed wherever the check passes. With exact gradients
         the loss is therefore non-increasing. With gradient noise the step actually taken uses
         the noisy gradient, so nothing is guaranteed about it (the update clip is what bounds
-        it); the certificate is about the rate. Costs one extra residual per step (plus a bound
-        on a fallback). :attr:`last_lr` is the rate applied, :attr:`n_fallbacks` counts
+        it); the certificate is about the rate. Costs one extra residual and loss per step
+        (plus a bound on a fallback). :attr:`last_lr` is the rate applied, :attr:`n_fallbacks` counts
         fallbacks.
 
     Raises
