@@ -16,8 +16,9 @@ from experiments.nmf.report import schedule_label
 
 STYLE: dict[str, dict[str, Any]] = {
     "learned": {"color": "black", "lw": 2.2},
-    "learned_shield1.0": {"color": "tab:brown", "lw": 1.8, "ls": "--"},
+    "learned_multiplicative_shield1.0": {"color": "tab:brown", "lw": 1.8, "ls": "--"},
     "learned_multiplicative": {"color": "tab:olive", "lw": 1.8, "ls": "-."},
+    "learned_certified": {"color": "tab:pink", "lw": 1.8, "ls": "--"},
     "learned_noise": {"color": "tab:cyan", "lw": 1.8, "ls": ":"},
     "follow_bound": {"color": "tab:purple"},
     "step": {"color": "tab:red"},
