@@ -162,10 +162,11 @@ class ProjectedSGD:
             )
         self.initial_loss = self.stats.loss
 
-    def _refresh(self) -> None:
-        """Loss, gradient and bounds of the current iterate."""
+    def _refresh(self, residual: Array | None = None) -> None:
+        """Loss, gradient and bounds of the current iterate (``residual``: its residual, if
+        already computed)."""
         p, W, H = self.problem, self.W, self.H
-        self._R = p.residual(W, H)
+        self._R = p.residual(W, H) if residual is None else residual
         loss = 0.5 * float(np.einsum("ij,ij->", self._R, self._R))
         self._grad = p.gradient(W, H, self._R) if math.isfinite(loss) else None
         grad_norm = frobenius_norm(*self._grad) if self._grad is not None else math.inf
@@ -199,34 +200,41 @@ class ProjectedSGD:
                 "start a new ProjectedSGD instead of stepping on."
             )
         p = self.problem
+        checked = None
         if self.certify:
-            lr = self._certified(float(lr))
+            lr, checked = self._certified(float(lr))
         self.last_lr = float(lr)
-        if p.is_stochastic:
-            gW, gH = p.stochastic_gradient(
-                self.W, self.H, self.rng, residual=self._R, gradient=self._grad
-            )
+        residual = None
+        if checked is not None and not p.is_stochastic:
+            # with exact gradients the step just checked is this step: keep it and its residual
+            self.W, self.H, residual = checked
         else:
-            gW, gH = self._grad
-        self.W, self.H = _projected_step(self.W, self.H, gW, gH, lr, self.clip, self.box)
+            if p.is_stochastic:
+                gW, gH = p.stochastic_gradient(
+                    self.W, self.H, self.rng, residual=self._R, gradient=self._grad
+                )
+            else:
+                gW, gH = self._grad
+            self.W, self.H = _projected_step(self.W, self.H, gW, gH, lr, self.clip, self.box)
         self.step_count += 1
-        self._refresh()
+        self._refresh(residual)
         return self.stats
 
-    def _certified(self, lr: float) -> float:
-        """``lr`` if the exact step at it does not raise the exact objective, else the bound."""
+    def _certified(self, lr: float) -> tuple[float, tuple[Array, Array, Array] | None]:
+        """``(lr, (W, H, residual) of the exact step at it)`` if that step does not raise the
+        exact objective, else ``(min(lr, bound), None)``."""
         p, W, H = self.problem, self.W, self.H
         W1, H1 = _projected_step(W, H, *self._grad, lr, self.clip, self.box)
         R1 = p.residual(W1, H1)
         if 0.5 * float(np.einsum("ij,ij->", R1, R1)) <= self.stats.loss:
-            return lr
+            return lr, (W1, H1, R1)
         self.n_fallbacks += 1
         bound = self.stats.bound
         if not math.isfinite(bound):
             bound = stability_bound(
                 p, W, H, clip=self.clip, box=self.box, residual=self._R, gradient=self._grad
             )
-        return min(lr, bound)
+        return min(lr, bound), None
 
 
 def run_sgd(
