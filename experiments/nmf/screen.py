@@ -1,0 +1,411 @@
+"""``python -m experiments.nmf.screen``: a cheap first look at an agent design before a reference run.
+
+The NMF study's reference run trains five PPO seeds per design on 48 instances and tunes every
+schedule with widening grids: about half an hour. Screening asks a smaller question first -- does
+a design change the held-out picture at all? -- on 24 train / 24 held-out instances of the same
+six cells, one or two PPO seeds per design, and four hand-made schedules (step decay, cosine,
+constant, follow-the-bound) tuned per cell on the train instances by the best point of the
+study's initial grid (no widening). It reports, per design and PPO seed, the share of held-out
+instances on which the agent ends with a lower relative error than each tuned schedule, the
+geometric mean of their error ratios and the per-cell means. That is a screen, not the protocol:
+no intervals, few seeds; a design worth keeping goes into :data:`experiments.nmf.config.VARIANTS`
+and is measured by the study.
+
+Designs live in :data:`DESIGNS` (environment settings on top of the study's, PPO settings on top
+of :data:`rl_scheduler.agent.DEFAULT_PPO_KWARGS`, and a factor on the training length); add one there to
+screen it. Every run is a resumable sweep (:mod:`experiments.runner`): ``OUT/tune.jsonl``,
+``OUT/held_out.jsonl``, ``OUT/agents.jsonl``; the comparison goes to ``OUT/summary.json`` and
+``OUT/table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
+from experiments.common.provenance import DATASETS, input_digests
+from experiments.common.records import require_ok
+from experiments.nmf.config import (
+    VARIANTS,
+    NMFRunSpec,
+    cell_name,
+    params_key,
+    tuning_grid,
+)
+from experiments.nmf.schedules import run_nmf
+from experiments.runner import run_sweep
+from rl_scheduler.features import DEFAULT_FEATURES
+from rl_scheduler.tasks.nmf_task import nmf_instance_set
+
+_LOW_EXPLORATION = {"policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
+
+DESIGNS: dict[str, dict[str, Any]] = {
+    "headline": {"env": VARIANTS["learned"]},
+    "gamma1": {"env": VARIANTS["learned"], "ppo": {"gamma": 1.0}},
+    "noise_feature": {"env": VARIANTS["learned_noise"]},
+    "descent_feature": {
+        "env": {**VARIANTS["learned"], "features": (*DEFAULT_FEATURES, "descent_ratio")}
+    },
+    "longer_training": {"env": VARIANTS["learned"], "timesteps_factor": 2.5},
+    "low_exploration": {"env": VARIANTS["learned"], "ppo": _LOW_EXPLORATION},
+    "low_exploration_big_batch": {
+        "env": VARIANTS["learned"],
+        "ppo": {**_LOW_EXPLORATION, "n_steps": 1024, "batch_size": 256},
+    },
+    "low_exploration_narrow": {
+        "env": {**VARIANTS["learned"], "bound_range": (-3.0, 1.0)},
+        "ppo": _LOW_EXPLORATION,
+    },
+}
+"""Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
+screen's instance set), optional ``ppo`` (overrides of PPO's settings) and ``timesteps_factor``
+(times the screen's PPO training length).
+
+``headline`` is the study's ``learned`` design; ``gamma1`` trains it without discount (the
+undiscounted return is the log-ratio of the initial and final loss); ``noise_feature`` and
+``descent_feature`` add one observation each; ``longer_training`` trains 2.5 times longer;
+``low_exploration`` starts PPO's Gaussian policy with standard deviation ``exp(-1.5) = 0.22``
+instead of ``exp(-0.5) = 0.61`` (in action units; one unit is 6 octaves of rate below the
+bound); ``..._big_batch`` also collects 4096 actions per update instead of 1024;
+``..._narrow`` also halves the action range (1/8 to 2 times the bound)."""
+
+SCHEDULES = ("step", "follow_bound", "constant", "cosine")
+"""The hand-made schedules every design is compared with (tuned per cell)."""
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    n_train: int
+    n_test: int
+    datasets: tuple[str, ...]
+    noise_levels: tuple[float, ...]
+    steps_per_action: int
+    max_actions: int
+    clip: float
+    total_timesteps: int
+    n_envs: int
+    lr_grid: tuple[float, ...]
+    budget: int
+    step_budget: int
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps_per_action * self.max_actions
+
+    def instances(self, split: str) -> list:
+        n = self.n_train if split == "train" else self.n_test
+        return nmf_instance_set(split, n, datasets=self.datasets, noise_levels=self.noise_levels)
+
+    def env_kwargs(self) -> dict[str, Any]:
+        return {
+            "split": "train",
+            "n_instances": self.n_train,
+            "datasets": self.datasets,
+            "noise_levels": self.noise_levels,
+            "clip": self.clip,
+            "steps_per_action": self.steps_per_action,
+            "max_actions": self.max_actions,
+        }
+
+
+SCREEN_FULL = ScreenConfig(
+    n_train=24,
+    n_test=24,
+    datasets=("synthetic", "digits"),
+    noise_levels=(0.0, 1.0, 5.0),
+    steps_per_action=10,
+    max_actions=30,
+    clip=0.1,
+    total_timesteps=60_000,
+    n_envs=4,
+    lr_grid=tuple(float(x) for x in np.geomspace(1e-3, 6e-2, 8)),
+    budget=16,
+    step_budget=40,
+)
+SCREEN_QUICK = ScreenConfig(
+    n_train=4,
+    n_test=4,
+    datasets=("synthetic", "digits"),
+    noise_levels=(0.0, 5.0),
+    steps_per_action=5,
+    max_actions=4,
+    clip=0.1,
+    total_timesteps=256,
+    n_envs=2,
+    lr_grid=(3e-3, 3e-2),
+    budget=4,
+    step_budget=6,
+)
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, JSON-able copy: dicts become sorted item tuples, lists tuples."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw_ppo(items: tuple) -> dict[str, Any]:
+    ppo = dict(items)
+    if "policy_kwargs" in ppo:
+        kw = dict(ppo["policy_kwargs"])
+        if "net_arch" in kw:
+            kw["net_arch"] = list(kw["net_arch"])
+        ppo["policy_kwargs"] = kw
+    return ppo
+
+
+@dataclass(frozen=True)
+class ScreenAgentSpec:
+    """One design on one PPO seed: trained on the train set, run on every held-out instance."""
+
+    design: str
+    seed: int
+    total_timesteps: int
+    n_envs: int
+    env_kwargs: tuple
+    ppo_kwargs: tuple
+    test_instances: tuple
+    n_steps: int
+    clip: float
+    SPEC_TYPE = "experiments.nmf.screen.ScreenAgentSpec"
+
+
+def agent_specs(config: ScreenConfig, designs: list[str], seeds: list[int]) -> list:
+    unknown = sorted(set(designs) - set(DESIGNS))
+    if unknown:
+        raise ValueError(f"designs must be names from {sorted(DESIGNS)}, got {unknown}")
+    test = tuple(config.instances("test"))
+    specs = []
+    for name in designs:
+        design = DESIGNS[name]
+        env = {**config.env_kwargs(), **design["env"]}
+        steps = round(config.total_timesteps * design.get("timesteps_factor", 1.0))
+        for seed in seeds:
+            specs.append(
+                ScreenAgentSpec(
+                    name,
+                    seed,
+                    steps,
+                    config.n_envs,
+                    _freeze(env),
+                    _freeze(design.get("ppo", {})),
+                    test,
+                    config.n_steps,
+                    config.clip,
+                )
+            )
+    return specs
+
+
+def train_and_run(spec: ScreenAgentSpec) -> dict[str, Any]:
+    """Train the design on the train set, then schedule every held-out instance with it."""
+    import torch
+
+    import nmf
+    from rl_scheduler import agent
+    from rl_scheduler.policy import LearnedSchedule
+
+    torch.set_num_threads(1)
+    env_kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.env_kwargs}
+    start = time.perf_counter()
+    model = agent.train_ppo(
+        env_kwargs,
+        total_timesteps=spec.total_timesteps,
+        n_envs=spec.n_envs,
+        ppo_kwargs=_thaw_ppo(spec.ppo_kwargs),
+        seed=spec.seed,
+        device="cpu",
+    )
+    train_s = time.perf_counter() - start
+    errors = []
+    for inst in spec.test_instances:
+        problem = inst.build()
+        traj = nmf.run_sgd(
+            problem,
+            LearnedSchedule(model),
+            spec.n_steps,
+            clip=spec.clip,
+            seed=inst.seed,
+            compute_bound=True,
+            certify=bool(env_kwargs.get("certify", False)),
+        )
+        errors.append(
+            math.inf if traj.diverged else problem.relative_error_from_loss(traj.final_loss)
+        )
+    return {
+        "errors": errors,
+        "cells": [cell_name(i) for i in spec.test_instances],
+        "train_time_s": train_s,
+        "episodes": len(model.rl_scheduler_episodes),
+    }
+
+
+def tune_baselines(config: ScreenConfig, out: Path, **sweep: Any) -> dict[str, dict[str, tuple]]:
+    """Per schedule and cell, the grid point with the lowest mean final error on the train set
+    (the first of equals, in grid order)."""
+    grid = tuning_grid(
+        config.n_steps, config.lr_grid, config.budget, step_budget=config.step_budget
+    )
+    train = config.instances("train")
+    specs = [
+        NMFRunSpec(inst, name, params_key(p), config.n_steps, config.clip)
+        for name in SCHEDULES
+        for inst in train
+        for p in grid[name]
+    ]
+    records = run_sweep(run_nmf, specs, out / "tune.jsonl", **sweep)
+    require_ok(records, "tuning")
+    scores: dict[tuple[str, str], dict[tuple, list[float]]] = defaultdict(dict)
+    for spec, rec in zip(specs, records, strict=True):
+        scores[(spec.schedule, cell_name(spec.instance))].setdefault(spec.params, []).append(
+            rec["result"]["final_rel_error"]
+        )
+    best: dict[str, dict[str, tuple]] = defaultdict(dict)
+    for (name, cell), by_params in scores.items():
+        best[name][cell] = min(by_params, key=lambda p: float(np.mean(by_params[p])))
+    return dict(best)
+
+
+def held_out_baselines(
+    config: ScreenConfig, best: dict[str, dict[str, tuple]], out: Path, **sweep: Any
+) -> dict[str, list[float]]:
+    test = config.instances("test")
+    specs = [
+        NMFRunSpec(inst, name, best[name][cell_name(inst)], config.n_steps, config.clip)
+        for name in SCHEDULES
+        for inst in test
+    ]
+    records = run_sweep(run_nmf, specs, out / "held_out.jsonl", **sweep)
+    require_ok(records, "held-out runs")
+    errors: dict[str, list[float]] = defaultdict(list)
+    for spec, rec in zip(specs, records, strict=True):
+        errors[spec.schedule].append(rec["result"]["final_rel_error"])
+    return dict(errors)
+
+
+def compare(
+    agent_errors: list[float], cells: list[str], baselines: dict[str, list[float]]
+) -> dict[str, Any]:
+    """Win share (strictly lower error) and geometric-mean error ratio against each schedule,
+    and per-cell mean errors of the agent and of every schedule."""
+    mine = np.asarray(agent_errors, float)
+    row: dict[str, Any] = {
+        "geo_mean_error": float(np.exp(np.mean(np.log(mine)))),
+        "win_share": {},
+        "error_ratio": {},
+    }
+    for name, theirs in baselines.items():
+        theirs = np.asarray(theirs, float)
+        row["win_share"][name] = float(np.mean(mine < theirs))
+        row["error_ratio"][name] = float(np.exp(np.mean(np.log(mine / theirs))))
+    per_cell: dict[str, dict[str, float]] = {}
+    for cell in sorted(set(cells)):
+        idx = [i for i, c in enumerate(cells) if c == cell]
+        per_cell[cell] = {"agent": float(np.mean(mine[idx]))} | {
+            name: float(np.mean(np.asarray(v, float)[idx])) for name, v in baselines.items()
+        }
+    row["per_cell"] = per_cell
+    return row
+
+
+def table(summary: dict[str, Any]) -> str:
+    names = list(summary["baselines"])
+    lines = [
+        "# NMF design screen (not the protocol: few seeds, no intervals)",
+        "",
+        "| design | PPO seed | geo-mean error | "
+        + " | ".join(f"wins vs {n}" for n in names)
+        + " | "
+        + " | ".join(f"ratio vs {n}" for n in names)
+        + " | worst cell vs best schedule |",
+        "|---|---|---|" + "---|" * (2 * len(names) + 1),
+    ]
+    for row in summary["rows"]:
+        worst = max(
+            row["per_cell"].items(),
+            key=lambda kv: kv[1]["agent"] / min(kv[1][n] for n in names),
+        )
+        cell, means = worst
+        best_name = min(names, key=lambda n: means[n])
+        lines.append(
+            f"| {row['design']} | {row['seed']} | {row['geo_mean_error']:.4f} | "
+            + " | ".join(f"{row['win_share'][n]:.2f}" for n in names)
+            + " | "
+            + " | ".join(f"{row['error_ratio'][n]:.4f}" for n in names)
+            + f" | {cell}: {means['agent']:.4f} vs {best_name} {means[best_name]:.4f} |"
+        )
+    baseline_geo = ", ".join(f"{n} {g:.4f}" for n, g in summary["baseline_geo_mean_error"].items())
+    lines += ["", f"Tuned schedules' geo-mean error: {baseline_geo}."]
+    return "\n".join(lines) + "\n"
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--designs",
+        default=",".join(DESIGNS),
+        help=f"comma-separated designs of experiments.nmf.screen.DESIGNS (default: all: "
+        f"{', '.join(DESIGNS)})",
+    )
+    parser.add_argument("--seeds", default="0,1", help="comma-separated PPO seeds (default: 0,1)")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args, out = parse_pipeline_args(
+        "nmf.screen", "Screen NMF agent designs before a reference run.", argv, _add_arguments
+    )
+    designs = [d.strip() for d in args.designs.split(",") if d.strip()]
+    unknown = sorted(set(designs) - set(DESIGNS))
+    if unknown or not designs:
+        raise SystemExit(f"--designs: choose from {', '.join(DESIGNS)}, got {args.designs!r}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise SystemExit(f"--seeds: comma-separated integers >= 0, got {args.seeds!r}")
+    config = SCREEN_QUICK if args.quick else SCREEN_FULL
+    start = time.perf_counter()
+    with running(args):
+        sweep = sweep_options(args)
+        best = tune_baselines(config, out, **sweep)
+        baselines = held_out_baselines(config, best, out, **sweep)
+        specs = agent_specs(config, designs, seeds)
+        records = run_sweep(train_and_run, specs, out / "agents.jsonl", **sweep)
+        require_ok(records, "agent screening")
+        rows = [
+            {
+                "design": spec.design,
+                "seed": spec.seed,
+                "train_time_s": rec["result"]["train_time_s"],
+            }
+            | compare(rec["result"]["errors"], rec["result"]["cells"], baselines)
+            for spec, rec in zip(specs, records, strict=True)
+        ]
+        summary = {
+            "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+            "tuned": {n: {c: dict(p) for c, p in cells.items()} for n, cells in best.items()},
+            "baselines": baselines,
+            "baseline_geo_mean_error": {
+                n: float(np.exp(np.mean(np.log(v)))) for n, v in baselines.items()
+            },
+            "rows": rows,
+        }
+        inputs = input_digests(
+            [d for d in config.datasets if d in DATASETS], config=config, specs=records
+        )
+        return finish(args, out, summary, table(summary), start, inputs=inputs)
+
+
+if __name__ == "__main__":
+    main()
