@@ -32,7 +32,12 @@ from pathlib import Path
 
 from experiments.common.provenance import provenance as run_provenance
 
-PIPELINES = {"nmf": "NMF_OUT", "greedylr": "GREEDYLR_OUT", "dnn": "DNN_OUT"}
+PIPELINES = {
+    "nmf": "NMF_OUT",
+    "nmf-screen": "NMF_SCREEN_OUT",
+    "greedylr": "GREEDYLR_OUT",
+    "dnn": "DNN_OUT",
+}
 """Pipeline name -> the Makefile variable that sets its output folder (``make reproduce-<name>``)."""
 
 KEEP_SUFFIXES = (".json", ".md", ".png")

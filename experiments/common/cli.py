@@ -45,16 +45,20 @@ def parse_pipeline_args(
     description: str,
     argv: list[str] | None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    *,
+    folder: str | None = None,
 ) -> tuple[argparse.Namespace, Path]:
     """Parse ``python -m experiments.<name>`` options; return them and the (created) output folder.
 
-    The folder defaults to ``results/<name>``, or ``results/<name>-quick`` with ``--quick``, so a
-    smoke run never mixes its results with a full run's. ``add_arguments`` adds a study's own
+    The folder defaults to ``results/<folder>`` (``folder`` defaults to ``name``), or
+    ``results/<folder>-quick`` with ``--quick``, so a smoke run never mixes its results with a
+    full run's. ``add_arguments`` adds a study's own
     options. ``args.backend`` is the backend every sweep of the run uses
     (:func:`experiments.runner.make_backend` of ``--backend`` or :data:`BACKEND_ENV`, and
     ``--jobs``); ``args.backend_name`` is the name it was built from (``None`` for the local
     default). Bad values end in a usage error (exit status 2) naming the option.
     """
+    folder = folder or name
     parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description)
     parser.add_argument(
         "--quick", action="store_true", help="tiny budgets: a smoke run of every stage"
@@ -76,7 +80,7 @@ def parse_pipeline_args(
         ),
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help=f"output folder (default results/{name}[-quick])"
+        "--out", type=Path, default=None, help=f"output folder (default results/{folder}[-quick])"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -91,7 +95,7 @@ def parse_pipeline_args(
     args = parser.parse_args(argv)
     if args.strict and not is_strict():
         _restart_strict(parser, name, sys.argv[1:] if argv is None else list(argv))
-    out = args.out or Path("results") / (f"{name}-quick" if args.quick else name)
+    out = args.out or Path("results") / (f"{folder}-quick" if args.quick else folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

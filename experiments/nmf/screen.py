@@ -1,4 +1,4 @@
-"""``python -m experiments.nmf.screen``: a cheap first look at an agent design before a reference run.
+"""``python -m experiments.nmf.screen`` (``make reproduce-nmf-screen``): a cheap first look at an agent design before a reference run.
 
 The NMF study's reference run trains five PPO seeds per design on 48 instances and tunes every
 schedule with widening grids: about half an hour. Screening asks a smaller question first -- does
@@ -26,7 +26,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -60,6 +60,11 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "env": VARIANTS["learned"],
         "ppo": {**_LOW_EXPLORATION, "n_steps": 1024, "batch_size": 256},
     },
+    "monte_carlo": {"env": VARIANTS["learned"], "ppo": {"gamma": 1.0, "gae_lambda": 1.0}},
+    "monte_carlo_low_exploration": {
+        "env": VARIANTS["learned"],
+        "ppo": {**_LOW_EXPLORATION, "gamma": 1.0, "gae_lambda": 1.0},
+    },
     "low_exploration_narrow": {
         "env": {**VARIANTS["learned"], "bound_range": (-3.0, 1.0)},
         "ppo": _LOW_EXPLORATION,
@@ -75,7 +80,10 @@ undiscounted return is the log-ratio of the initial and final loss); ``noise_fea
 ``low_exploration`` starts PPO's Gaussian policy with standard deviation ``exp(-1.5) = 0.22``
 instead of ``exp(-0.5) = 0.61`` (in action units; one unit is 6 octaves of rate below the
 bound); ``..._big_batch`` also collects 4096 actions per update instead of 1024;
-``..._narrow`` also halves the action range (1/8 to 2 times the bound)."""
+``..._narrow`` also halves the action range (1/8 to 2 times the bound); ``monte_carlo`` (with or
+without low exploration) uses undiscounted Monte-Carlo advantages (``gamma = gae_lambda = 1``):
+PPO's default ``gae_lambda = 0.95`` leans on the critic and so on the next few rewards, while a
+high early rate that gains now and costs at the end shows only in the full return."""
 
 SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 """The hand-made schedules every design is compared with (tuned per cell)."""
@@ -178,7 +186,7 @@ class ScreenAgentSpec:
     test_instances: tuple
     n_steps: int
     clip: float
-    SPEC_TYPE = "experiments.nmf.screen.ScreenAgentSpec"
+    SPEC_TYPE: ClassVar[str] = "experiments.nmf.screen.ScreenAgentSpec"
 
 
 def agent_specs(config: ScreenConfig, designs: list[str], seeds: list[int]) -> list:
@@ -362,7 +370,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args, out = parse_pipeline_args(
-        "nmf.screen", "Screen NMF agent designs before a reference run.", argv, _add_arguments
+        "nmf.screen",
+        "Screen NMF agent designs before a reference run.",
+        argv,
+        _add_arguments,
+        folder="nmf-screen",
     )
     designs = [d.strip() for d in args.designs.split(",") if d.strip()]
     unknown = sorted(set(designs) - set(DESIGNS))
