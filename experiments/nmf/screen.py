@@ -55,6 +55,7 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "env": {**VARIANTS["learned"], "features": (*DEFAULT_FEATURES, "descent_ratio")}
     },
     "longer_training": {"env": VARIANTS["learned"], "timesteps_factor": 2.5},
+    "more_instances": {"env": {**VARIANTS["learned"], "n_instances": 96}},
     "low_exploration": {"env": VARIANTS["learned"], "ppo": _LOW_EXPLORATION},
     "low_exploration_big_batch": {
         "env": VARIANTS["learned"],
@@ -77,6 +78,8 @@ screen's instance set), optional ``ppo`` (overrides of PPO's settings) and ``tim
 ``headline`` is the study's ``learned`` design; ``gamma1`` trains it without discount (the
 undiscounted return is the log-ratio of the initial and final loss); ``noise_feature`` and
 ``descent_feature`` add one observation each; ``longer_training`` trains 2.5 times longer;
+``more_instances`` trains on 96 instances instead of 24 (the first 24 are the screen's; the
+schedules are still tuned on those 24);
 ``low_exploration`` starts PPO's Gaussian policy with standard deviation ``exp(-1.5) = 0.22``
 instead of ``exp(-0.5) = 0.61`` (in action units; one unit is 6 octaves of rate below the
 bound); ``..._big_batch`` also collects 4096 actions per update instead of 1024;
