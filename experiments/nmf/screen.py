@@ -357,8 +357,30 @@ def table(summary: dict[str, Any]) -> str:
             + f" | {cell}: {means['agent']:.4f} vs {best_name} {means[best_name]:.4f} |"
         )
     baseline_geo = ", ".join(f"{n} {g:.4f}" for n, g in summary["baseline_geo_mean_error"].items())
-    lines += ["", f"Tuned schedules' geo-mean error: {baseline_geo}."]
-    return "\n".join(lines) + "\n"
+    lines += ["", f"Tuned schedules' geo-mean error: {baseline_geo}.", ""]
+    return "\n".join(lines + per_cell_table(summary)) + "\n"
+
+
+def per_cell_table(summary: dict[str, Any]) -> list[str]:
+    """Mean final relative error per cell: each design (mean over its PPO seeds), then each
+    tuned schedule."""
+    cells = sorted(summary["rows"][0]["per_cell"]) if summary["rows"] else []
+    by_design: dict[str, list[dict]] = {}
+    for row in summary["rows"]:
+        by_design.setdefault(row["design"], []).append(row["per_cell"])
+    lines = [
+        "## Mean final relative error per cell (designs: mean over their PPO seeds)",
+        "",
+        "| | " + " | ".join(cells) + " |",
+        "|---|" + "---|" * len(cells),
+    ]
+    for design, per_seed in by_design.items():
+        means = [float(np.mean([p[c]["agent"] for p in per_seed])) for c in cells]
+        lines.append(f"| {design} | " + " | ".join(f"{m:.4f}" for m in means) + " |")
+    for name in summary["baselines"]:
+        means = [summary["rows"][0]["per_cell"][c][name] for c in cells]
+        lines.append(f"| tuned {name} | " + " | ".join(f"{m:.4f}" for m in means) + " |")
+    return lines
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

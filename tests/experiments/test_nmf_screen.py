@@ -124,3 +124,12 @@ def test_the_makefile_and_the_reference_command_know_the_screen():
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert "reproduce-nmf-screen:" in makefile
     assert f"--out $({PIPELINES['nmf-screen']})" in makefile
+
+
+def test_the_per_cell_table_averages_a_designs_seeds():
+    def row(design, seed, agent):
+        return {"design": design, "seed": seed, "per_cell": {"c": {"agent": agent, "s": 2.0}}}
+
+    summary = {"baselines": {"s": [2.0]}, "rows": [row("d", 0, 1.0), row("d", 1, 2.0)]}
+    lines = screen.per_cell_table(summary)
+    assert "| d | 1.5000 |" in lines and "| tuned s | 2.0000 |" in lines
