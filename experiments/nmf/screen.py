@@ -94,6 +94,8 @@ SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 
 @dataclass(frozen=True)
 class ScreenConfig:
+    """The screen's instance sets, run length, PPO budget and tuning grid (full or ``--quick``)."""
+
     n_train: int
     n_test: int
     datasets: tuple[str, ...]
