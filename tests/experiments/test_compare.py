@@ -127,3 +127,10 @@ def _plant(tree, path=""):
             if found:
                 return found
     return None
+
+
+def test_every_reference_pipeline_can_be_compared():
+    from experiments.compare import STUDIES
+    from experiments.reference import PIPELINES
+
+    assert set(STUDIES) == set(PIPELINES)
