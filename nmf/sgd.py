@@ -69,6 +69,12 @@ def _start(name: str, X: ArrayLike) -> Array:
     return X
 
 
+def _loss_from_residual(R: Array) -> float:
+    """``0.5 * ||R||_F^2``: the loss of an iterate from its residual (one formula, so that the
+    certifying check compares like with like)."""
+    return 0.5 * float(np.einsum("ij,ij->", R, R))
+
+
 class ProjectedSGD:
     """Projected stochastic gradient descent on a :class:`StochasticNMF`, one step at a time.
 
@@ -167,7 +173,7 @@ class ProjectedSGD:
         already computed)."""
         p, W, H = self.problem, self.W, self.H
         self._R = p.residual(W, H) if residual is None else residual
-        loss = 0.5 * float(np.einsum("ij,ij->", self._R, self._R))
+        loss = _loss_from_residual(self._R)
         self._grad = p.gradient(W, H, self._R) if math.isfinite(loss) else None
         grad_norm = frobenius_norm(*self._grad) if self._grad is not None else math.inf
         bound = noisy = math.nan
@@ -226,7 +232,7 @@ class ProjectedSGD:
         p, W, H = self.problem, self.W, self.H
         W1, H1 = _projected_step(W, H, *self._grad, lr, self.clip, self.box)
         R1 = p.residual(W1, H1)
-        if 0.5 * float(np.einsum("ij,ij->", R1, R1)) <= self.stats.loss:
+        if _loss_from_residual(R1) <= self.stats.loss:
             return lr, (W1, H1, R1)
         self.n_fallbacks += 1
         bound = self.stats.bound
