@@ -288,6 +288,18 @@ class RLConfig:
     def axes(self) -> dict[tuple[str, int], list[float]]:
         return tuning_axes(self.n_steps, self.lr_grid, self.budget, step_budget=self.step_budget)
 
+    def env_kwargs(self) -> dict[str, Any]:
+        """The training environment's settings every agent variant starts from (the train set)."""
+        return {
+            "split": "train",
+            "n_instances": self.n_train,
+            "datasets": self.datasets,
+            "noise_levels": self.noise_levels,
+            "clip": self.clip,
+            "steps_per_action": self.steps_per_action,
+            "max_actions": self.max_actions,
+        }
+
     def seeds_of(self, variant: str) -> tuple[int, ...]:
         """The PPO seeds of an agent variant (all for the headline one, else the first
         :data:`ABLATION_PPO_SEEDS`)."""
@@ -345,15 +357,7 @@ class AgentSpec:
 
 
 def agent_specs(config: RLConfig) -> list[AgentSpec]:
-    env_kwargs = {
-        "split": "train",
-        "n_instances": config.n_train,
-        "datasets": config.datasets,
-        "noise_levels": config.noise_levels,
-        "clip": config.clip,
-        "steps_per_action": config.steps_per_action,
-        "max_actions": config.max_actions,
-    }
+    env_kwargs = config.env_kwargs()
     unknown = sorted(set(config.variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"variants must be names from {sorted(VARIANTS)}, got {unknown}")

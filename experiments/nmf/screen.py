@@ -24,7 +24,7 @@ import argparse
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,16 +34,17 @@ from experiments.common.cli import finish, parse_pipeline_args, running, sweep_o
 from experiments.common.provenance import DATASETS, input_digests
 from experiments.common.records import require_ok
 from experiments.nmf.config import (
+    RL_FULL,
+    RL_QUICK,
     VARIANTS,
     NMFRunSpec,
+    RLConfig,
     cell_name,
     params_key,
-    tuning_grid,
 )
 from experiments.nmf.schedules import run_nmf
 from experiments.runner import run_sweep
 from rl_scheduler.features import DEFAULT_FEATURES
-from rl_scheduler.tasks.nmf_task import nmf_instance_set
 
 _LOW_EXPLORATION = {"policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
 
@@ -92,71 +93,37 @@ SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 """The hand-made schedules every design is compared with (tuned per cell)."""
 
 
-@dataclass(frozen=True)
-class ScreenConfig:
-    """The screen's instance sets, run length, PPO budget and tuning grid (full or ``--quick``)."""
-
-    n_train: int
-    n_test: int
-    datasets: tuple[str, ...]
-    noise_levels: tuple[float, ...]
-    steps_per_action: int
-    max_actions: int
-    clip: float
-    total_timesteps: int
-    n_envs: int
-    lr_grid: tuple[float, ...]
-    budget: int
-    step_budget: int
-
-    @property
-    def n_steps(self) -> int:
-        return self.steps_per_action * self.max_actions
-
-    def instances(self, split: str) -> list:
-        n = self.n_train if split == "train" else self.n_test
-        return nmf_instance_set(split, n, datasets=self.datasets, noise_levels=self.noise_levels)
-
-    def env_kwargs(self) -> dict[str, Any]:
-        return {
-            "split": "train",
-            "n_instances": self.n_train,
-            "datasets": self.datasets,
-            "noise_levels": self.noise_levels,
-            "clip": self.clip,
-            "steps_per_action": self.steps_per_action,
-            "max_actions": self.max_actions,
-        }
-
-
-SCREEN_FULL = ScreenConfig(
-    n_train=24,
-    n_test=24,
-    datasets=("synthetic", "digits"),
-    noise_levels=(0.0, 1.0, 5.0),
-    steps_per_action=10,
-    max_actions=30,
-    clip=0.1,
-    total_timesteps=60_000,
-    n_envs=4,
-    lr_grid=tuple(float(x) for x in np.geomspace(1e-3, 6e-2, 8)),
-    budget=16,
-    step_budget=40,
-)
-SCREEN_QUICK = ScreenConfig(
+SCREEN_FULL = replace(RL_FULL, n_train=24, n_test=24)
+"""The study's full configuration on 24 train / 24 held-out instances (the screen uses the
+fields in :data:`SETTINGS`)."""
+SCREEN_QUICK = replace(
+    RL_QUICK,
     n_train=4,
     n_test=4,
-    datasets=("synthetic", "digits"),
-    noise_levels=(0.0, 5.0),
     steps_per_action=5,
     max_actions=4,
-    clip=0.1,
     total_timesteps=256,
     n_envs=2,
-    lr_grid=(3e-3, 3e-2),
-    budget=4,
-    step_budget=6,
 )
+"""``--quick``: seconds-long."""
+
+SETTINGS = (
+    "n_train",
+    "n_test",
+    "datasets",
+    "noise_levels",
+    "steps_per_action",
+    "max_actions",
+    "clip",
+    "total_timesteps",
+    "n_envs",
+    "lr_grid",
+    "budget",
+    "step_budget",
+)
+"""The fields of the study's :class:`~experiments.nmf.config.RLConfig` that the screen uses and
+records (instance sets, run length, PPO budget, tuning grid); the study's PPO seeds, variants,
+widening rounds and bootstrap size do not apply."""
 
 
 def _freeze(value: Any) -> Any:
@@ -194,7 +161,7 @@ class ScreenAgentSpec:
     SPEC_TYPE: ClassVar[str] = "experiments.nmf.screen.ScreenAgentSpec"
 
 
-def agent_specs(config: ScreenConfig, designs: list[str], seeds: list[int]) -> list:
+def agent_specs(config: RLConfig, designs: list[str], seeds: list[int]) -> list:
     unknown = sorted(set(designs) - set(DESIGNS))
     if unknown:
         raise ValueError(f"designs must be names from {sorted(DESIGNS)}, got {unknown}")
@@ -264,12 +231,10 @@ def train_and_run(spec: ScreenAgentSpec) -> dict[str, Any]:
     }
 
 
-def tune_baselines(config: ScreenConfig, out: Path, **sweep: Any) -> dict[str, dict[str, tuple]]:
+def tune_baselines(config: RLConfig, out: Path, **sweep: Any) -> dict[str, dict[str, tuple]]:
     """Per schedule and cell, the grid point with the lowest mean final error on the train set
     (the first of equals, in grid order)."""
-    grid = tuning_grid(
-        config.n_steps, config.lr_grid, config.budget, step_budget=config.step_budget
-    )
+    grid = config.grid()
     train = config.instances("train")
     specs = [
         NMFRunSpec(inst, name, params_key(p), config.n_steps, config.clip)
@@ -291,7 +256,7 @@ def tune_baselines(config: ScreenConfig, out: Path, **sweep: Any) -> dict[str, d
 
 
 def held_out_baselines(
-    config: ScreenConfig, best: dict[str, dict[str, tuple]], out: Path, **sweep: Any
+    config: RLConfig, best: dict[str, dict[str, tuple]], out: Path, **sweep: Any
 ) -> dict[str, list[float]]:
     test = config.instances("test")
     specs = [
@@ -414,6 +379,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not seeds or min(seeds) < 0:
         raise SystemExit(f"--seeds: comma-separated integers >= 0, got {args.seeds!r}")
     config = SCREEN_QUICK if args.quick else SCREEN_FULL
+    settings = {name: getattr(config, name) for name in SETTINGS}
     start = time.perf_counter()
     with running(args):
         sweep = sweep_options(args)
@@ -432,7 +398,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for spec, rec in zip(specs, records, strict=True)
         ]
         summary = {
-            "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+            "config": settings,
             "tuned": {n: {c: dict(p) for c, p in cells.items()} for n, cells in best.items()},
             "baselines": baselines,
             "baseline_geo_mean_error": {
@@ -441,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "rows": rows,
         }
         inputs = input_digests(
-            [d for d in config.datasets if d in DATASETS], config=config, specs=records
+            [d for d in config.datasets if d in DATASETS], config=settings, specs=records
         )
         return finish(args, out, summary, table(summary), start, inputs=inputs)
 
