@@ -35,6 +35,11 @@ DEFAULT_DIVERGENCE_PENALTY = 10.0
 any run here reaches (``log(initial / final)`` is about 1-7), so a diverged episode always
 returns less than one that stood still."""
 
+REWARD_BASELINES = (None, "neutral")
+"""Values of ``LRScheduleEnv(reward_baseline=...)``: ``None`` (the plain log-loss decrease) or
+``"neutral"`` (minus the decrease of the neutral policy, action 0 at every decision, on the same
+run)."""
+
 
 def _finite_positive(name: str, value: Any) -> float:
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
@@ -178,6 +183,20 @@ class LRScheduleEnv(gym.Env):
     NMF task) during an action, that action's reward is ``-divergence_penalty`` and the episode
     terminates.
 
+    With ``reward_baseline="neutral"`` every reward is the one above minus the reward that the
+    *neutral policy* (action 0 at every decision: the bound itself for ``bound_range``, the
+    initial rate for ``rate_range``, the previous rate otherwise) earns at the same decision of
+    the same run (same instance and seed); an episode that ends early by divergence also
+    subtracts the neutral policy's remaining rewards. The return is then the plain return minus
+    the neutral policy's return on that run, a constant per run that no action changes, so every
+    discount factor has the same optimal policies with and without it; what changes is the
+    variance of PPO's advantage estimates, which no longer carry how much an instance's loss can
+    fall at all (``log(initial / final)`` ranges over 1-7 across instances, the gap between two
+    schedules is a few hundredths). The neutral run is one more episode of the task, cached per
+    instance when the task's runs are determined by their instance
+    (``task.runs_determined_by_instance``, true for the NMF and deep-network tasks), recomputed at
+    every reset otherwise.
+
     **Termination** -- ``terminated=True`` after ``max_actions`` actions or on divergence. The budget
     is part of the task and visible in the observation (``progress``), so its end is a true
     terminal state, not a truncation; ``truncated`` is always ``False``.
@@ -211,6 +230,8 @@ class LRScheduleEnv(gym.Env):
         :data:`DEFAULT_SHIELD_FRACTION`). Nothing is certified for a noisy step.
     divergence_penalty : float, default :data:`DEFAULT_DIVERGENCE_PENALTY`
         Non-negative penalty for the action during which training diverged.
+    reward_baseline : None or "neutral", default None
+        Subtract the neutral policy's reward on the same run from every reward (see **Reward**).
     lr_limits : (float, float), default :data:`DEFAULT_LR_LIMITS`
         Proposed rates are clipped to ``[lo * initial_lr, hi * initial_lr]``.
     features : sequence of str, default :data:`rl_scheduler.features.DEFAULT_FEATURES`
@@ -252,6 +273,7 @@ class LRScheduleEnv(gym.Env):
         obs_clip: float = DEFAULT_CLIP_VALUE,
         bound_range: tuple[float, float] | None = None,
         rate_range: tuple[float, float] | None = None,
+        reward_baseline: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -288,6 +310,10 @@ class LRScheduleEnv(gym.Env):
         self.rate_range = check_bound_range(rate_range, "rate_range")
         if self.bound_range is not None and self.rate_range is not None:
             raise ValueError("give bound_range or rate_range, not both.")
+        if reward_baseline not in REWARD_BASELINES:
+            raise ValueError(
+                f"reward_baseline must be one of {REWARD_BASELINES}, got {reward_baseline!r}."
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -301,6 +327,7 @@ class LRScheduleEnv(gym.Env):
         self.shield_fraction = float(shield_fraction)
         self.divergence_penalty = float(divergence_penalty)
         self.lr_limits = (lo, hi)
+        self.reward_baseline = reward_baseline
         self.render_mode = render_mode
         self.featurizer = Featurizer(
             features, total_steps=self.steps_per_action * self.max_actions, clip_value=obs_clip
@@ -314,15 +341,19 @@ class LRScheduleEnv(gym.Env):
         self._done = True
         self._last_info: dict[str, Any] = {}
         self._history: list[tuple[int, float, float]] = []  # (steps_done, loss, lr) per action
+        self._baseline_rewards: list[float] = []  # the neutral policy's, per decision
+        self._baseline_cache: dict[int, list[float]] = {}  # per instance index
 
     @property
     def config(self) -> dict[str, Any]:
         """The environment's parameters (everything but the task), JSON-able.
 
         :class:`rl_scheduler.policy.LearnedSchedule` rebuilds the same observation and action
-        mapping from it.
+        mapping from it. ``reward_baseline`` is listed only when set: it changes the reward,
+        not the policy's inputs or outputs, and leaving it out keeps the configuration recorded
+        with agents trained before it existed.
         """
-        return {
+        config = {
             "steps_per_action": self.steps_per_action,
             "max_actions": self.max_actions,
             "max_mult": self.max_mult,
@@ -335,6 +366,9 @@ class LRScheduleEnv(gym.Env):
             "bound_range": None if self.bound_range is None else list(self.bound_range),
             "rate_range": None if self.rate_range is None else list(self.rate_range),
         }
+        if self.reward_baseline is not None:
+            config["reward_baseline"] = self.reward_baseline
+        return config
 
     @property
     def lr(self) -> float:
@@ -355,9 +389,12 @@ class LRScheduleEnv(gym.Env):
                 "bound_range needs a task that reports a stability bound; "
                 f"{type(self.task).__name__} reported none (use bound_range=None)."
             )
-        self._stats = stats
-        self._lr = self._lr0 = lr0
+        self._lr0 = lr0
         self._lr_bounds = (self.lr_limits[0] * lr0, self.lr_limits[1] * lr0)
+        if self.reward_baseline is not None:
+            stats = self._prepare_baseline(stats, task_seed, options or {})
+        self._stats = stats
+        self._lr = lr0
         self._n_actions = 0
         self._done = False
         obs = self.featurizer.reset(stats, lr0)
@@ -368,11 +405,32 @@ class LRScheduleEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("the episode has ended; call reset() first.")
-        bound = self._stats.bound if self._stats.has_bound else None
-        proposed, lr = shielded_lr(
-            self._lr,
+        before = self._stats
+        proposed, lr = self._rates(self._lr, action, before)
+        stats = self.task.advance(lr, self.steps_per_action)
+        self._stats = stats
+        self._lr = lr
+        self._n_actions += 1
+        reward, terminated = self._reward(before, stats, self._n_actions)
+        if self.reward_baseline is not None:
+            # minus the neutral policy's reward now, and all its remaining ones if this ends early
+            upto = len(self._baseline_rewards) if terminated else self._n_actions
+            reward -= math.fsum(self._baseline_rewards[self._n_actions - 1 : upto])
+        self._done = terminated
+        obs = self.featurizer.update(stats, lr)
+        bound = before.bound if before.has_bound else math.nan
+        self._last_info = self._info(
+            stats, lr=lr, proposed=proposed, bound=bound, shielded=lr < proposed
+        )
+        self._history.append((int(stats.steps_done), float(stats.loss), lr))
+        return obs, float(reward), terminated, False, dict(self._last_info)
+
+    def _rates(self, lr: float, action: Any, stats: TaskStats) -> tuple[float, float]:
+        """The proposed and the applied rate of ``action`` after a chunk at ``lr`` that led to ``stats``."""
+        return shielded_lr(
+            lr,
             action,
-            bound,
+            stats.bound if stats.has_bound else None,
             max_mult=self.max_mult,
             lr_min=self._lr_bounds[0],
             lr_max=self._lr_bounds[1],
@@ -382,29 +440,42 @@ class LRScheduleEnv(gym.Env):
             rate_range=self.rate_range,
             initial_lr=self._lr0,
         )
-        before = self._stats
-        stats = self.task.advance(lr, self.steps_per_action)
-        self._stats = stats
-        self._lr = lr
-        self._n_actions += 1
-        if stats.diverged or not math.isfinite(stats.loss):
-            reward = -self.divergence_penalty
-            terminated = True
-        else:
-            tiny = np.finfo(np.float64).tiny
-            reward = math.log(max(before.loss, tiny)) - math.log(max(stats.loss, tiny))
-            terminated = self._n_actions >= self.max_actions
-        self._done = terminated
-        obs = self.featurizer.update(stats, lr)
-        self._last_info = self._info(
-            stats,
-            lr=lr,
-            proposed=proposed,
-            bound=math.nan if bound is None else bound,
-            shielded=lr < proposed,
-        )
-        self._history.append((int(stats.steps_done), float(stats.loss), lr))
-        return obs, float(reward), terminated, False, dict(self._last_info)
+
+    def _reward(self, before: TaskStats, after: TaskStats, n_actions: int) -> tuple[float, bool]:
+        """The plain reward of a chunk and whether the episode ends with it."""
+        if after.diverged or not math.isfinite(after.loss):
+            return -self.divergence_penalty, True
+        tiny = np.finfo(np.float64).tiny
+        reward = math.log(max(before.loss, tiny)) - math.log(max(after.loss, tiny))
+        return reward, n_actions >= self.max_actions
+
+    def _prepare_baseline(
+        self, stats: TaskStats, task_seed: int, options: dict[str, Any]
+    ) -> TaskStats:
+        """Fill ``_baseline_rewards`` for the run just reset; returns the run's initial stats.
+
+        On a cache miss the neutral policy runs a whole episode on the task, which is then reset
+        again with the same seed and options (tasks are deterministic given both).
+        """
+        index = getattr(self.task, "instance_index", None)
+        cacheable = index is not None and getattr(self.task, "runs_determined_by_instance", False)
+        if cacheable and index in self._baseline_cache:
+            self._baseline_rewards = self._baseline_cache[index]
+            return stats
+        rewards: list[float] = []
+        lr, current = self._lr0, stats
+        while True:
+            _, lr = self._rates(lr, 0.0, current)
+            after = self.task.advance(lr, self.steps_per_action)
+            reward, done = self._reward(current, after, len(rewards) + 1)
+            rewards.append(reward)
+            current = after
+            if done:
+                break
+        self._baseline_rewards = rewards
+        if cacheable:
+            self._baseline_cache[index] = rewards
+        return self.task.reset(task_seed, **options)
 
     def _info(
         self, stats: TaskStats, *, lr: float, proposed: float, bound: float, shielded: bool

@@ -209,6 +209,11 @@ class NMFTask:
         Statistics of the current iterate.
     """
 
+    runs_determined_by_instance = True
+    """A run depends on its instance and the rates it is given only (the gradient noise is seeded
+    by the instance), so runs can be cached per instance (see ``LRScheduleEnv``'s
+    ``reward_baseline``)."""
+
     def __init__(
         self,
         instances: Sequence[NMFInstance | Mapping[str, Any]],

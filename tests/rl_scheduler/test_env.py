@@ -380,3 +380,88 @@ def test_env_is_generic_over_tasks_without_a_bound():
     assert features["has_bound"] == 0.0 and features["log_lr_bound"] == 0.0
     _, rewards, infos = _episode(env, [1.0] * 5, seed=0)
     assert infos[-1]["diverged"] and rewards[-1] == -env.divergence_penalty  # no shield to stop it
+
+
+# ------------------------------------------------------------------ reward_baseline="neutral"
+def test_relative_reward_is_the_plain_reward_minus_the_neutral_policys(small_kwargs):
+    actions = [0.3, -0.2, 1.0, 0.0, -1.0, 0.5]
+    plain_obs, plain, plain_infos = _episode(make_nmf_env(**small_kwargs), actions, seed=2)
+    _, neutral, _ = _episode(make_nmf_env(**small_kwargs), [0.0] * 6, seed=2)
+    env = make_nmf_env(**small_kwargs, reward_baseline="neutral")
+    obs, relative, infos = _episode(env, actions, seed=2)
+    np.testing.assert_allclose(relative, np.subtract(plain, neutral), rtol=0, atol=1e-12)
+    # what the policy sees is unchanged; the return is log(neutral final / agent final loss)
+    np.testing.assert_array_equal(obs, plain_obs)
+    assert infos == plain_infos
+    final_neutral = infos[0]["loss"] / math.exp(sum(neutral))
+    assert sum(relative) == pytest.approx(math.log(final_neutral / infos[-1]["loss"]), rel=1e-9)
+    # the neutral policy itself earns exactly nothing
+    _, zero, _ = _episode(env, [0.0] * 6, seed=2)
+    assert zero == [0.0] * 6
+
+
+def test_relative_reward_of_a_diverged_episode_subtracts_the_whole_neutral_return():
+    instance = NMFInstance("synthetic", rank=3, seed=1, size=(30, 20))
+    kwargs = {"instances": [instance], "clip": None, "max_mult": 1e3, "shield": False}
+    _, plain, infos = _episode(make_nmf_env(**kwargs), [1.0] * 30, seed=0)
+    assert infos[-1]["diverged"] and len(plain) < 30
+    _, neutral, _ = _episode(make_nmf_env(**kwargs), [0.0] * 30, seed=0)
+    assert len(neutral) == 30
+    _, relative, _ = _episode(make_nmf_env(**kwargs, reward_baseline="neutral"), [1.0] * 30, seed=0)
+    assert len(relative) == len(plain)
+    assert sum(relative) == pytest.approx(sum(plain) - sum(neutral), rel=1e-12)
+
+
+class CountingTask(NMFTask):
+    """An NMFTask that counts the optimizer chunks it is asked for."""
+
+    chunks = 0
+
+    def advance(self, lr, n_steps):
+        CountingTask.chunks += 1
+        return super().advance(lr, n_steps)
+
+
+def test_the_neutral_run_is_cached_per_instance_only_when_the_task_allows_it(small_kwargs):
+    instances = rl_scheduler.nmf_instance_set(
+        "train", 2, datasets=["synthetic"], ranks=[3], sizes={"synthetic": (30, 20)}
+    )
+    env = LRScheduleEnv(
+        CountingTask(instances), steps_per_action=2, max_actions=3, reward_baseline="neutral"
+    )
+    counts = []
+    for _ in range(2):
+        for index in (0, 1):
+            CountingTask.chunks = 0
+            env.reset(options={"instance": index})
+            counts.append(CountingTask.chunks)
+    assert counts == [3, 3, 0, 0]  # one neutral episode per instance, then the cache
+    CountingTask.chunks = 0
+    fresh = LRScheduleEnv(
+        CountingTask(instances), steps_per_action=2, max_actions=3, reward_baseline="neutral"
+    )
+    fresh.reset(options={"instance": 1})
+    assert CountingTask.chunks == 3
+    # a task that does not declare its runs determined by the instance is rerun at every reset
+    quad = LRScheduleEnv(
+        QuadraticTask(), steps_per_action=3, max_actions=4, reward_baseline="neutral"
+    )
+    _, rewards, _ = _episode(quad, [0.0] * 4, seed=5)
+    _, again, _ = _episode(quad, [0.0] * 4, seed=6)
+    assert rewards == [0.0] * 4 and again == [0.0] * 4
+
+
+def test_relative_reward_env_passes_the_checkers_and_records_its_setting(small_kwargs):
+    env = make_nmf_env(**small_kwargs, reward_baseline="neutral")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gym_check_env(env, skip_render_check=True)
+    sb3_check_env(make_nmf_env(**small_kwargs, reward_baseline="neutral"), warn=True)
+    assert env.config["reward_baseline"] == "neutral"
+    assert "reward_baseline" not in make_nmf_env(**small_kwargs).config  # older configs unchanged
+
+
+def test_reward_baseline_validation():
+    task = NMFTask([NMFInstance("synthetic", rank=3, seed=1, size=(30, 20))])
+    with pytest.raises(ValueError, match="reward_baseline"):
+        LRScheduleEnv(task, reward_baseline="step")
