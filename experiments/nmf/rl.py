@@ -21,6 +21,7 @@ from experiments.nmf.config import (
     agent_specs,
     cell_name,
     params_key,
+    thaw_ppo,
 )
 from experiments.nmf.schedules import run_nmf, trajectory_result, tune_widened
 from experiments.runner import run_sweep, spec_id
@@ -45,6 +46,7 @@ def train_agent(spec: AgentSpec, *, root: str, progress: bool = False) -> dict[s
         total_timesteps=spec.total_timesteps,
         n_envs=spec.n_envs,
         seed=spec.seed,
+        ppo_kwargs=thaw_ppo(spec.ppo_options),
     )
     curve = trained["curve"]
     return {

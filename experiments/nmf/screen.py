@@ -36,17 +36,21 @@ from experiments.common.records import require_ok
 from experiments.nmf.config import (
     RL_FULL,
     RL_QUICK,
+    VARIANT_PPO,
     VARIANTS,
     NMFRunSpec,
     RLConfig,
     cell_name,
+    freeze,
     params_key,
+    thaw_ppo,
 )
 from experiments.nmf.schedules import run_nmf
 from experiments.runner import run_sweep
 from rl_scheduler.features import DEFAULT_FEATURES
 
 _LOW_EXPLORATION = {"policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
+_RELATIVE = {**VARIANTS["learned"], "reward_baseline": "neutral"}
 
 DESIGNS: dict[str, dict[str, Any]] = {
     "headline": {"env": VARIANTS["learned"]},
@@ -70,6 +74,16 @@ DESIGNS: dict[str, dict[str, Any]] = {
     "low_exploration_narrow": {
         "env": {**VARIANTS["learned"], "bound_range": (-3.0, 1.0)},
         "ppo": _LOW_EXPLORATION,
+    },
+    "relative_reward": {"env": _RELATIVE},
+    "relative_reward_low_exploration": {"env": _RELATIVE, "ppo": _LOW_EXPLORATION},
+    "relative_reward_monte_carlo": {
+        "env": _RELATIVE,
+        "ppo": {**_LOW_EXPLORATION, "gamma": 1.0, "gae_lambda": 1.0},
+    },
+    "relative_reward_noise_feature": {
+        "env": VARIANTS["learned_relative"],
+        "ppo": VARIANT_PPO["learned_relative"],
     },
 }
 """Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
@@ -126,25 +140,6 @@ records (instance sets, run length, PPO budget, tuning grid); the study's PPO se
 widening rounds and bootstrap size do not apply."""
 
 
-def _freeze(value: Any) -> Any:
-    """A hashable, JSON-able copy: dicts become sorted item tuples, lists tuples."""
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _thaw_ppo(items: tuple) -> dict[str, Any]:
-    ppo = dict(items)
-    if "policy_kwargs" in ppo:
-        kw = dict(ppo["policy_kwargs"])
-        if "net_arch" in kw:
-            kw["net_arch"] = list(kw["net_arch"])
-        ppo["policy_kwargs"] = kw
-    return ppo
-
-
 @dataclass(frozen=True)
 class ScreenAgentSpec:
     """One design on one PPO seed: trained on the train set, run on every held-out instance."""
@@ -178,8 +173,8 @@ def agent_specs(config: RLConfig, designs: list[str], seeds: list[int]) -> list:
                     seed,
                     steps,
                     config.n_envs,
-                    _freeze(env),
-                    _freeze(design.get("ppo", {})),
+                    freeze(env),
+                    freeze(design.get("ppo", {})),
                     test,
                     config.n_steps,
                     config.clip,
@@ -203,7 +198,7 @@ def train_and_run(spec: ScreenAgentSpec) -> dict[str, Any]:
         env_kwargs,
         total_timesteps=spec.total_timesteps,
         n_envs=spec.n_envs,
-        ppo_kwargs=_thaw_ppo(spec.ppo_kwargs),
+        ppo_kwargs=thaw_ppo(spec.ppo_kwargs),
         seed=spec.seed,
         device="cpu",
     )

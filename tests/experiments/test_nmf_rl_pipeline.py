@@ -41,6 +41,10 @@ def test_one_agent_per_variant_and_seed_with_the_variant_settings():
             assert env_kwargs[key] == value
     learned = dict(next(s for s in specs if s.variant == "learned").env_kwargs)
     assert learned["bound_range"] == (-6.0, 2.0) and learned["shield"] is False
+    # PPO settings per variant: the headline's lower exploration noise, none for the others
+    for spec in specs:
+        assert pipeline.thaw_ppo(spec.ppo_options) == pipeline.VARIANT_PPO.get(spec.variant, {})
+    assert dict(specs[0].ppo_options) and headline == "learned_relative"
     with pytest.raises(ValueError, match="variants"):
         pipeline.agent_specs(
             pipeline.RLConfig(**{**pipeline.RL_QUICK.__dict__, "variants": ("x",)})
@@ -78,7 +82,7 @@ def _record(schedule, seed, error, *, ppo_seed=None, dataset="digits", noise=0.0
 
 
 def test_rl_statistics_by_hand():
-    config = pipeline.RL_QUICK
+    config = pipeline.RLConfig(**{**pipeline.RL_QUICK.__dict__, "variants": ("learned",)})
     names = list(config.grid())
     # Two instances; every tuned schedule ends at 0.5. The agent (two PPO seeds) ends at
     # 0.4 / 0.6 on instance 0 and 0.4 / 0.4 on instance 1: wins 1/2 and 2/2.
@@ -161,7 +165,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
         for row in rows.values():
             assert row["final_rel_error"]["n"] == per_cell
             assert 0 < row["final_rel_error"]["mean"] < 1
-        assert rows["learned"]["diverged"] == 0
+        assert rows[config.variants[0]]["diverged"] == 0
     for block in summary["overall"].values():
         assert 0 <= block["step"]["win_rate"]["mean"] <= 1
     reach = summary["time_to_target"]
@@ -173,7 +177,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
     assert reach["readings"]["final_error"]["best"] in summary["iqm_normalised"]
     claims = {h["claim"]: h for h in summary["headline"]}
     ood = claims.pop("pretrained_nmf_vs_follow_bound_ood")
-    assert set(claims) == {f"learned_vs_{b}" for b in config.grid()}
+    assert set(claims) == {f"{config.variants[0]}_vs_{b}" for b in config.grid()}
     for h in claims.values():
         assert h["ppo_seeds"] == len(config.ppo_seeds) and h["n_instances"] == config.n_test
         assert h["ci95"][0] <= h["value"] <= h["ci95"][1] and 0 <= h["p_value"] <= 1
