@@ -101,7 +101,11 @@ bound); ``..._big_batch`` also collects 4096 actions per update instead of 1024;
 ``..._narrow`` also halves the action range (1/8 to 2 times the bound); ``monte_carlo`` (with or
 without low exploration) uses undiscounted Monte-Carlo advantages (``gamma = gae_lambda = 1``):
 PPO's default ``gae_lambda = 0.95`` leans on the critic and so on the next few rewards, while a
-high early rate that gains now and costs at the end shows only in the full return."""
+high early rate that gains now and costs at the end shows only in the full return.
+``relative_reward`` trains on rewards measured against the neutral policy
+(``reward_baseline="neutral"``), alone, with low exploration, with low exploration and
+Monte-Carlo advantages, and with low exploration and the noise feature
+(``relative_reward_noise_feature``: the study's headline variant ``learned_relative``)."""
 
 SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 """The hand-made schedules every design is compared with (tuned per cell)."""

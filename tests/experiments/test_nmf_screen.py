@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.nmf import screen
-from experiments.nmf.config import NMFRunSpec, cell_name, params_key, tuning_grid
+from experiments.nmf.config import NMFRunSpec, cell_name, freeze, params_key, thaw_ppo, tuning_grid
 from experiments.nmf.schedules import run_nmf
 
 
@@ -37,7 +37,7 @@ def test_specs_carry_each_designs_settings():
 def test_ppo_settings_survive_the_round_trip_through_the_spec():
     for name, design in screen.DESIGNS.items():
         ppo = design.get("ppo", {})
-        assert screen._thaw_ppo(screen._freeze(ppo)) == ppo, name
+        assert thaw_ppo(freeze(ppo)) == ppo, name
 
 
 def test_unknown_design_is_named():
