@@ -116,6 +116,7 @@ def record_numbers(record: dict) -> set[str]:
             values += [float(v) for v in value if isinstance(v, int | float)]
     out = set()
     for v in values:
+        out.add(f"{v:.3g}")  # as the tables print p-values (e.g. 5.16e-05)
         # as printed, or as a percent (with or without the sign); whole percents, not whole ratios
         for x, suffix, fewest in ((v, "", 1), (100 * v, "%", 0), (100 * v, "", 0)):
             if float(x).is_integer():
