@@ -211,29 +211,16 @@ def cell_name(instance: NMFInstance | dict[str, Any]) -> str:
 REFERENCE = "step"
 """The hand-made schedule the headline win rate is measured against."""
 
+_BOUND_RELATIVE = {"bound_range": (-6.0, 2.0), "shield": False, "initial_lr_fraction": 1.0}
+_SEE_NOISE = {**_BOUND_RELATIVE, "features": (*DEFAULT_FEATURES, "log_noise_to_signal")}
+
 VARIANTS: dict[str, dict[str, Any]] = {
-    "learned": {"bound_range": (-6.0, 2.0), "shield": False, "initial_lr_fraction": 1.0},
+    "learned": _BOUND_RELATIVE,
     "learned_multiplicative": {},
-    "learned_certified": {
-        "bound_range": (-6.0, 2.0),
-        "shield": False,
-        "initial_lr_fraction": 1.0,
-        "certify": True,
-    },
+    "learned_certified": {**_BOUND_RELATIVE, "certify": True},
     "learned_multiplicative_shield1.0": {"shield_fraction": 1.0},
-    "learned_noise": {
-        "bound_range": (-6.0, 2.0),
-        "shield": False,
-        "initial_lr_fraction": 1.0,
-        "features": (*DEFAULT_FEATURES, "log_noise_to_signal"),
-    },
-    "learned_relative": {
-        "bound_range": (-6.0, 2.0),
-        "shield": False,
-        "initial_lr_fraction": 1.0,
-        "features": (*DEFAULT_FEATURES, "log_noise_to_signal"),
-        "reward_baseline": "neutral",
-    },
+    "learned_noise": _SEE_NOISE,
+    "learned_relative": {**_SEE_NOISE, "reward_baseline": "neutral"},
 }
 """Environment settings of every agent variant, on top of the environment's defaults.
 
@@ -257,12 +244,13 @@ of :data:`VARIANT_PPO`; in ``experiments.nmf.screen`` (24 instances, PPO seeds 0
 0.71 and 0.75 of held-out instances against tuned step decay, the headline of then 0.54 and
 0.62, and neither the relative reward nor the noise feature did much alone."""
 
-VARIANT_PPO: dict[str, dict[str, Any]] = {
-    "learned_relative": {"policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}},
-}
+LOW_EXPLORATION_PPO = {"policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
+"""PPO's Gaussian policy starting with standard deviation ``exp(-1.5) = 0.22`` instead of the
+default ``exp(-0.5) = 0.61`` action units (one unit is 6 octaves of rate below the bound)."""
+
+VARIANT_PPO: dict[str, dict[str, Any]] = {"learned_relative": LOW_EXPLORATION_PPO}
 """PPO settings of a variant on top of :data:`rl_scheduler.agent.DEFAULT_PPO_KWARGS` (none for
-the others). ``log_std_init = -1.5``: the Gaussian policy starts with standard deviation 0.22
-instead of 0.61 action units (one unit is 6 octaves of rate below the bound)."""
+the others)."""
 
 
 def freeze(value: Any) -> Any:

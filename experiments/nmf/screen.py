@@ -34,6 +34,7 @@ from experiments.common.cli import finish, parse_pipeline_args, running, sweep_o
 from experiments.common.provenance import DATASETS, input_digests
 from experiments.common.records import require_ok
 from experiments.nmf.config import (
+    LOW_EXPLORATION_PPO,
     RL_FULL,
     RL_QUICK,
     VARIANT_PPO,
@@ -49,7 +50,6 @@ from experiments.nmf.schedules import run_nmf
 from experiments.runner import run_sweep
 from rl_scheduler.features import DEFAULT_FEATURES
 
-_LOW_EXPLORATION = {"policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
 _RELATIVE = {**VARIANTS["learned"], "reward_baseline": "neutral"}
 
 DESIGNS: dict[str, dict[str, Any]] = {
@@ -61,25 +61,25 @@ DESIGNS: dict[str, dict[str, Any]] = {
     },
     "longer_training": {"env": VARIANTS["learned"], "timesteps_factor": 2.5},
     "more_instances": {"env": {**VARIANTS["learned"], "n_instances": 96}},
-    "low_exploration": {"env": VARIANTS["learned"], "ppo": _LOW_EXPLORATION},
+    "low_exploration": {"env": VARIANTS["learned"], "ppo": LOW_EXPLORATION_PPO},
     "low_exploration_big_batch": {
         "env": VARIANTS["learned"],
-        "ppo": {**_LOW_EXPLORATION, "n_steps": 1024, "batch_size": 256},
+        "ppo": {**LOW_EXPLORATION_PPO, "n_steps": 1024, "batch_size": 256},
     },
     "monte_carlo": {"env": VARIANTS["learned"], "ppo": {"gamma": 1.0, "gae_lambda": 1.0}},
     "monte_carlo_low_exploration": {
         "env": VARIANTS["learned"],
-        "ppo": {**_LOW_EXPLORATION, "gamma": 1.0, "gae_lambda": 1.0},
+        "ppo": {**LOW_EXPLORATION_PPO, "gamma": 1.0, "gae_lambda": 1.0},
     },
     "low_exploration_narrow": {
         "env": {**VARIANTS["learned"], "bound_range": (-3.0, 1.0)},
-        "ppo": _LOW_EXPLORATION,
+        "ppo": LOW_EXPLORATION_PPO,
     },
     "relative_reward": {"env": _RELATIVE},
-    "relative_reward_low_exploration": {"env": _RELATIVE, "ppo": _LOW_EXPLORATION},
+    "relative_reward_low_exploration": {"env": _RELATIVE, "ppo": LOW_EXPLORATION_PPO},
     "relative_reward_monte_carlo": {
         "env": _RELATIVE,
-        "ppo": {**_LOW_EXPLORATION, "gamma": 1.0, "gae_lambda": 1.0},
+        "ppo": {**LOW_EXPLORATION_PPO, "gamma": 1.0, "gae_lambda": 1.0},
     },
     "relative_reward_noise_feature": {
         "env": VARIANTS["learned_relative"],
