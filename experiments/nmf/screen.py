@@ -85,6 +85,11 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "env": VARIANTS["learned_relative"],
         "ppo": VARIANT_PPO["learned_relative"],
     },
+    "relative_reward_noise_feature_longer": {
+        "env": VARIANTS["learned_relative"],
+        "ppo": VARIANT_PPO["learned_relative"],
+        "timesteps_factor": 2.5,
+    },
 }
 """Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
 screen's instance set), optional ``ppo`` (overrides of PPO's settings) and ``timesteps_factor``
@@ -105,7 +110,8 @@ high early rate that gains now and costs at the end shows only in the full retur
 ``relative_reward`` trains on rewards measured against the neutral policy
 (``reward_baseline="neutral"``), alone, with low exploration, with low exploration and
 Monte-Carlo advantages, and with low exploration and the noise feature
-(``relative_reward_noise_feature``: the study's headline variant ``learned_relative``)."""
+(``relative_reward_noise_feature``: the study's headline variant ``learned_relative``;
+``..._longer`` trains it 2.5 times longer)."""
 
 SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 """The hand-made schedules every design is compared with (tuned per cell)."""
