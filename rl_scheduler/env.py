@@ -40,6 +40,28 @@ REWARD_BASELINES = (None, "neutral")
 ``"neutral"`` (minus the decrease of the neutral policy, action 0 at every decision, on the same
 run)."""
 
+RATE_ANCHORS = (None, "cosine")
+"""Values of ``LRScheduleEnv(rate_anchor=...)``: ``None`` (``rate_range`` is relative to the run's
+initial rate at every decision) or ``"cosine"`` (relative to cosine annealing of the initial rate
+to 0 over the run's decisions: :func:`anchored_rate`)."""
+
+
+def anchored_rate(anchor: str | None, lr0: float, decision: int, n_decisions: int) -> float:
+    """The reference rate of decision ``decision`` (0-based) of ``n_decisions`` for ``rate_range``.
+
+    ``None``: ``lr0``. ``"cosine"``: ``nmf.schedules.Cosine(lr0, total_steps=n_decisions)`` at
+    ``decision``, the same closed form as the cosine baseline of the deep-network study, so the
+    neutral action (0) reproduces that baseline's rates exactly; decisions past the budget get
+    its end, 0 (then ``lr_limits``' floor).
+    """
+    if anchor is None:
+        return lr0
+    if anchor == "cosine":
+        from nmf.schedules import Cosine
+
+        return Cosine(lr0, total_steps=n_decisions)(decision)
+    raise ValueError(f"rate_anchor must be one of {RATE_ANCHORS}, got {anchor!r}.")
+
 
 def _finite_positive(name: str, value: Any) -> float:
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
@@ -109,7 +131,8 @@ def shielded_lr(
     :func:`bound_exponent`: the action picks the rate relative to the current stability bound in
     one move (without a known bound the rate is kept). With ``rate_range = (lo, hi)``,
     ``proposed = clip(initial_lr * 2 ** e, lr_min, lr_max)``: the same one move relative to the
-    run's initial rate (for tasks without a bound). With ``shield`` and a known ``bound``,
+    run's initial rate (for tasks without a bound; callers with a ``rate_anchor`` pass the
+    decision's :func:`anchored_rate` as ``initial_lr``). With ``shield`` and a known ``bound``,
     ``applied = min(proposed, shield_fraction * bound)``, else ``applied = proposed``. The next
     multiplicative action multiplies the *applied* rate, so a policy cannot wind its rate up far
     above the shield. Used by both the environment and :class:`rl_scheduler.policy.LearnedSchedule`.
@@ -185,7 +208,8 @@ class LRScheduleEnv(gym.Env):
 
     With ``reward_baseline="neutral"`` every reward is the one above minus the reward that the
     *neutral policy* (action 0 at every decision: the bound itself for ``bound_range``, the
-    initial rate for ``rate_range``, the previous rate otherwise) earns at the same decision of
+    initial rate -- or its ``rate_anchor`` schedule -- for ``rate_range``, the previous rate
+    otherwise) earns at the same decision of
     the same run (same instance and seed); an episode that ends early by divergence also
     subtracts the neutral policy's remaining rewards. The return is then the plain return minus
     the neutral policy's return on that run, a constant per run that no action changes, so every
@@ -224,6 +248,12 @@ class LRScheduleEnv(gym.Env):
         ``lr = initial_lr * 2**e`` (for tasks without a bound, e.g. the deep-network tasks, so
         one action reaches any rate of the range the tuned baselines use). Not with
         ``bound_range``.
+    rate_anchor : None or "cosine", default None
+        With ``rate_range``, the reference that ``2**e`` multiplies at decision ``k``:
+        ``None`` the initial rate, ``"cosine"`` the initial rate annealed by cosine to 0 over
+        the ``max_actions`` decisions (:func:`anchored_rate`). Started at a tuned cosine rate,
+        the neutral policy is then the tuned cosine schedule and the policy learns a correction
+        of it.
     shield : bool, default True
         Cap the applied rate at ``shield_fraction`` times the task's stability bound.
     shield_fraction : float in (0, 1], default :data:`DEFAULT_SHIELD_FRACTION`
@@ -276,6 +306,7 @@ class LRScheduleEnv(gym.Env):
         bound_range: tuple[float, float] | None = None,
         rate_range: tuple[float, float] | None = None,
         reward_baseline: str | None = None,
+        rate_anchor: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -316,6 +347,10 @@ class LRScheduleEnv(gym.Env):
             raise ValueError(
                 f"reward_baseline must be one of {REWARD_BASELINES}, got {reward_baseline!r}."
             )
+        if rate_anchor not in RATE_ANCHORS:
+            raise ValueError(f"rate_anchor must be one of {RATE_ANCHORS}, got {rate_anchor!r}.")
+        if rate_anchor is not None and self.rate_range is None:
+            raise ValueError("rate_anchor needs rate_range (the anchor is what 2**e multiplies).")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -330,6 +365,7 @@ class LRScheduleEnv(gym.Env):
         self.divergence_penalty = float(divergence_penalty)
         self.lr_limits = (lo, hi)
         self.reward_baseline = reward_baseline
+        self.rate_anchor = rate_anchor
         self.render_mode = render_mode
         self.featurizer = Featurizer(
             features, total_steps=self.steps_per_action * self.max_actions, clip_value=obs_clip
@@ -351,9 +387,8 @@ class LRScheduleEnv(gym.Env):
         """The environment's parameters (everything but the task), JSON-able.
 
         :class:`rl_scheduler.policy.LearnedSchedule` rebuilds the same observation and action
-        mapping from it. ``reward_baseline`` is listed only when set: it changes the reward,
-        not the policy's inputs or outputs, and leaving it out keeps the configuration recorded
-        with agents trained before it existed.
+        mapping from it. ``reward_baseline`` and ``rate_anchor`` are listed only when set, so
+        the configuration recorded with agents trained before they existed stays the same.
         """
         config = {
             "steps_per_action": self.steps_per_action,
@@ -370,6 +405,8 @@ class LRScheduleEnv(gym.Env):
         }
         if self.reward_baseline is not None:
             config["reward_baseline"] = self.reward_baseline
+        if self.rate_anchor is not None:
+            config["rate_anchor"] = self.rate_anchor
         return config
 
     @property
@@ -408,7 +445,7 @@ class LRScheduleEnv(gym.Env):
         if self._done:
             raise RuntimeError("the episode has ended; call reset() first.")
         before = self._stats
-        proposed, lr = self._rates(self._lr, action, before)
+        proposed, lr = self._rates(self._lr, action, before, self._n_actions)
         stats = self.task.advance(lr, self.steps_per_action)
         self._stats = stats
         self._lr = lr
@@ -427,8 +464,11 @@ class LRScheduleEnv(gym.Env):
         self._history.append((int(stats.steps_done), float(stats.loss), lr))
         return obs, float(reward), terminated, False, dict(self._last_info)
 
-    def _rates(self, lr: float, action: Any, stats: TaskStats) -> tuple[float, float]:
-        """The proposed and the applied rate of ``action`` after a chunk at ``lr`` that led to ``stats``."""
+    def _rates(
+        self, lr: float, action: Any, stats: TaskStats, decision: int
+    ) -> tuple[float, float]:
+        """The proposed and the applied rate of ``action`` (decision ``decision``, 0-based) after
+        a chunk at ``lr`` that led to ``stats``."""
         return shielded_lr(
             lr,
             action,
@@ -440,7 +480,7 @@ class LRScheduleEnv(gym.Env):
             shield_fraction=self.shield_fraction,
             bound_range=self.bound_range,
             rate_range=self.rate_range,
-            initial_lr=self._lr0,
+            initial_lr=anchored_rate(self.rate_anchor, self._lr0, decision, self.max_actions),
         )
 
     def _reward(self, before: TaskStats, after: TaskStats, n_actions: int) -> tuple[float, bool]:
@@ -467,7 +507,7 @@ class LRScheduleEnv(gym.Env):
         rewards: list[float] = []
         lr, current = self._lr0, stats
         while True:
-            _, lr = self._rates(lr, 0.0, current)
+            _, lr = self._rates(lr, 0.0, current, len(rewards))
             after = self.task.advance(lr, self.steps_per_action)
             reward, done = self._reward(current, after, len(rewards) + 1)
             rewards.append(reward)

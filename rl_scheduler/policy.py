@@ -46,6 +46,8 @@ from rl_scheduler.env import (
     DEFAULT_LR_LIMITS,
     DEFAULT_MAX_MULT,
     DEFAULT_SHIELD_FRACTION,
+    RATE_ANCHORS,
+    anchored_rate,
     check_bound_range,
     shielded_lr,
 )
@@ -63,6 +65,7 @@ _ENV_DEFAULTS: dict[str, Any] = {
     "obs_clip": DEFAULT_CLIP_VALUE,
     "bound_range": None,
     "rate_range": None,
+    "rate_anchor": None,
 }
 
 
@@ -155,6 +158,13 @@ class LearnedSchedule:
         self.shield = cfg["shield"]
         self.bound_range = check_bound_range(cfg["bound_range"])
         self.rate_range = check_bound_range(cfg["rate_range"], "rate_range")
+        if cfg["rate_anchor"] not in RATE_ANCHORS:
+            raise ValueError(
+                f"rate_anchor must be one of {RATE_ANCHORS}, got {cfg['rate_anchor']!r}."
+            )
+        if cfg["rate_anchor"] is not None and self.rate_range is None:
+            raise ValueError("rate_anchor needs rate_range (the anchor is what 2**e multiplies).")
+        self.rate_anchor = cfg["rate_anchor"]
         self.initial_lr = None if initial_lr is None else float(initial_lr)
         self.initial_lr_fraction = float(fraction)
         self.deterministic = bool(deterministic)
@@ -222,7 +232,7 @@ class LearnedSchedule:
             shield_fraction=float(self.config["shield_fraction"]),
             bound_range=self.bound_range,
             rate_range=self.rate_range,
-            initial_lr=self._lr0,
+            initial_lr=anchored_rate(self.rate_anchor, self._lr0, len(self.lrs), self.max_actions),
         )
         self._lr = lr
         self._last_step = step

@@ -12,6 +12,33 @@ from experiments.common.progress import ProgressLine
 MODEL_FILE = "model.zip"
 """File name of an agent's final policy inside its folder."""
 
+LOW_EXPLORATION_PPO = {"policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
+"""PPO's Gaussian policy starting with standard deviation ``exp(-1.5) = 0.22`` instead of the
+default ``exp(-0.5) = 0.61`` action units (for the one-move actions of ``bound_range`` /
+``rate_range``, one unit spans the range's end in octaves of rate)."""
+
+
+def freeze(value: Any) -> Any:
+    """A hashable, JSON-able copy for a spec field: dicts become sorted item tuples, lists
+    tuples."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw_ppo(items: tuple) -> dict[str, Any]:
+    """PPO settings from their :func:`freeze` form (``policy_kwargs`` a dict again, its
+    ``net_arch`` a list)."""
+    ppo = dict(items)
+    if "policy_kwargs" in ppo:
+        kw = dict(ppo["policy_kwargs"])
+        if "net_arch" in kw:
+            kw["net_arch"] = list(kw["net_arch"])
+        ppo["policy_kwargs"] = kw
+    return ppo
+
 
 def train_agent(
     folder: Path,

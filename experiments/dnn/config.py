@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from experiments.common.agents import LOW_EXPLORATION_PPO, freeze
 from experiments.runner import added_field, spec_id
 from rl_scheduler.tasks.lr_free import LR_FREE, SCHEDULE_FREE, knob_setting
 
@@ -47,19 +48,32 @@ WARMUP_FRACTION = 0.1
 """Schedule-Free's warm-up while its ``lr`` is tuned: the middle of :data:`WARMUP_GRID`, so those
 runs are also the middle point of the warm-up axis."""
 
-AGENT_ENV: dict[str, Any] = {"rate_range": (-6.0, 2.0)}
-"""The agent's action sets the rate to ``initial_lr * 2**e``, ``e`` in ``[-6, 2]`` (1/64 to 4
-times the task's default SGD rate, :func:`default_lr`; a = 0 keeps the default) in one move,
-so it reaches every rate the tuned SGD baselines use (their grids span the default x0.1 to x10,
-widened) within one action -- the design of the NMF study's headline agent, with the default
-rate in place of the stability bound. The first references used the multiplicative walk
-(``x 2**a`` per action from the default), which moved too slowly to reach the tuned rates."""
+AGENT_ENV: dict[str, Any] = {
+    "rate_range": (-2.0, 2.0),
+    "rate_anchor": "cosine",
+    "reward_baseline": "neutral",
+}
+"""The agent's action sets the rate of decision ``k`` to ``cosine_k * 2**e``, ``e`` in ``[-2, 2]``
+(a quarter to 4 times the anchor), where ``cosine_k`` is the SGD + cosine baseline's rate at
+``k``: its tuned initial rate annealed to 0 over the run (``rate_anchor``; the agent's runs
+start at that tuned rate, :func:`agent_start_cell`). The neutral action (0) is therefore the
+tuned SGD + cosine schedule itself, the reward of an action is the log training-loss decrease
+beyond that schedule's on the same run (``reward_baseline``: the same optimum, less variance;
+the schedule's run is cached per instance on the CPU), and the policy learns a correction of a
+tuned schedule -- the design of the NMF study's headline agent, with the tuned cosine schedule
+in place of the stability bound. Earlier references used ``rate_range = (-6, 2)`` around the
+untuned default rate (and, first, the multiplicative walk ``x 2**a`` per action), which
+reached the tuned rates but learned little beyond holding the rate near its start."""
 
-AGENT_PPO: dict[str, Any] = {"gamma": 1.0}
-"""PPO's discount. The reward of an action is the decrease of the log training loss, so the
-undiscounted return of an episode is exactly ``log(initial / final loss)``, the quantity the
-agent is judged on; a discount below 1 weights early decreases more and so favours greedy rates
-over annealing (the first references used the library default 0.99)."""
+AGENT_PPO: dict[str, Any] = {"gamma": 1.0, **LOW_EXPLORATION_PPO}
+"""PPO's settings: no discount (the undiscounted return is exactly the run's log training-loss
+decrease beyond the anchor's, the quantity the agent is judged on; a discount below 1 favours
+greedy rates over annealing) and a policy that starts near the neutral action (standard
+deviation 0.22 action units, a factor ``2**0.45 = 1.4`` of rate, instead of 0.61), as the NMF
+study's headline agent."""
+
+ANCHOR_OPTIMIZER = "sgd"
+"""The optimizer whose tuned ``rate_anchor`` schedule starts the agent (the agent drives SGD)."""
 
 
 @dataclass(frozen=True)
@@ -129,12 +143,15 @@ class TaskSpec:
             inst.seed for inst in make(split, n, datasets=(self.dataset,), models=(self.model,))
         ]
 
-    def env_kwargs(self, seeds: list[int]) -> dict[str, Any]:
-        """Keyword arguments of the task's registered environment over these training seeds."""
+    def env_kwargs(self, seeds: list[int], initial_lr: float | None = None) -> dict[str, Any]:
+        """Keyword arguments of the task's registered environment over these training seeds,
+        its runs starting at ``initial_lr`` (``None``: :func:`default_lr`)."""
         from rl_scheduler.tasks.torch_tasks import torch_instance_to_dict
 
         return {
-            "task_kwargs": self.task_kwargs("sgd", default_lr(self)),
+            "task_kwargs": self.task_kwargs(
+                "sgd", default_lr(self) if initial_lr is None else initial_lr
+            ),
             "instances": [torch_instance_to_dict(self.instance(s)) for s in seeds],
             "steps_per_action": self.steps_per_action,
             "max_actions": self.max_actions,
@@ -191,7 +208,10 @@ class AgentSpec:
     """Settings of :class:`rl_scheduler.LRScheduleEnv` on top of the task's (e.g. ``rate_range``)."""
     ppo_options: tuple[tuple[str, Any], ...] = added_field(())
     """PPO hyper-parameters on top of :data:`rl_scheduler.agent.DEFAULT_PPO_KWARGS` (e.g.
-    ``gamma``)."""
+    ``gamma``), :func:`~experiments.common.agents.freeze`-d."""
+    initial_lr: float | None = added_field(None)
+    """The rate the agent's runs start from (``None``: :func:`default_lr`); with a
+    ``rate_anchor``, the tuned rate of SGD with that schedule."""
     SPEC_TYPE: ClassVar[str] = "experiments.dnn.AgentSpec"  # the id's type, kept on moves
 
     @property
@@ -199,7 +219,7 @@ class AgentSpec:
         """Output sub-folder of the agent (relative to the pipeline's output folder); agents of
         another design than the first references' get their spec id in the name, so a kept
         build never resumes one design's checkpoints as another's."""
-        if not (self.env_options or self.ppo_options):
+        if not (self.env_options or self.ppo_options or self.initial_lr):
             return f"agents/{self.task.name}/seed{self.seed}"
         return f"agents/{self.task.name}/seed{self.seed}-{spec_id(self)[:10]}"
 
@@ -266,6 +286,15 @@ class Config:
             raise ValueError(f"tune_rounds must be an integer >= 0, got {self.tune_rounds!r}.")
         if not set(self.peers) <= set(LR_FREE):
             raise ValueError(f"peers must be among {LR_FREE}, got {self.peers!r}.")
+        anchor = self.agent_env.get("rate_anchor")
+        if anchor is not None and not (
+            anchor in self.schedules and ANCHOR_OPTIMIZER in self.optimizers
+        ):
+            raise ValueError(
+                f"agent_env's rate_anchor {anchor!r} must be a tuned schedule of "
+                f"{ANCHOR_OPTIMIZER!r} (schedules {self.schedules!r}, optimizers "
+                f"{self.optimizers!r}): the agent starts at its tuned rate."
+            )
 
     def task(self, name: str) -> TaskSpec:
         return next(t for t in self.tasks if t.name == name)
@@ -289,9 +318,24 @@ class Config:
             return self.grid(task, "sgd" if peer.endswith("sgd") else "adam")
         return [float(f"{v:.4g}") for v in np.geomspace(*PEER_MULTIPLIERS, self.grid_size)]
 
-    def n_trials(self, task: TaskSpec) -> int:
-        """Random-search trials: one PPO seed's training compute in whole runs (episodes)."""
-        return math.ceil(self.ppo_timesteps / task.max_actions)
+    def n_trials(self, task: TaskSpec, anchor_runs: int = 0) -> int:
+        """Random-search trials: one agent's training compute in whole runs (episodes).
+
+        One PPO seed's actions, plus with a ``reward_baseline`` the neutral policy's runs at
+        their most (one per training seed and environment: they are cached per instance), plus
+        ``anchor_runs``, the tuning runs of the schedule the agent starts from.
+        """
+        return math.ceil(self.ppo_timesteps / task.max_actions) + self.extra_agent_runs(anchor_runs)
+
+    def extra_agent_runs(self, anchor_runs: int = 0) -> int:
+        """Runs an agent costs beyond its PPO actions (see :meth:`n_trials`)."""
+        neutral = AgentSpec.n_envs if self.agent_env.get("reward_baseline") else 0
+        return neutral * self.n_train + anchor_runs
+
+    def agent_start_cell(self, task: TaskSpec) -> Cell | None:
+        """The baseline whose tuned rate starts the agent (``None``: the untuned default)."""
+        anchor = self.agent_env.get("rate_anchor")
+        return None if anchor is None else (task.name, ANCHOR_OPTIMIZER, anchor)
 
 
 _RANGES = {
@@ -407,22 +451,37 @@ GPU = Config(
 CONFIGS = {"cpu": CPU, "gpu": GPU}
 
 
-def agent_specs(config: Config) -> list[AgentSpec]:
-    """``n_ppo_seeds`` PPO trainings per task (the longest runs: listed first, text first)."""
-    return [
-        AgentSpec(
-            t,
-            config.n_train,
-            config.ppo_timesteps,
-            config.ppo_n_steps,
-            seed=seed,
-            n_checkpoints=config.n_checkpoints,
-            env_options=tuple(sorted(config.agent_env.items())),
-            ppo_options=tuple(sorted(config.agent_ppo.items())),
-        )
-        for t in sorted(config.tasks, key=lambda t: t.name != "text")
-        for seed in range(config.n_ppo_seeds)
-    ]
+def agent_specs(config: Config, start_lrs: dict[str, float] | None = None) -> list[AgentSpec]:
+    """``n_ppo_seeds`` PPO trainings per task (the longest runs: listed first, text first).
+
+    ``start_lrs[task]``: the tuned rate of the task's :meth:`Config.agent_start_cell` (needed
+    when the agent has a ``rate_anchor``).
+    """
+    specs = []
+    for t in sorted(config.tasks, key=lambda t: t.name != "text"):
+        start = None
+        if config.agent_start_cell(t) is not None:
+            if not start_lrs or t.name not in start_lrs:
+                raise ValueError(
+                    f"start_lrs must give the tuned rate of {config.agent_start_cell(t)} for "
+                    f"the agent's rate_anchor, got {start_lrs!r}."
+                )
+            start = float(start_lrs[t.name])
+        for seed in range(config.n_ppo_seeds):
+            specs.append(
+                AgentSpec(
+                    t,
+                    config.n_train,
+                    config.ppo_timesteps,
+                    config.ppo_n_steps,
+                    seed=seed,
+                    n_checkpoints=config.n_checkpoints,
+                    env_options=freeze(config.agent_env),
+                    ppo_options=freeze(config.agent_ppo),
+                    initial_lr=start,
+                )
+            )
+    return specs
 
 
 Cell = tuple[str, str, str]
@@ -486,18 +545,22 @@ def warmup_specs(
     ]
 
 
-def random_search_specs(config: Config) -> dict[str, list[DNNRunSpec]]:
+def random_search_specs(
+    config: Config, anchor_runs: dict[str, int] | None = None
+) -> dict[str, list[DNNRunSpec]]:
     """Per task, the random-search trials in order (trial ``i`` runs on tuning seed ``i mod n``).
 
     Drawn from ``numpy.random.default_rng(hpo_seed)`` per task: optimizer and schedule uniformly,
-    the learning rate log-uniformly in the optimizer's range.
+    the learning rate log-uniformly in the optimizer's range. ``anchor_runs[task]``: the
+    tuning runs of the agent's starting schedule, added to the trials (:meth:`Config.n_trials`);
+    more trials extend the same sequence.
     """
     out = {}
     for i, task in enumerate(config.tasks):
         rng = np.random.default_rng([config.hpo_seed, i])
         seeds = config.tune_seeds(task)
         trials = []
-        for k in range(config.n_trials(task)):
+        for k in range(config.n_trials(task, (anchor_runs or {}).get(task.name, 0))):
             optimizer = config.optimizers[int(rng.integers(len(config.optimizers)))]
             schedule = config.schedules[int(rng.integers(len(config.schedules)))]
             lo, hi = config.lr_ranges[task.name][optimizer]

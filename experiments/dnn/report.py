@@ -217,15 +217,18 @@ def summarise(
             }
         )
         agent_matrix = _matrix(runs[AGENT])
+        start = trained.get("agent_start", {}).get(name)
+        extra_steps = _agent_extra_steps(config, task_spec, start)
         rows[AGENT] = _method_row(_flat(runs[AGENT]), times["methods"][AGENT]) | {
             "optimizer": "sgd",
             "schedule": AGENT,
-            "lr": default_lr(task_spec),
+            "lr": agents_info[0].get("initial_lr", default_lr(task_spec)),
+            "start": start,
             "checkpoint": "last",
             "agents": [a["checkpoints"][-1]["path"] for a in agents_info],
             "ppo_seeds": len(agents_info),
             "per_seed_test_loss": [mean_ci(row)["mean"] for row in agent_matrix.tolist()],
-            "compute_steps": agents_info[0]["timesteps"] * task_spec.steps_per_action,
+            "compute_steps": agents_info[0]["timesteps"] * task_spec.steps_per_action + extra_steps,
             "search_wall_time_s": float(np.mean([a["train_time_s"] for a in agents_info])),
             "training_episodes": sum(a["episodes"] for a in agents_info),
             "training_diverged_episodes": sum(a["diverged_episodes"] for a in agents_info),
@@ -274,7 +277,9 @@ def summarise(
             "time_to_target": {
                 k: times[k] for k in ("target_val_loss", "baselines", "steps", "seconds")
             },
-            "cost_quality": _cost_quality(task_spec, hpo, agents_info, by_method[name]),
+            "cost_quality": _cost_quality(
+                task_spec, hpo, agents_info, by_method[name], extra_steps
+            ),
             "agent_training": [
                 {
                     k: a[k]
@@ -328,8 +333,18 @@ def _iqm(matrix: np.ndarray) -> dict[str, Any]:
     return {"value": r["value"], "ci95": r["ci95"]}
 
 
-def _cost_quality(task_spec: Any, hpo: list, agents_info: list, runs: dict) -> dict[str, list]:
-    """Test loss after each random-search stage and at each PPO checkpoint (all seeds)."""
+def _agent_extra_steps(config: Config, task_spec: Any, start: dict | None) -> int:
+    """Optimizer steps an agent costs beyond its PPO actions: the neutral policy's runs (at
+    most) and the tuning runs of its starting schedule (:meth:`Config.extra_agent_runs`)."""
+    anchor_runs = start["anchor_tuning_runs"] if start else 0
+    return config.extra_agent_runs(anchor_runs) * task_spec.budget
+
+
+def _cost_quality(
+    task_spec: Any, hpo: list, agents_info: list, runs: dict, extra_steps: int = 0
+) -> dict[str, list]:
+    """Test loss after each random-search stage and at each PPO checkpoint (all seeds;
+    ``extra_steps``: the agent's compute beyond its PPO actions)."""
     steps = sorted({c["timesteps"] for a in agents_info for c in a["checkpoints"]})
     return {
         RANDOM_SEARCH: [
@@ -348,7 +363,7 @@ def _cost_quality(task_spec: Any, hpo: list, agents_info: list, runs: dict) -> d
         AGENT: [
             {
                 "timesteps": t,
-                "compute_steps": t * task_spec.steps_per_action,
+                "compute_steps": t * task_spec.steps_per_action + extra_steps,
                 "final_test_loss": mean_ci(
                     [_test(r) for a in agents_info for r in runs[agent_method(t, a["seed"])]]
                 ),
@@ -375,7 +390,7 @@ def _config_dict(config: Config) -> dict[str, Any]:
 
 METHOD_LABELS = {
     AGENT: "PPO agent (learned schedule)",
-    RANDOM_SEARCH: "random search (one PPO seed's compute)",
+    RANDOM_SEARCH: "random search (one agent's compute)",
 }
 
 
@@ -457,6 +472,10 @@ def markdown_table(summary: dict) -> str:
             r = rows[method]
             if r["schedule"] == AGENT:
                 setting = f"SGD, starts at {r['lr']:g}"
+                if r.get("start"):
+                    setting = (
+                        f"SGD, tuned {r['start']['cell'][2]} (lr {r['lr']:g}) x learned factor"
+                    )
             elif r.get("peer"):
                 setting = _peer_setting(r)
             else:

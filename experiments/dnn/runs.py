@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from experiments.common import agents
-from experiments.common.agents import load_policy
+from experiments.common.agents import load_policy, thaw_ppo
 from experiments.common.controllers import ChunkSchedule
 from experiments.common.progress import ProgressLine
 from experiments.common.records import by_id, require_ok, short
@@ -184,7 +184,10 @@ def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> 
     every = max(rollout, spec.total_timesteps // spec.n_checkpoints // rollout * rollout)
     _, trained = agents.train_agent(
         folder,
-        {**spec.task.env_kwargs(spec.task.seeds("train", spec.n_train)), **dict(spec.env_options)},
+        {
+            **spec.task.env_kwargs(spec.task.seeds("train", spec.n_train), spec.initial_lr),
+            **dict(spec.env_options),
+        },
         one_thread=spec.task.device == "cpu",
         progress=f"PPO {spec.task.name}" if progress else None,
         env_id=env_id(spec.task),
@@ -196,13 +199,14 @@ def train_agent(spec: AgentSpec, *, root: str = ".", progress: bool = False) -> 
         ppo_kwargs={
             "n_steps": spec.n_steps,
             "batch_size": min(64, rollout),
-            **dict(spec.ppo_options),
+            **thaw_ppo(spec.ppo_options),
         },
     )
     checkpoints = sorted((folder / "checkpoints").glob("ppo_*.zip"))
     curve = trained["curve"]
     return {
         "seed": spec.seed,
+        "initial_lr": default_lr(spec.task) if spec.initial_lr is None else spec.initial_lr,
         "model": f"{spec.folder}/{agents.MODEL_FILE}",
         "checkpoints": [
             {"timesteps": checkpoint_steps(p), "path": f"{spec.folder}/checkpoints/{p.name}"}
@@ -397,33 +401,49 @@ def select_random_search(
 
 
 def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
-    """PPO training, baseline tuning and random search (``train.jsonl``; no test split).
+    """Baseline tuning, random search and PPO training (``train.jsonl``; no test split).
 
-    One sweep runs the PPO trainings, the initial tuning grids and the random-search trials in
-    parallel; the widening rounds of the tuning follow, each one more (small) sweep.
+    One sweep runs the initial tuning grids and the random-search trials in parallel; the
+    widening rounds of the tuning follow, each one more (small) sweep. The PPO trainings come
+    last, with the random-search trials that match the agent's extra compute (the tuning runs
+    of its starting schedule, :meth:`~experiments.dnn.config.Config.n_trials`): an agent with a
+    ``rate_anchor`` starts from a tuned rate.
     """
-    ppo = agent_specs(config)
     trials = random_search_specs(config)
     specs = [
-        *ppo,
         *tuning_specs(config),
         *tuning_specs(config, peer_grids(config)),
         *(s for t in trials.values() for s in t),
     ]
     fn = functools.partial(run_spec, root=str(out), progress=not sweep.get("quiet", False))
     done = by_id(run_sweep(fn, specs, out / "train.jsonl", **sweep))
-    require_ok([done[spec_id(a)] for a in ppo], "agent training")
 
-    def more(batch: list[DNNRunSpec]) -> list[dict]:
+    def more(batch: list[Any]) -> list[dict]:
         return run_sweep(fn, batch, out / "train.jsonl", **sweep)
 
     tuned = tune_baselines(config, more, done)
     warmup = tune_warmup(config, tuned, more, done)
+    start_cells = {t.name: config.agent_start_cell(t) for t in config.tasks}
+    start_lrs = {name: tuned[c].best for name, c in start_cells.items() if c is not None}
+    anchor_runs = {
+        name: len(tuning_specs(config, {c: tuned[c].values}))
+        for name, c in start_cells.items()
+        if c is not None
+    }
+    ppo = agent_specs(config, start_lrs)
+    trials = random_search_specs(config, anchor_runs)
+    done.update(by_id(more([*ppo, *(s for t in trials.values() for s in t)])))
+    require_ok([done[spec_id(a)] for a in ppo], "agent training")
     agents_by_task: dict[str, list[dict]] = defaultdict(list)
     for a in ppo:
         agents_by_task[a.task.name].append(done[spec_id(a)]["result"])
     return {
         "agents": {name: sorted(v, key=lambda r: r["seed"]) for name, v in agents_by_task.items()},
+        "agent_start": {
+            name: {"cell": list(c), "lr": start_lrs[name], "anchor_tuning_runs": anchor_runs[name]}
+            for name, c in start_cells.items()
+            if c is not None
+        },
         "baselines": select_baselines(config, tuned, done),
         "peers": select_peers(config, tuned, warmup, done),
         "random_search": select_random_search(config, trials, done),
@@ -462,7 +482,9 @@ def eval_plan(config: Config, trained: dict[str, Any]) -> list[tuple[str, str, D
         for agent in trained["agents"][task.name]:
             for ckpt in agent["checkpoints"]:
                 name = agent_method(ckpt["timesteps"], agent["seed"])
-                methods.append((name, "sgd", AGENT, default_lr(task), ckpt["path"]))
+                methods.append(
+                    (name, "sgd", AGENT, agent.get("initial_lr", default_lr(task)), ckpt["path"])
+                )
         for method, optimizer, schedule, lr, path in methods:
             for seed in config.eval_seeds(task):
                 plan.append(

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from experiments.common.agents import LOW_EXPLORATION_PPO, freeze
 from experiments.runner import added_field
 from nmf.datasets import NMFInstance
 from rl_scheduler.features import DEFAULT_FEATURES
@@ -244,35 +245,9 @@ of :data:`VARIANT_PPO`; in ``experiments.nmf.screen`` (24 instances, PPO seeds 0
 0.71 and 0.75 of held-out instances against tuned step decay, the headline of then 0.54 and
 0.62, and neither the relative reward nor the noise feature did much alone."""
 
-LOW_EXPLORATION_PPO = {"policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5}}
-"""PPO's Gaussian policy starting with standard deviation ``exp(-1.5) = 0.22`` instead of the
-default ``exp(-0.5) = 0.61`` action units (one unit is 6 octaves of rate below the bound)."""
-
 VARIANT_PPO: dict[str, dict[str, Any]] = {"learned_relative": LOW_EXPLORATION_PPO}
 """PPO settings of a variant on top of :data:`rl_scheduler.agent.DEFAULT_PPO_KWARGS` (none for
 the others)."""
-
-
-def freeze(value: Any) -> Any:
-    """A hashable, JSON-able copy for a spec field: dicts become sorted item tuples, lists
-    tuples."""
-    if isinstance(value, dict):
-        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
-def thaw_ppo(items: tuple) -> dict[str, Any]:
-    """PPO settings from their :func:`freeze` form (``policy_kwargs`` a dict again, its
-    ``net_arch`` a list)."""
-    ppo = dict(items)
-    if "policy_kwargs" in ppo:
-        kw = dict(ppo["policy_kwargs"])
-        if "net_arch" in kw:
-            kw["net_arch"] = list(kw["net_arch"])
-        ppo["policy_kwargs"] = kw
-    return ppo
 
 
 ABLATIONS: tuple[str, ...] = ("learned_multiplicative_shield1.0", "learned_noise")

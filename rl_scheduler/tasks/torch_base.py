@@ -301,6 +301,16 @@ class TorchTask:
         self._require_reset()
         return self._data
 
+    @property
+    def runs_determined_by_instance(self) -> bool:
+        """Whether a run depends on its instance and the rates it is given only, so that runs
+        can be cached per instance (``LRScheduleEnv``'s ``reward_baseline``): true on the CPU
+        for models without dropout (the weights and the batches are seeded by the instance);
+        GPU kernels need not be deterministic, and dropout draws from torch's global generator,
+        which a policy in the same process also draws from."""
+        no_dropout = all(not dict(inst.model_kwargs).get("dropout", 0.0) for inst in self.instances)
+        return self.device.type == "cpu" and no_dropout
+
     def reset(self, seed: int | None = None, *, instance: int | None = None) -> TaskStats:
         """Start a new run: fresh model and optimizer for an instance of the set.
 

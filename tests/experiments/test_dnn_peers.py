@@ -104,6 +104,7 @@ def test_peers_are_tuned_like_the_baselines_and_report_edges():
         pipeline.QUICK,
         tasks=(task,),
         schedules=("constant",),
+        agent_env={},  # no agent trained here: no anchor to tune
         grid_size=3,
         tune_rounds=1,
         peers=("schedulefree_sgd", "prodigy"),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import dnn as pipeline
+from experiments.common.agents import thaw_ppo
 from experiments.common.controllers import ChunkSchedule
 from experiments.dnn.__main__ import main as run_pipeline
 from experiments.runner import load_results, spec_id
@@ -30,10 +31,16 @@ def test_configurations_are_fair_and_consistent():
         for task in config.tasks:
             assert not set(config.tune_seeds(task)) & set(config.eval_seeds(task))
             assert set(config.tune_seeds(task)) <= set(task.seeds("train", config.n_train))
-            # random search gets one PPO seed's compute, to within one run
-            agent_steps = config.ppo_timesteps * task.steps_per_action
-            rs_steps = config.n_trials(task) * task.budget
-            assert 0 <= rs_steps - agent_steps < task.budget
+            # random search gets one agent's compute (its PPO actions, the neutral policy's
+            # cached runs at their most, the tuning runs of its starting schedule), to within
+            # one run
+            assert config.agent_start_cell(task) == (task.name, "sgd", "cosine")
+            for anchor_runs in (0, 7):
+                neutral_runs = 2 * config.n_train  # one per training seed and environment
+                agent_steps = config.ppo_timesteps * task.steps_per_action
+                agent_steps += (neutral_runs + anchor_runs) * task.budget
+                rs_steps = config.n_trials(task, anchor_runs) * task.budget
+                assert 0 <= rs_steps - agent_steps < task.budget
             # every baseline gets the same grid
             assert {len(config.grid(task, o)) for o in config.optimizers} == {config.grid_size}
         assert config.ppo_timesteps % (config.ppo_n_steps * 2) == 0
@@ -44,11 +51,24 @@ def test_configurations_are_fair_and_consistent():
 def test_agent_design_is_part_of_the_agent_spec():
     from experiments.dnn.config import AgentSpec, agent_specs
 
-    for spec in agent_specs(pipeline.CPU):
-        assert dict(spec.env_options) == {"rate_range": (-6.0, 2.0)}
-        assert dict(spec.ppo_options) == {"gamma": 1.0}
-        # a kept build's agents of the first design keep their id and folder; the new design
-        # trains in its own folder, never resuming the other's checkpoints
+    with pytest.raises(ValueError, match="start_lrs"):
+        agent_specs(pipeline.CPU)  # the anchored agent needs its tuned starting rate
+    for spec in agent_specs(pipeline.CPU, {"vision": 0.2, "text": 1.5}):
+        assert dict(spec.env_options) == {
+            "rate_range": (-2.0, 2.0),
+            "rate_anchor": "cosine",
+            "reward_baseline": "neutral",
+        }
+        assert thaw_ppo(spec.ppo_options) == {
+            "gamma": 1.0,
+            "policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5},
+        }
+        assert spec.initial_lr == {"vision": 0.2, "text": 1.5}[spec.task.name]
+        env_kwargs = spec.task.env_kwargs([1], spec.initial_lr)
+        assert env_kwargs["task_kwargs"]["initial_lr"] == spec.initial_lr
+        # a kept build's agents of earlier designs keep their id and folder (the first design
+        # in agents/<task>/seed<k>, the second in a folder named by its id); the new design
+        # trains in its own folder, never resuming another's checkpoints
         first_design = AgentSpec(
             spec.task,
             spec.n_train,
@@ -58,9 +78,19 @@ def test_agent_design_is_part_of_the_agent_spec():
             spec.seed,
             spec.n_checkpoints,
         )
-        assert spec_id(first_design) != spec_id(spec)
+        second_design = replace(
+            first_design, env_options=(("rate_range", (-6.0, 2.0)),), ppo_options=(("gamma", 1.0),)
+        )
+        ids = {spec_id(first_design), spec_id(second_design), spec_id(spec)}
+        assert len(ids) == 3
         assert first_design.folder == f"agents/{spec.task.name}/seed{spec.seed}"
         assert spec.folder.startswith(first_design.folder + "-")
+        assert spec.folder != second_design.folder
+
+
+def test_an_anchor_must_be_a_tuned_sgd_schedule():
+    with pytest.raises(ValueError, match="rate_anchor 'cosine' must be a tuned schedule"):
+        replace(pipeline.QUICK, schedules=("constant", "greedy"))
 
 
 def test_random_search_is_reproducible_and_stays_in_range():
@@ -73,6 +103,28 @@ def test_random_search_is_reproducible_and_stays_in_range():
             lo, hi = config.lr_ranges[name][s.optimizer]
             assert lo <= s.lr <= hi and s.schedule in pipeline.SCHEDULES
         assert len({(s.optimizer, s.schedule) for s in specs}) > 3
+
+
+def test_the_agents_neutral_action_is_the_tuned_sgd_cosine_baseline():
+    """With the study's agent settings, action 0 at every decision replays the SGD + cosine
+    baseline's run at the same rate exactly, and the neutral run's rewards are exactly 0."""
+    from experiments.dnn.config import AGENT_ENV, env_id
+    from rl_scheduler.registration import make_env
+
+    lr, seed = 0.2, TINY.seeds("train", 1)[0]
+    baseline = pipeline.run_dnn(pipeline.DNNRunSpec(TINY, seed, "sgd", "cosine", lr))
+    env = make_env(env_id(TINY), **TINY.env_kwargs([seed], lr), **AGENT_ENV)
+    _, info = env.reset(seed=0)
+    losses, lrs, rewards = [info["loss"]], [], []
+    for _ in range(TINY.max_actions):
+        _, reward, _, _, info = env.step(np.zeros(1, dtype=np.float32))
+        losses.append(info["loss"])
+        lrs.append(info["lr"])
+        rewards.append(reward)
+    cosine = pipeline.make_controller("cosine", lr, TINY.max_actions, TINY.steps_per_action)
+    assert lrs == [cosine(k, None) for k in range(TINY.max_actions)]
+    np.testing.assert_allclose(losses, baseline["train_loss"], rtol=1e-5)  # records keep 6 digits
+    assert rewards == [0.0] * TINY.max_actions
 
 
 def _stats(val_loss):
@@ -133,6 +185,7 @@ def test_tuning_widens_edge_optima_and_selects_by_validation_loss():
         pipeline.QUICK,
         tasks=(pipeline.QUICK.tasks[0],),
         schedules=("constant",),
+        agent_env={},  # no agent trained here: no anchor to tune
         tune_rounds=2,
         peers=(),
     )

@@ -11,8 +11,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import rl_scheduler
 from nmf.datasets import NMFInstance
+from nmf.schedules import Cosine
 from rl_scheduler import LRScheduleEnv, NMFTask, make_nmf_env
-from rl_scheduler.env import bound_exponent, shielded_lr
+from rl_scheduler.env import anchored_rate, bound_exponent, shielded_lr
 
 
 def _episode(env, actions, seed=None, options=None):
@@ -201,6 +202,48 @@ def test_rate_relative_env_sets_multiples_of_the_initial_rate(small_kwargs):
             make_nmf_env(**small_kwargs, rate_range=bad)
     with pytest.raises(ValueError, match="not both"):
         make_nmf_env(**small_kwargs, rate_range=(-1.0, 1.0), bound_range=(-1.0, 1.0))
+
+
+def test_anchored_rate_closed_form():
+    assert anchored_rate(None, 0.7, 3, 10) == 0.7
+    for k in range(12):
+        expected = 0.7 * 0.5 * (1.0 + math.cos(math.pi * min(k, 10) / 10))
+        assert anchored_rate("cosine", 0.7, k, 10) == pytest.approx(expected, rel=1e-15, abs=0)
+    assert anchored_rate("cosine", 0.7, 0, 10) == 0.7 and anchored_rate("cosine", 0.7, 10, 10) == 0
+    with pytest.raises(ValueError, match="rate_anchor"):
+        anchored_rate("step", 0.7, 0, 10)
+
+
+def test_cosine_anchored_env_sets_multiples_of_the_cosine_schedule(small_kwargs):
+    env = make_nmf_env(**small_kwargs, rate_range=(-2.0, 2.0), rate_anchor="cosine", shield=False)
+    _, info = env.reset(seed=0)
+    lr0, n = info["lr"], env.max_actions
+    actions = [0.0, 0.5, -1.0, 0.0] + [1.0] * (n - 4)
+    for k, a in enumerate(actions):
+        _, _, _, _, info = env.step(np.array([a], dtype=np.float32))
+        cosine = Cosine(lr0, total_steps=n)(k)  # the deep-network study's cosine baseline
+        if a == 0.0:
+            assert info["lr"] == cosine  # the neutral action is the cosine schedule, exactly
+        else:
+            assert info["lr"] == pytest.approx(cosine * 2.0 ** (2.0 * a), rel=1e-12)
+    assert env.config["rate_anchor"] == "cosine"
+    assert "rate_anchor" not in make_nmf_env(**small_kwargs, rate_range=(-1.0, 1.0)).config
+    with pytest.raises(ValueError, match="rate_anchor needs rate_range"):
+        make_nmf_env(**small_kwargs, rate_anchor="cosine")
+    with pytest.raises(ValueError, match="rate_anchor must be one of"):
+        make_nmf_env(**small_kwargs, rate_range=(-1.0, 1.0), rate_anchor="linear")
+
+
+def test_relative_reward_against_a_cosine_anchor_is_zero_for_the_neutral_policy(small_kwargs):
+    kwargs = {**small_kwargs, "rate_range": (-2.0, 2.0), "rate_anchor": "cosine", "shield": False}
+    env = make_nmf_env(**kwargs, reward_baseline="neutral")
+    _, zero, _ = _episode(env, [0.0] * env.max_actions, seed=4)
+    assert zero == [0.0] * env.max_actions
+    actions = [0.4, -0.3] * (env.max_actions // 2)
+    _, plain, _ = _episode(make_nmf_env(**kwargs), actions, seed=4)
+    _, neutral, _ = _episode(make_nmf_env(**kwargs), [0.0] * env.max_actions, seed=4)
+    _, relative, _ = _episode(env, actions, seed=4)
+    np.testing.assert_allclose(relative, np.subtract(plain, neutral), rtol=0, atol=1e-12)
 
 
 def test_bound_relative_env_needs_a_task_with_a_bound(small_kwargs):

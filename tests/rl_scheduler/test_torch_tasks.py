@@ -461,6 +461,37 @@ def test_learned_schedule_in_a_torch_loop_applies_the_env_lrs():
     assert lrs == episode["lrs"] and losses == episode["losses"]
 
 
+def test_cpu_runs_without_dropout_are_determined_by_their_instance():
+    task = _vision_task()
+    assert task.runs_determined_by_instance
+    lrs = [0.1, 0.3, 0.05]
+    first, again = _trace(task, 1, lrs), _trace(task, 1, lrs)
+    assert [s.loss for s in first] == [s.loss for s in again]
+    assert [s.val_loss for s in first] == [s.val_loss for s in again]
+    dropout = TextTask(
+        [TorchInstance("shakespeare", "transformer", 0, (("d_model", 16), ("dropout", 0.1)))],
+        device="cpu",
+    )
+    assert not dropout.runs_determined_by_instance
+
+
+def test_cosine_anchored_relative_reward_on_the_vision_env():
+    """The neutral run is cached per instance, and exactly: the neutral policy earns 0."""
+    env = make_env(
+        rl_scheduler.VISION_ENV_ID,
+        **VISION_SMALL,
+        rate_range=(-2.0, 2.0),
+        rate_anchor="cosine",
+        reward_baseline="neutral",
+    )
+    for _ in range(2):
+        for index in (0, 1):
+            env.reset(options={"instance": index})
+            rewards = [env.step(np.zeros(1, dtype=np.float32))[1] for _ in range(3)]
+            assert rewards == [0.0, 0.0, 0.0]
+    assert sorted(env._baseline_cache) == [0, 1]
+
+
 # ---------------------------------------------------------------------------------- the agent
 @pytest.fixture(scope="module")
 def vision_agent(tmp_path_factory):
