@@ -321,16 +321,23 @@ class Config:
     def n_trials(self, task: TaskSpec, anchor_runs: int = 0) -> int:
         """Random-search trials: one agent's training compute in whole runs (episodes).
 
-        One PPO seed's actions, plus with a ``reward_baseline`` the neutral policy's runs at
-        their most (one per training seed and environment: they are cached per instance), plus
-        ``anchor_runs``, the tuning runs of the schedule the agent starts from.
+        One PPO seed's actions, plus :meth:`extra_agent_runs`.
         """
-        return math.ceil(self.ppo_timesteps / task.max_actions) + self.extra_agent_runs(anchor_runs)
+        episodes = math.ceil(self.ppo_timesteps / task.max_actions)
+        return episodes + self.extra_agent_runs(task, anchor_runs)
 
-    def extra_agent_runs(self, anchor_runs: int = 0) -> int:
-        """Runs an agent costs beyond its PPO actions (see :meth:`n_trials`)."""
-        neutral = AgentSpec.n_envs if self.agent_env.get("reward_baseline") else 0
-        return neutral * self.n_train + anchor_runs
+    def extra_agent_runs(self, task: TaskSpec, anchor_runs: int = 0) -> int:
+        """Runs an agent costs beyond its PPO actions: with a ``reward_baseline`` the neutral
+        policy's runs -- on the CPU at most one per training seed and environment (cached per
+        instance), elsewhere one per episode (rerun at every reset: GPU kernels need not be
+        deterministic) -- plus ``anchor_runs``, the tuning runs of the schedule it starts from."""
+        neutral = 0
+        if self.agent_env.get("reward_baseline"):
+            if task.device == "cpu":
+                neutral = AgentSpec.n_envs * self.n_train
+            else:
+                neutral = math.ceil(self.ppo_timesteps / task.max_actions)
+        return neutral + anchor_runs
 
     def agent_start_cell(self, task: TaskSpec) -> Cell | None:
         """The baseline whose tuned rate starts the agent (``None``: the untuned default)."""

@@ -337,7 +337,7 @@ def _agent_extra_steps(config: Config, task_spec: Any, start: dict | None) -> in
     """Optimizer steps an agent costs beyond its PPO actions: the neutral policy's runs (at
     most) and the tuning runs of its starting schedule (:meth:`Config.extra_agent_runs`)."""
     anchor_runs = start["anchor_tuning_runs"] if start else 0
-    return config.extra_agent_runs(anchor_runs) * task_spec.budget
+    return config.extra_agent_runs(task_spec, anchor_runs) * task_spec.budget
 
 
 def _cost_quality(

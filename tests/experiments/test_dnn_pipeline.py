@@ -35,8 +35,11 @@ def test_configurations_are_fair_and_consistent():
             # cached runs at their most, the tuning runs of its starting schedule), to within
             # one run
             assert config.agent_start_cell(task) == (task.name, "sgd", "cosine")
+            episodes = config.ppo_timesteps / task.max_actions
             for anchor_runs in (0, 7):
-                neutral_runs = 2 * config.n_train  # one per training seed and environment
+                # the neutral runs: cached per training seed and environment on the CPU, one
+                # per episode on a GPU
+                neutral_runs = 2 * config.n_train if task.device == "cpu" else episodes
                 agent_steps = config.ppo_timesteps * task.steps_per_action
                 agent_steps += (neutral_runs + anchor_runs) * task.budget
                 rs_steps = config.n_trials(task, anchor_runs) * task.budget
