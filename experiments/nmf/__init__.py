@@ -9,6 +9,7 @@ statistics), :mod:`~experiments.nmf.targets` (time to target and performance pro
 and ``__main__`` (the command). The protocol is in ``docs/nmf_study.md``.
 """
 
+from experiments.common.agents import thaw_ppo
 from experiments.nmf.config import (
     ABLATION_PPO_SEEDS,
     ABLATIONS,
@@ -31,7 +32,6 @@ from experiments.nmf.config import (
     agent_specs,
     axis_params,
     cell_name,
-    thaw_ppo,
     tuning_axes,
     tuning_grid,
 )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from experiments.common import agents
-from experiments.common.agents import load_policy
+from experiments.common.agents import load_policy, thaw_ppo
 from experiments.common.records import require_ok
 from experiments.nmf.config import (
     AgentSpec,
@@ -21,7 +21,6 @@ from experiments.nmf.config import (
     agent_specs,
     cell_name,
     params_key,
-    thaw_ppo,
 )
 from experiments.nmf.schedules import run_nmf, trajectory_result, tune_widened
 from experiments.runner import run_sweep, spec_id

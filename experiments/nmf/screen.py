@@ -30,11 +30,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from experiments.common.agents import LOW_EXPLORATION_PPO, freeze, thaw_ppo
 from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
 from experiments.common.provenance import DATASETS, input_digests
 from experiments.common.records import require_ok
 from experiments.nmf.config import (
-    LOW_EXPLORATION_PPO,
     RL_FULL,
     RL_QUICK,
     VARIANT_PPO,
@@ -42,9 +42,7 @@ from experiments.nmf.config import (
     NMFRunSpec,
     RLConfig,
     cell_name,
-    freeze,
     params_key,
-    thaw_ppo,
 )
 from experiments.nmf.schedules import run_nmf
 from experiments.runner import run_sweep

@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from experiments.common.agents import freeze, thaw_ppo
 from experiments.nmf import screen
-from experiments.nmf.config import NMFRunSpec, cell_name, freeze, params_key, thaw_ppo, tuning_grid
+from experiments.nmf.config import NMFRunSpec, cell_name, params_key, tuning_grid
 from experiments.nmf.schedules import run_nmf
 
 
