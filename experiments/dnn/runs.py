@@ -405,9 +405,9 @@ def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
 
     One sweep runs the initial tuning grids and the random-search trials in parallel; the
     widening rounds of the tuning follow, each one more (small) sweep. The PPO trainings come
-    last, with the random-search trials that match the agent's extra compute (the tuning runs
-    of its starting schedule, :meth:`~experiments.dnn.config.Config.n_trials`): an agent with a
-    ``rate_anchor`` starts from a tuned rate.
+    last (an agent with a ``rate_anchor`` starts from a tuned rate), with the random-search
+    trials that match the tuning runs of that starting schedule; the trials for the agent's
+    neutral runs are in the first sweep (:meth:`~experiments.dnn.config.Config.n_trials`).
     """
     trials = random_search_specs(config)
     specs = [
