@@ -167,7 +167,8 @@ def cost_quality(summary: dict, out: Path) -> Path:
 
 
 def agent_training(summary: dict, out: Path) -> Path:
-    """PPO's episode returns (log of the training-loss reduction) during training."""
+    """PPO's episode returns (log of the training-loss reduction, against the neutral policy's
+    run with ``reward_baseline="neutral"``) during training."""
     fig, ax = plt.subplots(figsize=(6.0, 3.8), layout="constrained")
     for k, (task, block) in enumerate(summary["tasks"].items()):
         for j, info in enumerate(block["agent_training"]):
@@ -182,7 +183,10 @@ def agent_training(summary: dict, out: Path) -> Path:
             label = f"{task} (mean of {window} episodes, per seed)" if j == 0 else None
             ax.plot(steps[window - 1 :], smooth, color=color, alpha=0.8, label=label)
     ax.set(xlabel="PPO timesteps (actions)", ylabel="episode return")
-    ax.set_title("PPO training: return = log(initial / final training loss)", fontsize=9)
+    relative = summary["config"]["agent_env"].get("reward_baseline") == "neutral"
+    # with reward_baseline="neutral" the return is measured against the neutral policy's run
+    reference = "neutral policy's final" if relative else "initial"
+    ax.set_title(f"PPO training: return = log({reference} / final training loss)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save(fig, out / "agent_training.png")
