@@ -219,9 +219,9 @@ class LRScheduleEnv(gym.Env):
     schedules is a few hundredths). The neutral run is one more episode of the task, cached per
     instance when the task's runs are determined by their instance
     (``task.runs_determined_by_instance``: true for :class:`~rl_scheduler.tasks.NMFTask`, whose
-    gradient noise is seeded by the instance), recomputed at every reset otherwise (the
-    deep-network tasks do not declare it: a model with dropout, or a GPU kernel, can make two runs
-    of an instance differ).
+    gradient noise is seeded by the instance, and for the deep-network tasks on the CPU without
+    dropout), recomputed at every reset otherwise (on a GPU, or with dropout, two runs of an
+    instance can differ).
 
     **Termination** -- ``terminated=True`` after ``max_actions`` actions or on divergence. The budget
     is part of the task and visible in the observation (``progress``), so its end is a true
