@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from nmf.schedules import Cosine
 from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
 from rl_scheduler.tasks.base import Task, TaskStats, is_int
 
@@ -57,10 +58,18 @@ def anchored_rate(anchor: str | None, lr0: float, decision: int, n_decisions: in
     if anchor is None:
         return lr0
     if anchor == "cosine":
-        from nmf.schedules import Cosine
-
         return Cosine(lr0, total_steps=n_decisions)(decision)
     raise ValueError(f"rate_anchor must be one of {RATE_ANCHORS}, got {anchor!r}.")
+
+
+def check_rate_anchor(rate_anchor: Any, rate_range: tuple[float, float] | None) -> str | None:
+    """``rate_anchor`` if it is one of :data:`RATE_ANCHORS` and, when set, ``rate_range`` is
+    set too (the anchor is the reference that ``rate_range``'s ``2**e`` multiplies)."""
+    if rate_anchor not in RATE_ANCHORS:
+        raise ValueError(f"rate_anchor must be one of {RATE_ANCHORS}, got {rate_anchor!r}.")
+    if rate_anchor is not None and rate_range is None:
+        raise ValueError("rate_anchor needs rate_range (the anchor is what 2**e multiplies).")
+    return rate_anchor
 
 
 def _finite_positive(name: str, value: Any) -> float:
@@ -347,10 +356,7 @@ class LRScheduleEnv(gym.Env):
             raise ValueError(
                 f"reward_baseline must be one of {REWARD_BASELINES}, got {reward_baseline!r}."
             )
-        if rate_anchor not in RATE_ANCHORS:
-            raise ValueError(f"rate_anchor must be one of {RATE_ANCHORS}, got {rate_anchor!r}.")
-        if rate_anchor is not None and self.rate_range is None:
-            raise ValueError("rate_anchor needs rate_range (the anchor is what 2**e multiplies).")
+        check_rate_anchor(rate_anchor, self.rate_range)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "

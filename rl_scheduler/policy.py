@@ -46,9 +46,9 @@ from rl_scheduler.env import (
     DEFAULT_LR_LIMITS,
     DEFAULT_MAX_MULT,
     DEFAULT_SHIELD_FRACTION,
-    RATE_ANCHORS,
     anchored_rate,
     check_bound_range,
+    check_rate_anchor,
     shielded_lr,
 )
 from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
@@ -158,13 +158,7 @@ class LearnedSchedule:
         self.shield = cfg["shield"]
         self.bound_range = check_bound_range(cfg["bound_range"])
         self.rate_range = check_bound_range(cfg["rate_range"], "rate_range")
-        if cfg["rate_anchor"] not in RATE_ANCHORS:
-            raise ValueError(
-                f"rate_anchor must be one of {RATE_ANCHORS}, got {cfg['rate_anchor']!r}."
-            )
-        if cfg["rate_anchor"] is not None and self.rate_range is None:
-            raise ValueError("rate_anchor needs rate_range (the anchor is what 2**e multiplies).")
-        self.rate_anchor = cfg["rate_anchor"]
+        self.rate_anchor = check_rate_anchor(cfg["rate_anchor"], self.rate_range)
         self.initial_lr = None if initial_lr is None else float(initial_lr)
         self.initial_lr_fraction = float(fraction)
         self.deterministic = bool(deterministic)
