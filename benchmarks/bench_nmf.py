@@ -10,7 +10,7 @@ import numpy as np
 from benchmarks.timing import median_time
 from nmf import ProjectedSGD, StochasticNMF, stability_bound
 
-SIZES = [(200, 100, 10), (1797, 64, 10), (1000, 1000, 20), (4000, 2000, 40)]
+SIZES = [(60, 40, 5), (200, 100, 10), (1797, 64, 10), (1000, 1000, 20), (4000, 2000, 40)]
 
 
 def measure(problem: StochasticNMF) -> tuple[float, float, float]:

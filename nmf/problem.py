@@ -16,6 +16,11 @@ from nmf.validation import (
     is_real,
 )
 
+try:  # the ufunc np.clip ends in, without np.clip's Python layers: the same bits, half the time
+    from numpy._core.umath import clip as _clip  # per SGD step
+except ImportError:  # numpy < 2
+    from numpy.core.umath import clip as _clip
+
 SEED_STREAMS = ("data", "init", "noise")
 """The independent random streams that one seed stands for (see :func:`stream_rng`)."""
 
@@ -357,6 +362,6 @@ def _projected_step(
     """:func:`projected_step` on arguments already checked (the per-step path of ProjectedSGD)."""
     uW, uH = -lr * gW, -lr * gH
     if clip is not None:
-        uW, uH = np.clip(uW, -clip, clip), np.clip(uH, -clip, clip)
+        uW, uH = _clip(uW, -clip, clip), _clip(uH, -clip, clip)
     upper = np.inf if box is None else box
-    return np.clip(W + uW, 0.0, upper), np.clip(H + uH, 0.0, upper)
+    return _clip(W + uW, 0.0, upper), _clip(H + uH, 0.0, upper)
