@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 QUICK ?= 0
 # STRICT=1: pinned AVX2 kernels and one thread, see docs/reproducibility.md (--strict).
 STRICT ?= 0
+# ABLATION=1 (reproduce-nmf): also the NMF agent designs of experiments.nmf.config.ABLATIONS.
+ABLATION ?= 0
 JOBS ?= 2
 export PYTHONHASHSEED := 0
 # One BLAS thread per process: runs are parallelised across processes instead (JOBS).
@@ -17,7 +19,8 @@ export MKL_NUM_THREADS ?= 1
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 	@echo "  QUICK=1 makes every reproduce-* target a minutes-long smoke run; JOBS=N sets parallel runs;"
-	@echo "  STRICT=1 pins the CPU kernels and threads (docs/reproducibility.md)."
+	@echo "  STRICT=1 pins the CPU kernels and threads (docs/reproducibility.md);"
+	@echo "  ABLATION=1 adds the opt-in NMF agent designs to reproduce-nmf."
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,7 +55,7 @@ bench-sweeps: $(STAMP)  ## wall time of the studies under --jobs 1, --jobs 2 and
 
 NMF_OUT := results/nmf$(if $(filter 1,$(QUICK)),-quick)
 reproduce-nmf: $(STAMP)  ## paper 1: NMF schedules, bound tightness, PPO-learned schedule -> results/nmf/
-	$(PY) -m experiments.nmf $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(STRICT)),--strict) --jobs $(JOBS) --out $(NMF_OUT)
+	$(PY) -m experiments.nmf $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(STRICT)),--strict) $(if $(filter 1,$(ABLATION)),--ablation) --jobs $(JOBS) --out $(NMF_OUT)
 
 NMF_SCREEN_OUT := results/nmf-screen$(if $(filter 1,$(QUICK)),-quick)
 reproduce-nmf-screen: $(STAMP)  ## screen NMF agent designs (few seeds, no intervals) -> results/nmf-screen/

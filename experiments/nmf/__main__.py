@@ -6,10 +6,11 @@ Stages, in order (``--stages`` picks some; each sweep resumes where it stopped):
   scikit-learn's NMF -> ``OUT/summary.json``, ``table.md``, figures;
 * ``bound``: how tight the stability bound is -> ``OUT/bound_tightness.{md,json}``;
 * ``rl``: PPO-learned schedules against tuned schedules on held-out instances ->
-  ``OUT/rl/``: the headline agent (bound-relative actions) and, on fewer seeds, the earlier
-  design (multiplicative actions, shielded) to measure the change and the headline design with
-  the certifying shield; ``--ablation`` adds the earlier design with its shield at the bound
-  itself and the headline design with a gradient-noise feature.
+  ``OUT/rl/``: the headline agent (bound-relative actions relative to the neutral policy) and,
+  on fewer seeds, two earlier designs to measure the change (``learned``: bound-relative
+  actions; ``learned_multiplicative``: multiplicative actions, shielded); ``--ablation`` adds
+  ``learned`` with the certifying shield, the multiplicative design with its shield at the
+  bound itself and ``learned`` with a gradient-noise feature.
 
 The protocol is in ``docs/nmf_study.md``; ``--quick`` is a minutes-long smoke run.
 """
@@ -47,7 +48,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ablation",
         action="store_true",
         help="rl stage: also train and evaluate the variants of experiments.nmf.config.ABLATIONS "
-        "(the earlier design with its shield at the bound itself; learned_noise)",
+        "(learned_certified, learned_multiplicative_shield1.0, learned_noise)",
     )
 
 
