@@ -6,11 +6,11 @@ Stages, in order (``--stages`` picks some; each sweep resumes where it stopped):
   scikit-learn's NMF -> ``OUT/summary.json``, ``table.md``, figures;
 * ``bound``: how tight the stability bound is -> ``OUT/bound_tightness.{md,json}``;
 * ``rl``: PPO-learned schedules against tuned schedules on held-out instances ->
-  ``OUT/rl/``: the headline agent (bound-relative actions relative to the neutral policy) and,
-  on fewer seeds, two earlier designs to measure the change (``learned``: bound-relative
-  actions; ``learned_multiplicative``: multiplicative actions, shielded); ``--ablation`` adds
-  ``learned`` with the certifying shield, the multiplicative design with its shield at the
-  bound itself and ``learned`` with a gradient-noise feature.
+  ``OUT/rl/``: the headline agent (bound-relative actions, rewards relative to the neutral
+  policy) and, on fewer seeds, the previous headline ``learned`` to measure the change;
+  ``--ablation`` adds the earlier multiplicative, shielded design (also with its shield at the
+  bound itself), ``learned`` with the certifying shield and ``learned`` with a gradient-noise
+  feature.
 
 The protocol is in ``docs/nmf_study.md``; ``--quick`` is a minutes-long smoke run.
 """
@@ -48,7 +48,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ablation",
         action="store_true",
         help="rl stage: also train and evaluate the variants of experiments.nmf.config.ABLATIONS "
-        "(learned_certified, learned_multiplicative_shield1.0, learned_noise)",
+        "(learned_multiplicative, learned_certified, learned_multiplicative_shield1.0, "
+        "learned_noise)",
     )
 
 
