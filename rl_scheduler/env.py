@@ -43,8 +43,8 @@ run)."""
 
 RATE_ANCHORS = (None, "cosine")
 """Values of ``LRScheduleEnv(rate_anchor=...)``: ``None`` (``rate_range`` is relative to the run's
-initial rate at every decision) or ``"cosine"`` (relative to cosine annealing of the initial rate
-to 0 over the run's decisions: :func:`anchored_rate`)."""
+initial rate, ``bound_range`` to the bound, at every decision) or ``"cosine"`` (relative to that
+reference annealed by cosine to 0 over the run's decisions: :func:`anchored_rate`)."""
 
 
 def anchored_rate(anchor: str | None, lr0: float, decision: int, n_decisions: int) -> float:
@@ -62,13 +62,19 @@ def anchored_rate(anchor: str | None, lr0: float, decision: int, n_decisions: in
     raise ValueError(f"rate_anchor must be one of {RATE_ANCHORS}, got {anchor!r}.")
 
 
-def check_rate_anchor(rate_anchor: Any, rate_range: tuple[float, float] | None) -> str | None:
-    """``rate_anchor`` if it is one of :data:`RATE_ANCHORS` and, when set, ``rate_range`` is
-    set too (the anchor is the reference that ``rate_range``'s ``2**e`` multiplies)."""
+def check_rate_anchor(
+    rate_anchor: Any,
+    rate_range: tuple[float, float] | None,
+    bound_range: tuple[float, float] | None = None,
+) -> str | None:
+    """``rate_anchor`` if it is one of :data:`RATE_ANCHORS` and, when set, ``rate_range`` or
+    ``bound_range`` is set too (the anchor shapes the reference that their ``2**e`` multiplies)."""
     if rate_anchor not in RATE_ANCHORS:
         raise ValueError(f"rate_anchor must be one of {RATE_ANCHORS}, got {rate_anchor!r}.")
-    if rate_anchor is not None and rate_range is None:
-        raise ValueError("rate_anchor needs rate_range (the anchor is what 2**e multiplies).")
+    if rate_anchor is not None and rate_range is None and bound_range is None:
+        raise ValueError(
+            "rate_anchor needs rate_range or bound_range (the anchor is what 2**e multiplies)."
+        )
     return rate_anchor
 
 
@@ -131,6 +137,7 @@ def shielded_lr(
     bound_range: tuple[float, float] | None = None,
     rate_range: tuple[float, float] | None = None,
     initial_lr: float | None = None,
+    bound_scale: float = 1.0,
 ) -> tuple[float, float]:
     """The learning rate an action proposes, and the one actually applied.
 
@@ -138,7 +145,9 @@ def shielded_lr(
     lr_min, lr_max)``: the action multiplies the previous rate. With ``bound_range = (lo, hi)``
     and a known ``bound``, ``proposed = clip(bound * 2 ** e, lr_min, lr_max)`` with ``e`` from
     :func:`bound_exponent`: the action picks the rate relative to the current stability bound in
-    one move (without a known bound the rate is kept). With ``rate_range = (lo, hi)``,
+    one move (without a known bound the rate is kept; callers with a ``rate_anchor`` pass the
+    anchor's factor at the decision, :func:`anchored_rate` of 1, as ``bound_scale``, which
+    multiplies the bound). With ``rate_range = (lo, hi)``,
     ``proposed = clip(initial_lr * 2 ** e, lr_min, lr_max)``: the same one move relative to the
     run's initial rate (for tasks without a bound; callers with a ``rate_anchor`` pass the
     decision's :func:`anchored_rate` as ``initial_lr``). With ``shield`` and a known ``bound``,
@@ -156,7 +165,7 @@ def shielded_lr(
     elif bound_range is None:
         proposed = lr * action_to_multiplier(action, max_mult)
     elif known:
-        proposed = bound * 2.0 ** bound_exponent(action, bound_range)
+        proposed = bound * bound_scale * 2.0 ** bound_exponent(action, bound_range)
     else:
         checked_action(action)  # still refuse a malformed action
         proposed = lr
@@ -262,7 +271,8 @@ class LRScheduleEnv(gym.Env):
         ``None`` the initial rate, ``"cosine"`` the initial rate annealed by cosine to 0 over
         the ``max_actions`` decisions (:func:`anchored_rate`). Started at a tuned cosine rate,
         the neutral policy is then the tuned cosine schedule and the policy learns a correction
-        of it.
+        of it. With ``bound_range``, ``"cosine"`` multiplies the bound by the same factor
+        (``lr = bound * cos_k * 2**e``): the neutral policy follows the bound annealed to 0.
     shield : bool, default True
         Cap the applied rate at ``shield_fraction`` times the task's stability bound.
     shield_fraction : float in (0, 1], default :data:`DEFAULT_SHIELD_FRACTION`
@@ -356,7 +366,7 @@ class LRScheduleEnv(gym.Env):
             raise ValueError(
                 f"reward_baseline must be one of {REWARD_BASELINES}, got {reward_baseline!r}."
             )
-        check_rate_anchor(rate_anchor, self.rate_range)
+        check_rate_anchor(rate_anchor, self.rate_range, self.bound_range)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -487,6 +497,7 @@ class LRScheduleEnv(gym.Env):
             bound_range=self.bound_range,
             rate_range=self.rate_range,
             initial_lr=anchored_rate(self.rate_anchor, self._lr0, decision, self.max_actions),
+            bound_scale=anchored_rate(self.rate_anchor, 1.0, decision, self.max_actions),
         )
 
     def _reward(self, before: TaskStats, after: TaskStats, n_actions: int) -> tuple[float, bool]:

@@ -158,7 +158,7 @@ class LearnedSchedule:
         self.shield = cfg["shield"]
         self.bound_range = check_bound_range(cfg["bound_range"])
         self.rate_range = check_bound_range(cfg["rate_range"], "rate_range")
-        self.rate_anchor = check_rate_anchor(cfg["rate_anchor"], self.rate_range)
+        self.rate_anchor = check_rate_anchor(cfg["rate_anchor"], self.rate_range, self.bound_range)
         self.initial_lr = None if initial_lr is None else float(initial_lr)
         self.initial_lr_fraction = float(fraction)
         self.deterministic = bool(deterministic)
@@ -227,6 +227,7 @@ class LearnedSchedule:
             bound_range=self.bound_range,
             rate_range=self.rate_range,
             initial_lr=anchored_rate(self.rate_anchor, self._lr0, len(self.lrs), self.max_actions),
+            bound_scale=anchored_rate(self.rate_anchor, 1.0, len(self.lrs), self.max_actions),
         )
         self._lr = lr
         self._last_step = step

@@ -88,6 +88,14 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "ppo": VARIANT_PPO["learned_relative"],
         "timesteps_factor": 2.5,
     },
+    "cosine_anchored": {
+        "env": {
+            **VARIANTS["learned_relative"],
+            "bound_range": (-4.0, 4.0),
+            "rate_anchor": "cosine",
+        },
+        "ppo": VARIANT_PPO["learned_relative"],
+    },
 }
 """Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
 screen's instance set), optional ``ppo`` (overrides of PPO's settings) and ``timesteps_factor``
@@ -109,7 +117,11 @@ high early rate that gains now and costs at the end shows only in the full retur
 (``reward_baseline="neutral"``), alone, with low exploration, with low exploration and
 Monte-Carlo advantages, and with low exploration and the noise feature
 (``relative_reward_noise_feature``: the study's headline variant ``learned_relative``;
-``..._longer`` trains it 2.5 times longer)."""
+``..._longer`` trains it 2.5 times longer). ``cosine_anchored`` is that headline with the bound
+annealed by cosine as the reference (``rate_anchor="cosine"``: ``lr = bound * cos_k * 2**e``,
+``e`` in ``[-4, 4]``), so the neutral policy already decays the rate as the noisy cells need,
+and 16 times the annealed bound still reaches above the bound until about 80% of the run, as the
+exact cells need."""
 
 SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 """The hand-made schedules every design is compared with (tuned per cell)."""

@@ -228,7 +228,7 @@ def test_cosine_anchored_env_sets_multiples_of_the_cosine_schedule(small_kwargs)
             assert info["lr"] == pytest.approx(cosine * 2.0 ** (2.0 * a), rel=1e-12)
     assert env.config["rate_anchor"] == "cosine"
     assert "rate_anchor" not in make_nmf_env(**small_kwargs, rate_range=(-1.0, 1.0)).config
-    with pytest.raises(ValueError, match="rate_anchor needs rate_range"):
+    with pytest.raises(ValueError, match="rate_anchor needs rate_range or bound_range"):
         make_nmf_env(**small_kwargs, rate_anchor="cosine")
     with pytest.raises(ValueError, match="rate_anchor must be one of"):
         make_nmf_env(**small_kwargs, rate_range=(-1.0, 1.0), rate_anchor="linear")
@@ -244,6 +244,27 @@ def test_relative_reward_against_a_cosine_anchor_is_zero_for_the_neutral_policy(
     _, neutral, _ = _episode(make_nmf_env(**kwargs), [0.0] * env.max_actions, seed=4)
     _, relative, _ = _episode(env, actions, seed=4)
     np.testing.assert_allclose(relative, np.subtract(plain, neutral), rtol=0, atol=1e-12)
+
+
+def test_cosine_anchored_bound_range_sets_multiples_of_the_annealed_bound(small_kwargs):
+    kwargs = {**small_kwargs, "bound_range": (-4.0, 4.0), "rate_anchor": "cosine"}
+    env = make_nmf_env(**kwargs, shield=False)
+    env.reset(seed=0)
+    n = env.max_actions
+    actions = [0.0, 0.5, -1.0] + [0.0, 1.0] * n
+    for k, a in enumerate(actions[:n]):
+        _, _, _, _, info = env.step(np.array([a], dtype=np.float32))
+        cos_k = Cosine(1.0, total_steps=n)(k)
+        assert info["lr"] == pytest.approx(info["bound"] * cos_k * 2.0 ** (4.0 * a), rel=1e-12)
+    assert env.config["rate_anchor"] == "cosine" and env.config["bound_range"] == [-4.0, 4.0]
+    # the neutral policy (the annealed bound) earns exactly 0 against itself
+    _, zero, _ = _episode(make_nmf_env(**kwargs, reward_baseline="neutral"), [0.0] * n, seed=3)
+    assert zero == [0.0] * n
+    # a shield still caps the annealed rate at its fraction of the bound
+    shielded = make_nmf_env(**kwargs, shield=True, shield_fraction=0.5)
+    shielded.reset(seed=0)
+    _, _, _, _, info = shielded.step(np.array([1.0], dtype=np.float32))
+    assert info["lr"] == pytest.approx(0.5 * info["bound"]) and info["shielded"]
 
 
 def test_bound_relative_env_needs_a_task_with_a_bound(small_kwargs):

@@ -26,6 +26,7 @@ class StubPolicy:
         (False, {"bound_range": (-5.0, 2.0)}),
         (True, {"rate_range": (-3.0, 1.0)}),
         (False, {"rate_range": (-2.0, 2.0), "rate_anchor": "cosine"}),
+        (False, {"bound_range": (-4.0, 4.0), "rate_anchor": "cosine"}),
         (False, {"bound_range": (-2.0, 6.0), "certify": True}),
     ],
 )
