@@ -141,6 +141,23 @@ def test_strict_cannot_be_switched_on_inside_a_running_process(tmp_path, monkeyp
     assert args.strict
 
 
+def test_a_study_run_directly_gets_make_s_thread_settings(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    for key in cli.RUN_ENV_DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    with threadpool_limits(limits=None):  # restore this process's BLAS threads afterwards
+        cli.parse_pipeline_args("demo", "demo", ["--jobs", "1", "--out", str(tmp_path)])
+        assert {k: os.environ[k] for k in cli.RUN_ENV_DEFAULTS} == cli.RUN_ENV_DEFAULTS
+        blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+        assert blas and all(lib["num_threads"] == 1 for lib in blas)
+    # a setting of the user's own is kept
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with threadpool_limits(limits=None):
+        cli.parse_pipeline_args("demo", "demo", ["--jobs", "1", "--out", str(tmp_path)])
+        assert os.environ["OMP_NUM_THREADS"] == "2"
+
+
 def _records_without_timing(path):
     return {
         r["spec_id"]: {k: v for k, v in r["result"].items() if k != "wall_time_s"}
