@@ -88,6 +88,18 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "ppo": VARIANT_PPO["learned_relative"],
         "timesteps_factor": 2.5,
     },
+    "relative_gamma1": {
+        "env": VARIANTS["learned_relative"],
+        "ppo": {**VARIANT_PPO["learned_relative"], "gamma": 1.0},
+    },
+    "relative_more_instances": {
+        "env": {**VARIANTS["learned_relative"], "n_instances": 96},
+        "ppo": VARIANT_PPO["learned_relative"],
+    },
+    "relative_gamma1_more_instances": {
+        "env": {**VARIANTS["learned_relative"], "n_instances": 96},
+        "ppo": {**VARIANT_PPO["learned_relative"], "gamma": 1.0},
+    },
     "cosine_anchored": {
         "env": {
             **VARIANTS["learned_relative"],
@@ -117,7 +129,11 @@ high early rate that gains now and costs at the end shows only in the full retur
 (``reward_baseline="neutral"``), alone, with low exploration, with low exploration and
 Monte-Carlo advantages, and with low exploration and the noise feature
 (``relative_reward_noise_feature``: the study's headline variant ``learned_relative``;
-``..._longer`` trains it 2.5 times longer). ``cosine_anchored`` is that headline with the bound
+``..._longer`` trains it 2.5 times longer); ``relative_gamma1`` trains that headline without
+discount (with the relative reward the undiscounted return is exactly ``log(neutral final loss /
+agent final loss)``, the objective), ``relative_more_instances`` on 96 instances instead of 24,
+``relative_gamma1_more_instances`` both.
+``cosine_anchored`` is that headline with the bound
 annealed by cosine as the reference (``rate_anchor="cosine"``: ``lr = bound * cos_k * 2**e``,
 ``e`` in ``[-4, 4]``), so the neutral policy already decays the rate as the noisy cells need,
 and 16 times the annealed bound still reaches above the bound until about 80% of the run, as the
