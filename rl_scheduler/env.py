@@ -48,7 +48,8 @@ reference annealed by cosine to 0 over the run's decisions: :func:`anchored_rate
 
 
 def anchored_rate(anchor: str | None, lr0: float, decision: int, n_decisions: int) -> float:
-    """The reference rate of decision ``decision`` (0-based) of ``n_decisions`` for ``rate_range``.
+    """The reference rate of decision ``decision`` (0-based) of ``n_decisions`` for ``rate_range``
+    (with ``lr0 = 1``: the factor on the bound for ``bound_range``).
 
     ``None``: ``lr0``. ``"cosine"``: ``nmf.schedules.Cosine(lr0, total_steps=n_decisions)`` at
     ``decision``, the same closed form as the cosine baseline of the deep-network study, so the
@@ -156,6 +157,8 @@ def shielded_lr(
     above the shield. Used by both the environment and :class:`rl_scheduler.policy.LearnedSchedule`.
     """
     known = bound is not None and math.isfinite(bound) and bound > 0
+    if not (math.isfinite(bound_scale) and bound_scale >= 0):
+        raise ValueError(f"bound_scale must be a finite float >= 0, got {bound_scale!r}.")
     if bound_range is not None and rate_range is not None:
         raise ValueError("give bound_range or rate_range, not both.")
     if rate_range is not None:
@@ -225,9 +228,9 @@ class LRScheduleEnv(gym.Env):
     terminates.
 
     With ``reward_baseline="neutral"`` every reward is the one above minus the reward that the
-    *neutral policy* (action 0 at every decision: the bound itself for ``bound_range``, the
-    initial rate -- or its ``rate_anchor`` schedule -- for ``rate_range``, the previous rate
-    otherwise) earns at the same decision of
+    *neutral policy* (action 0 at every decision: the bound itself -- or the bound times the
+    ``rate_anchor``'s factor -- for ``bound_range``, the initial rate -- or its ``rate_anchor``
+    schedule -- for ``rate_range``, the previous rate otherwise) earns at the same decision of
     the same run (same instance and seed); an episode that ends early by divergence also
     subtracts the neutral policy's remaining rewards. The return is then the plain return minus
     the neutral policy's return on that run, a constant per run that no action changes, so every

@@ -83,7 +83,9 @@ class LearnedSchedule:
         defaults. Keyword arguments below override single entries.
     steps_per_action, max_actions : int, optional
         Steps between decisions and decisions per run; ``steps_per_action * max_actions`` is the
-        budget that the ``progress`` feature counts against (it stays at 1 beyond it).
+        budget that the ``progress`` feature counts against (it stays at 1 beyond it). With a
+        ``rate_anchor`` the reference anneals to 0 over ``max_actions`` decisions, so later
+        decisions get the ``lr_limits`` floor: set ``max_actions`` to the run's decisions.
     shield : bool, optional
         Cap the rate at ``shield_fraction`` times ``stats.bound`` (when the stats carry a finite
         bound). Default: as in training.

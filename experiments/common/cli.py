@@ -30,14 +30,17 @@ BACKEND_ENV = "EXPERIMENTS_BACKEND"
 """Environment variable read when ``--backend`` is not given."""
 
 RUN_ENV_DEFAULTS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-"""What ``make`` exports, set by a study for the variables its environment leaves unset.
+"""What ``make`` exports; a study started without it fills these in (:func:`_fill_run_env`).
 
 Runs are parallelised across processes, one BLAS thread each: with the libraries' default of
 one thread per core, ``--jobs 2`` on 2 cores ran four threads, and on the NMF study's small
 matrices PPO training took 2.4 times as long. The worker processes are spawned, so they read
 these variables when they start; this process's BLAS is already loaded and is limited through
-threadpoolctl instead (its hash seed cannot change any more: ``make`` or ``--strict`` set it
-before it starts)."""
+threadpoolctl instead, and its hash seed cannot change any more (``make`` and ``--strict`` set
+it before it starts)."""
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""A user who sets any of these chooses the thread counts: the study then sets none."""
 
 
 def _positive_int(text: str) -> int:
@@ -105,7 +108,9 @@ def parse_pipeline_args(
     args = parser.parse_args(argv)
     if args.strict and not is_strict():
         _restart_strict(parser, name, sys.argv[1:] if argv is None else list(argv))
-    _one_blas_thread_per_process()
+    # what provenance reports is the environment this process started with
+    args.started_strict = is_strict()
+    args.env_filled = _fill_run_env()
     out = args.out or Path("results") / (f"{folder}-quick" if args.quick else folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -121,15 +126,23 @@ def parse_pipeline_args(
     return args, out
 
 
-def _one_blas_thread_per_process() -> None:
-    """Fill in :data:`RUN_ENV_DEFAULTS` and hold this process's BLAS to ``OMP_NUM_THREADS``."""
+def _fill_run_env() -> list[str]:
+    """Set the :data:`RUN_ENV_DEFAULTS` the environment leaves unset; return their names.
+
+    The thread counts are filled in (and this process's BLAS held to one thread) only when none
+    of :data:`THREAD_VARS` is set, so a thread setting of the user's own is kept whole.
+    """
     from threadpoolctl import threadpool_limits
 
-    for key, value in RUN_ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    threads = os.environ["OMP_NUM_THREADS"]
-    if threads.isdigit() and int(threads) > 0:
-        threadpool_limits(limits=int(threads), user_api="blas")
+    filled = []
+    if not any(os.environ.get(k) for k in THREAD_VARS):
+        filled += ["OMP_NUM_THREADS", "MKL_NUM_THREADS"]
+        threadpool_limits(limits=1, user_api="blas")
+    if os.environ.get("PYTHONHASHSEED") is None:
+        filled.append("PYTHONHASHSEED")
+    for key in filled:
+        os.environ[key] = RUN_ENV_DEFAULTS[key]
+    return filled
 
 
 def _restart_strict(parser: argparse.ArgumentParser, name: str, argv: list[str]) -> None:
@@ -186,11 +199,18 @@ def finish(
     Adds ``wall_time_s`` (since ``start``, a :func:`time.perf_counter` reading), ``jobs``
     (``--jobs``, or the ``--backend`` name when one was given) and ``provenance``
     (:func:`experiments.common.provenance.provenance` with ``inputs``, the study's
-    :func:`~experiments.common.provenance.input_digests`) to ``summary``, and returns it.
+    :func:`~experiments.common.provenance.input_digests`; its ``env`` and ``strict`` are those the
+    process started with, and ``env_filled`` lists the :data:`RUN_ENV_DEFAULTS` the study set
+    for its workers) to ``summary``, and returns it.
     """
     summary["wall_time_s"] = time.perf_counter() - start
     summary["jobs"] = args.jobs if args.backend_name is None else args.backend_name
-    summary["provenance"] = provenance(inputs=inputs)
+    block = summary["provenance"] = provenance(inputs=inputs)
+    filled = getattr(args, "env_filled", [])
+    if filled:  # set by the study for its workers, not in the environment it started with
+        block["env"].update(dict.fromkeys(filled))
+        block["env_filled"] = filled
+    block["strict"] = getattr(args, "started_strict", block["strict"])
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "table.md", table)
     if not args.quiet:

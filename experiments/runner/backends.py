@@ -136,8 +136,9 @@ class ProcessPoolBackend(_Closing):
     others finish normally, and the rest of the items go to a new pool. When the iterator is
     closed early or an exception propagates (Ctrl-C) while runs are in flight, pending items
     are cancelled, the workers are terminated (their unfinished runs would be discarded anyway)
-    and the pool is shut down, so no process is left behind; the next call starts a new pool. The backend does not set thread counts: give each worker
-    ``cpu_count // jobs`` threads through ``OMP_NUM_THREADS`` or ``torch.set_num_threads``.
+    and the pool is shut down, so no process is left behind; the next call starts a new pool. The backend does not set thread counts: a study's command
+    line gives every process one BLAS thread unless the user sets thread counts
+    (:data:`experiments.common.cli.RUN_ENV_DEFAULTS`), and the runs set torch's.
     """
 
     def __init__(self, jobs: int, *, start_method: str = "spawn") -> None:

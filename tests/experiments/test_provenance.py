@@ -141,21 +141,48 @@ def test_strict_cannot_be_switched_on_inside_a_running_process(tmp_path, monkeyp
     assert args.strict
 
 
-def test_a_study_run_directly_gets_make_s_thread_settings(tmp_path, monkeypatch):
-    from threadpoolctl import threadpool_info, threadpool_limits
+def _unset(monkeypatch, *keys):
+    for key in keys:  # setenv first, so that monkeypatch restores the original state
+        monkeypatch.setenv(key, "x")
+        monkeypatch.delenv(key)
 
-    for key in cli.RUN_ENV_DEFAULTS:
-        monkeypatch.delenv(key, raising=False)
-    with threadpool_limits(limits=None):  # restore this process's BLAS threads afterwards
-        cli.parse_pipeline_args("demo", "demo", ["--jobs", "1", "--out", str(tmp_path)])
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def test_a_study_run_directly_gets_make_s_thread_settings(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    _unset(monkeypatch, *cli.RUN_ENV_DEFAULTS, *cli.THREAD_VARS)
+    argv = ["--quiet", "--jobs", "1", "--out", str(tmp_path)]
+    with threadpool_limits(limits=2, user_api="blas"):  # restored when the test ends
+        assert _blas_threads() == {2}
+        args, out = cli.parse_pipeline_args("demo", "demo", argv)
         assert {k: os.environ[k] for k in cli.RUN_ENV_DEFAULTS} == cli.RUN_ENV_DEFAULTS
-        blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
-        assert blas and all(lib["num_threads"] == 1 for lib in blas)
-    # a setting of the user's own is kept
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    with threadpool_limits(limits=None):
-        cli.parse_pipeline_args("demo", "demo", ["--jobs", "1", "--out", str(tmp_path)])
-        assert os.environ["OMP_NUM_THREADS"] == "2"
+        assert _blas_threads() == {1}
+        block = cli.finish(args, out, {}, "", time.perf_counter())["provenance"]
+        # the record says what the process started with, and what the study set for its workers
+        assert block["env_filled"] == ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"]
+        assert all(block["env"][k] is None for k in cli.RUN_ENV_DEFAULTS)
+        assert block["strict"] is False
+
+
+def test_a_thread_setting_of_the_user_s_own_is_kept_whole(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    _unset(monkeypatch, *cli.THREAD_VARS)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.setenv("PYTHONHASHSEED", "7")
+    argv = ["--quiet", "--jobs", "1", "--out", str(tmp_path)]
+    with threadpool_limits(limits=2, user_api="blas"):
+        args, out = cli.parse_pipeline_args("demo", "demo", argv)
+        assert _blas_threads() == {2} and args.env_filled == []
+        assert "OMP_NUM_THREADS" not in os.environ and os.environ["PYTHONHASHSEED"] == "7"
+        block = cli.finish(args, out, {}, "", time.perf_counter())["provenance"]
+        assert "env_filled" not in block and block["env"]["OPENBLAS_NUM_THREADS"] == "2"
 
 
 def _records_without_timing(path):

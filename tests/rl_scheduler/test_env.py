@@ -260,11 +260,28 @@ def test_cosine_anchored_bound_range_sets_multiples_of_the_annealed_bound(small_
     # the neutral policy (the annealed bound) earns exactly 0 against itself
     _, zero, _ = _episode(make_nmf_env(**kwargs, reward_baseline="neutral"), [0.0] * n, seed=3)
     assert zero == [0.0] * n
-    # a shield still caps the annealed rate at its fraction of the bound
+    # a shield caps the annealed rate at its fraction of the bound itself, not of the annealed one
     shielded = make_nmf_env(**kwargs, shield=True, shield_fraction=0.5)
     shielded.reset(seed=0)
-    _, _, _, _, info = shielded.step(np.array([1.0], dtype=np.float32))
-    assert info["lr"] == pytest.approx(0.5 * info["bound"]) and info["shielded"]
+    for k in range(n):
+        _, _, _, _, info = shielded.step(np.array([1.0], dtype=np.float32))
+        annealed = info["bound"] * Cosine(1.0, total_steps=n)(k) * 16.0
+        assert info["lr"] == pytest.approx(min(annealed, 0.5 * info["bound"]), rel=1e-12)
+        assert info["shielded"] == (annealed > 0.5 * info["bound"])
+    assert n >= 3  # later decisions tell the bound from the annealed bound (cos_k < 1)
+    with pytest.raises(ValueError, match="bound_scale"):
+        shielded_lr(
+            1.0,
+            [0.0],
+            1.0,
+            max_mult=2.0,
+            lr_min=1e-6,
+            lr_max=1e6,
+            shield=False,
+            shield_fraction=0.9,
+            bound_range=(-1.0, 1.0),
+            bound_scale=math.nan,
+        )
 
 
 def test_bound_relative_env_needs_a_task_with_a_bound(small_kwargs):
