@@ -138,7 +138,7 @@ def shielded_lr(
     bound_range: tuple[float, float] | None = None,
     rate_range: tuple[float, float] | None = None,
     initial_lr: float | None = None,
-    bound_scale: float = 1.0,
+    anchor_factor: float = 1.0,
 ) -> tuple[float, float]:
     """The learning rate an action proposes, and the one actually applied.
 
@@ -146,29 +146,28 @@ def shielded_lr(
     lr_min, lr_max)``: the action multiplies the previous rate. With ``bound_range = (lo, hi)``
     and a known ``bound``, ``proposed = clip(bound * 2 ** e, lr_min, lr_max)`` with ``e`` from
     :func:`bound_exponent`: the action picks the rate relative to the current stability bound in
-    one move (without a known bound the rate is kept; callers with a ``rate_anchor`` pass the
-    anchor's factor at the decision, :func:`anchored_rate` of 1, as ``bound_scale``, which
-    multiplies the bound). With ``rate_range = (lo, hi)``,
+    one move (without a known bound the rate is kept). With ``rate_range = (lo, hi)``,
     ``proposed = clip(initial_lr * 2 ** e, lr_min, lr_max)``: the same one move relative to the
-    run's initial rate (for tasks without a bound; callers with a ``rate_anchor`` pass the
-    decision's :func:`anchored_rate` as ``initial_lr``). With ``shield`` and a known ``bound``,
+    run's initial rate (for tasks without a bound). ``anchor_factor`` multiplies either
+    reference: callers with a ``rate_anchor`` pass its factor at the decision
+    (:func:`anchored_rate` of 1). With ``shield`` and a known ``bound``,
     ``applied = min(proposed, shield_fraction * bound)``, else ``applied = proposed``. The next
     multiplicative action multiplies the *applied* rate, so a policy cannot wind its rate up far
     above the shield. Used by both the environment and :class:`rl_scheduler.policy.LearnedSchedule`.
     """
     known = bound is not None and math.isfinite(bound) and bound > 0
-    if not (math.isfinite(bound_scale) and bound_scale >= 0):
-        raise ValueError(f"bound_scale must be a finite float >= 0, got {bound_scale!r}.")
+    if not (math.isfinite(anchor_factor) and anchor_factor >= 0):
+        raise ValueError(f"anchor_factor must be a finite float >= 0, got {anchor_factor!r}.")
     if bound_range is not None and rate_range is not None:
         raise ValueError("give bound_range or rate_range, not both.")
     if rate_range is not None:
         if initial_lr is None or not (math.isfinite(initial_lr) and initial_lr > 0):
             raise ValueError(f"rate_range needs a finite initial_lr > 0, got {initial_lr!r}.")
-        proposed = initial_lr * 2.0 ** bound_exponent(action, rate_range)
+        proposed = initial_lr * anchor_factor * 2.0 ** bound_exponent(action, rate_range)
     elif bound_range is None:
         proposed = lr * action_to_multiplier(action, max_mult)
     elif known:
-        proposed = bound * bound_scale * 2.0 ** bound_exponent(action, bound_range)
+        proposed = bound * anchor_factor * 2.0 ** bound_exponent(action, bound_range)
     else:
         checked_action(action)  # still refuse a malformed action
         proposed = lr
@@ -499,8 +498,8 @@ class LRScheduleEnv(gym.Env):
             shield_fraction=self.shield_fraction,
             bound_range=self.bound_range,
             rate_range=self.rate_range,
-            initial_lr=anchored_rate(self.rate_anchor, self._lr0, decision, self.max_actions),
-            bound_scale=anchored_rate(self.rate_anchor, 1.0, decision, self.max_actions),
+            initial_lr=self._lr0,
+            anchor_factor=anchored_rate(self.rate_anchor, 1.0, decision, self.max_actions),
         )
 
     def _reward(self, before: TaskStats, after: TaskStats, n_actions: int) -> tuple[float, bool]:

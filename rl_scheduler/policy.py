@@ -228,8 +228,8 @@ class LearnedSchedule:
             shield_fraction=float(self.config["shield_fraction"]),
             bound_range=self.bound_range,
             rate_range=self.rate_range,
-            initial_lr=anchored_rate(self.rate_anchor, self._lr0, len(self.lrs), self.max_actions),
-            bound_scale=anchored_rate(self.rate_anchor, 1.0, len(self.lrs), self.max_actions),
+            initial_lr=self._lr0,
+            anchor_factor=anchored_rate(self.rate_anchor, 1.0, len(self.lrs), self.max_actions),
         )
         self._lr = lr
         self._last_step = step

@@ -269,7 +269,7 @@ def test_cosine_anchored_bound_range_sets_multiples_of_the_annealed_bound(small_
         assert info["lr"] == pytest.approx(min(annealed, 0.5 * info["bound"]), rel=1e-12)
         assert info["shielded"] == (annealed > 0.5 * info["bound"])
     assert n >= 3  # later decisions tell the bound from the annealed bound (cos_k < 1)
-    with pytest.raises(ValueError, match="bound_scale"):
+    with pytest.raises(ValueError, match="anchor_factor"):
         shielded_lr(
             1.0,
             [0.0],
@@ -280,7 +280,7 @@ def test_cosine_anchored_bound_range_sets_multiples_of_the_annealed_bound(small_
             shield=False,
             shield_fraction=0.9,
             bound_range=(-1.0, 1.0),
-            bound_scale=math.nan,
+            anchor_factor=math.nan,
         )
 
 
