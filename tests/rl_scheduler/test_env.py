@@ -13,7 +13,13 @@ import rl_scheduler
 from nmf.datasets import NMFInstance
 from nmf.schedules import Cosine
 from rl_scheduler import LRScheduleEnv, NMFTask, make_nmf_env
-from rl_scheduler.env import anchored_rate, bound_exponent, shielded_lr
+from rl_scheduler.env import (
+    REWARD_SCALE_FLOOR,
+    anchored_rate,
+    bound_exponent,
+    reference_gap,
+    shielded_lr,
+)
 
 
 def _episode(env, actions, seed=None, options=None):
@@ -546,3 +552,86 @@ def test_reward_baseline_validation():
     task = NMFTask([NMFInstance("synthetic", rank=3, seed=1, size=(30, 20))])
     with pytest.raises(ValueError, match="reward_baseline"):
         LRScheduleEnv(task, reward_baseline="step")
+
+
+# ------------------------------------------------------------------ reward_scale="reference_gap"
+def test_reference_gap_closed_form():
+    assert reference_gap(1.25, 1.0) == 0.25
+    assert reference_gap(1.0, 1.25) == 0.25
+    assert reference_gap(1.0, 1.001) == REWARD_SCALE_FLOOR
+    assert reference_gap(1.0, 1.001, floor=1e-4) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="floor"):
+        reference_gap(1.0, 2.0, floor=0.0)
+
+
+@pytest.mark.parametrize("anchor", [None, "cosine"])
+@pytest.mark.parametrize("baseline", [None, "neutral"])
+def test_scaled_rewards_are_the_rewards_divided_by_the_gap_of_the_two_anchors(
+    small_kwargs, anchor, baseline
+):
+    kwargs = {**small_kwargs, "bound_range": (-3.0, 1.0), "shield": False}
+    actions = [0.3, -0.2, 1.0, 0.0, -1.0, 0.5]
+    unscaled_env = make_nmf_env(**kwargs, rate_anchor=anchor, reward_baseline=baseline)
+    obs, unscaled, infos = _episode(unscaled_env, actions, seed=2)
+    # the two reference runs: the neutral policy with this anchor and with the other one
+    other = "cosine" if anchor is None else None
+    _, mine, _ = _episode(make_nmf_env(**kwargs, rate_anchor=anchor), [0.0] * 6, seed=2)
+    _, theirs, _ = _episode(make_nmf_env(**kwargs, rate_anchor=other), [0.0] * 6, seed=2)
+    gap = abs(sum(mine) - sum(theirs))
+    assert gap > 5 * REWARD_SCALE_FLOOR  # the floor is not what this test measures
+    env = make_nmf_env(
+        **kwargs, rate_anchor=anchor, reward_baseline=baseline, reward_scale="reference_gap"
+    )
+    scaled_obs, scaled, scaled_infos = _episode(env, actions, seed=2)
+    np.testing.assert_allclose(scaled, np.divide(unscaled, gap), rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(scaled_obs, obs)  # what the policy sees is unchanged
+    assert scaled_infos == infos
+    assert env.config["reward_scale"] == "reference_gap"
+    # cached per instance: a second episode on the same run is scaled the same
+    _, again, _ = _episode(env, actions, seed=2)
+    assert again == scaled
+
+
+def test_the_scale_is_per_run():
+    instances = rl_scheduler.nmf_instance_set(
+        "train",
+        2,
+        datasets=["synthetic"],
+        noise_levels=[0.0, 5.0],
+        ranks=[3],
+        sizes={"synthetic": (30, 20)},
+    )
+    kwargs = {
+        "instances": instances,
+        "steps_per_action": 5,
+        "max_actions": 6,
+        "bound_range": (-3.0, 1.0),
+        "shield": False,
+        "reward_baseline": "neutral",
+    }
+    env = make_nmf_env(**kwargs, reward_scale="reference_gap")
+    plain = make_nmf_env(**kwargs)
+    ratios = []
+    for index in (0, 1):
+        _, scaled, _ = _episode(env, [-0.5] * 6, options={"instance": index})
+        _, unscaled, _ = _episode(plain, [-0.5] * 6, options={"instance": index})
+        ratios.append(sum(unscaled) / sum(scaled))
+    assert ratios[0] != pytest.approx(ratios[1], rel=1e-3)
+    assert min(ratios) >= REWARD_SCALE_FLOOR
+
+
+def test_reward_scale_env_passes_the_checkers(small_kwargs):
+    kwargs = {**small_kwargs, "bound_range": (-3.0, 1.0), "reward_scale": "reference_gap"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gym_check_env(make_nmf_env(**kwargs), skip_render_check=True)
+    sb3_check_env(make_nmf_env(**kwargs), warn=True)
+    assert "reward_scale" not in make_nmf_env(**small_kwargs).config  # older configs unchanged
+
+
+def test_reward_scale_validation():
+    task = NMFTask([NMFInstance("synthetic", rank=3, seed=1, size=(30, 20))])
+    with pytest.raises(ValueError, match="reward_scale must be one of"):
+        LRScheduleEnv(task, bound_range=(-1.0, 1.0), reward_scale="gap")
+    with pytest.raises(ValueError, match="needs bound_range or rate_range"):
+        LRScheduleEnv(task, reward_scale="reference_gap")
