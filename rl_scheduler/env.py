@@ -46,9 +46,9 @@ REWARD_SCALES = (None, "reference_gap")
 ``"reference_gap"`` (every reward of a run divided by that run's :func:`reference_gap`)."""
 
 REWARD_SCALE_FLOOR = 0.01
-"""Smallest scale ``reward_scale="reference_gap"`` divides by: a run on which the two reference
-policies end within 1% of each other in loss counts as if they were 1% apart, so no run's
-rewards are blown up by more than 100."""
+"""Default smallest scale ``reward_scale="reference_gap"`` divides by (``reward_scale_floor``):
+a run on which the two reference policies end within 1% of each other in loss counts as if they
+were 1% apart, so no run's rewards are blown up by more than 100."""
 
 RATE_ANCHORS = (None, "cosine")
 """Values of ``LRScheduleEnv(rate_anchor=...)``: ``None`` (``rate_range`` is relative to the run's
@@ -269,7 +269,7 @@ class LRScheduleEnv(gym.Env):
     divided by that run's :func:`reference_gap`: how far apart the neutral policy and the same
     policy with the other ``rate_anchor`` (the rates annealed by cosine, or not annealed when
     the anchor is already ``"cosine"``) end on it, in plain return, at least
-    :data:`REWARD_SCALE_FLOOR`. A positive constant per run again leaves each run's optimal
+    ``reward_scale_floor``. A positive constant per run again leaves each run's optimal
     policies as they are; what it changes is how much each run weighs in PPO's updates. Without
     it a run where schedules differ by ``0.5`` in log-loss outweighs one where they differ by
     ``0.01`` fifty-fold, while a win rate counts both once: on NMF the exact synthetic runs
@@ -322,6 +322,9 @@ class LRScheduleEnv(gym.Env):
     reward_scale : None or "reference_gap", default None
         Divide every reward of a run by how much the schedule matters on it (see **Reward**);
         needs ``bound_range`` or ``rate_range``.
+    reward_scale_floor : float, default :data:`REWARD_SCALE_FLOOR`
+        The smallest scale of ``reward_scale`` (in log-loss): runs where the two references end
+        closer than this weigh as if they ended this far apart.
     lr_limits : (float, float), default :data:`DEFAULT_LR_LIMITS`
         Proposed rates are clipped to ``[lo * initial_lr, hi * initial_lr]``.
     features : sequence of str, default :data:`rl_scheduler.features.DEFAULT_FEATURES`
@@ -366,6 +369,7 @@ class LRScheduleEnv(gym.Env):
         reward_baseline: str | None = None,
         rate_anchor: str | None = None,
         reward_scale: str | None = None,
+        reward_scale_floor: float = REWARD_SCALE_FLOOR,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -414,6 +418,15 @@ class LRScheduleEnv(gym.Env):
                 "reward_scale='reference_gap' compares the neutral policy with and without the "
                 "cosine rate anchor, which needs bound_range or rate_range."
             )
+        if not (
+            isinstance(reward_scale_floor, Real)
+            and math.isfinite(reward_scale_floor)
+            and reward_scale_floor > 0
+        ):
+            raise ValueError(
+                f"reward_scale_floor must be a finite float > 0, got {reward_scale_floor!r}."
+            )
+        self.reward_scale_floor = float(reward_scale_floor)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -475,6 +488,7 @@ class LRScheduleEnv(gym.Env):
             config["rate_anchor"] = self.rate_anchor
         if self.reward_scale is not None:
             config["reward_scale"] = self.reward_scale
+            config["reward_scale_floor"] = self.reward_scale_floor
         return config
 
     @property
@@ -585,7 +599,9 @@ class LRScheduleEnv(gym.Env):
             stats = self.task.reset(task_seed, **options)
             other = "cosine" if self.rate_anchor is None else None
             scale = reference_gap(
-                math.fsum(rewards), math.fsum(self._neutral_rewards(stats, other))
+                math.fsum(rewards),
+                math.fsum(self._neutral_rewards(stats, other)),
+                self.reward_scale_floor,
             )
         self._baseline_rewards, self._scale = rewards, scale
         if cacheable:

@@ -587,6 +587,7 @@ def test_scaled_rewards_are_the_rewards_divided_by_the_gap_of_the_two_anchors(
     np.testing.assert_array_equal(scaled_obs, obs)  # what the policy sees is unchanged
     assert scaled_infos == infos
     assert env.config["reward_scale"] == "reference_gap"
+    assert env.config["reward_scale_floor"] == REWARD_SCALE_FLOOR
     # cached per instance: a second episode on the same run is scaled the same
     _, again, _ = _episode(env, actions, seed=2)
     assert again == scaled
@@ -635,3 +636,20 @@ def test_reward_scale_validation():
         LRScheduleEnv(task, bound_range=(-1.0, 1.0), reward_scale="gap")
     with pytest.raises(ValueError, match="needs bound_range or rate_range"):
         LRScheduleEnv(task, reward_scale="reference_gap")
+    for floor in (0.0, -1.0, math.inf, math.nan, "0.1"):
+        with pytest.raises(ValueError, match="reward_scale_floor"):
+            LRScheduleEnv(
+                task,
+                bound_range=(-1.0, 1.0),
+                reward_scale="reference_gap",
+                reward_scale_floor=floor,
+            )
+
+
+def test_runs_closer_than_the_floor_are_scaled_by_the_floor(small_kwargs):
+    kwargs = {**small_kwargs, "bound_range": (-3.0, 1.0), "reward_baseline": "neutral"}
+    actions = [0.3, -0.2, 1.0, 0.0, -1.0, 0.5]
+    _, unscaled, _ = _episode(make_nmf_env(**kwargs), actions, seed=4)
+    env = make_nmf_env(**kwargs, reward_scale="reference_gap", reward_scale_floor=1e3)
+    _, scaled, _ = _episode(env, actions, seed=4)
+    np.testing.assert_allclose(scaled, np.divide(unscaled, 1e3), rtol=1e-12, atol=0)
