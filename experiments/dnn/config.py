@@ -251,7 +251,9 @@ class Config:
     ``lr_ranges[task][optimizer]`` gives the initial tuning grid (``grid_size`` log-spaced
     values, ends included; widened by up to ``tune_rounds`` values per edge optimum) and the
     range of random search (log-uniform). ``n_ppo_seeds`` PPO trainings per task; random search
-    gets the compute of one of them (``ppo_timesteps``).
+    gets the compute of one of them (``ppo_timesteps``), and spends ``hpo_recheck`` times
+    ``n_tune - 1`` runs of it re-running its best trials on the other tuning seeds (see
+    :meth:`recheck_runs`).
     """
 
     tasks: tuple[TaskSpec, ...]
@@ -267,6 +269,10 @@ class Config:
     n_checkpoints: int = 2
     hpo_fractions: tuple[float, ...] = (0.5, 1.0)
     hpo_seed: int = 0
+    hpo_recheck: int = 5
+    """How many of random search's best trials (by the validation loss of their one run) are
+    re-run on the other tuning seeds before it picks, by the mean over all of them -- as the tuned
+    baselines pick -- so a lucky single run does not decide."""
     optimizers: tuple[str, ...] = OPTIMIZERS
     schedules: tuple[str, ...] = SCHEDULES
     notes: str = ""
@@ -284,6 +290,8 @@ class Config:
             raise ValueError(f"grid_size must be >= 2 (a log axis), got {self.grid_size!r}.")
         if not (isinstance(self.tune_rounds, int) and self.tune_rounds >= 0):
             raise ValueError(f"tune_rounds must be an integer >= 0, got {self.tune_rounds!r}.")
+        if not (isinstance(self.hpo_recheck, int) and self.hpo_recheck >= 0):
+            raise ValueError(f"hpo_recheck must be an integer >= 0, got {self.hpo_recheck!r}.")
         if not set(self.peers) <= set(LR_FREE):
             raise ValueError(f"peers must be among {LR_FREE}, got {self.peers!r}.")
         anchor = self.agent_env.get("rate_anchor")
@@ -325,6 +333,11 @@ class Config:
         """
         episodes = math.ceil(self.ppo_timesteps / task.max_actions)
         return episodes + self.extra_agent_runs(task, anchor_runs)
+
+    def recheck_runs(self) -> int:
+        """Runs random search spends at every stage re-running its ``hpo_recheck`` best trials on
+        the other ``n_tune - 1`` tuning seeds (0 with one tuning seed)."""
+        return self.hpo_recheck * (self.n_tune - 1)
 
     def extra_agent_runs(self, task: TaskSpec, anchor_runs: int = 0) -> int:
         """Runs an agent costs beyond its PPO actions: with a ``reward_baseline`` the neutral
@@ -560,15 +573,17 @@ def random_search_specs(
 
     Drawn from ``numpy.random.default_rng(hpo_seed)`` per task: optimizer and schedule uniformly,
     the learning rate log-uniformly in the optimizer's range. ``anchor_runs[task]``: the
-    tuning runs of the agent's starting schedule, added to the trials (:meth:`Config.n_trials`);
-    more trials extend the same sequence.
+    tuning runs of the agent's starting schedule, added to the budget (:meth:`Config.n_trials`);
+    more trials extend the same sequence. The last :meth:`Config.recheck_runs` runs of the
+    budget are not trials: they re-run the best ones (:func:`recheck_specs`).
     """
     out = {}
     for i, task in enumerate(config.tasks):
         rng = np.random.default_rng([config.hpo_seed, i])
         seeds = config.tune_seeds(task)
         trials = []
-        for k in range(config.n_trials(task, (anchor_runs or {}).get(task.name, 0))):
+        budget = config.n_trials(task, (anchor_runs or {}).get(task.name, 0))
+        for k in range(max(budget - config.recheck_runs(), 1)):
             optimizer = config.optimizers[int(rng.integers(len(config.optimizers)))]
             schedule = config.schedules[int(rng.integers(len(config.schedules)))]
             lo, hi = config.lr_ranges[task.name][optimizer]

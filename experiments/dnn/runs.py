@@ -12,6 +12,7 @@ import functools
 import math
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -369,31 +370,84 @@ def select_peers(
     return {k: dict(v) for k, v in out.items()}
 
 
+def _stage_sizes(config: Config, n_trials: int) -> list[int]:
+    """How many of ``n_trials`` trials each stage of ``hpo_fractions`` draws: its share of the
+    whole budget (trials plus re-runs) less its own re-runs, at least one."""
+    budget = n_trials + config.recheck_runs()
+    return [
+        min(n_trials, max(1, round(f * budget) - config.recheck_runs()))
+        for f in config.hpo_fractions
+    ]
+
+
+def _best_trials(specs: list[DNNRunSpec], records: dict[str, dict], n: int) -> list[int]:
+    """Indices of the ``n`` trials with the lowest validation loss (earlier first among equals;
+    at least the best one)."""
+    finals = [_final(records.get(spec_id(s))) for s in specs]
+    return sorted(range(len(specs)), key=lambda i: (finals[i], i))[: max(n, 1)]
+
+
+def _reruns(config: Config, spec: DNNRunSpec) -> list[DNNRunSpec]:
+    """A trial on the tuning seeds other than its own."""
+    return [replace(spec, seed=s) for s in config.tune_seeds(spec.task) if s != spec.seed]
+
+
+def recheck_specs(
+    config: Config, trials: dict[str, list[DNNRunSpec]], records: dict[str, dict]
+) -> dict[str, list[DNNRunSpec]]:
+    """Per task, every stage's ``hpo_recheck`` best trials re-run on the other tuning seeds
+    (each run once, however many stages re-check it)."""
+    out = {}
+    for name, specs in trials.items():
+        reruns: dict[str, DNNRunSpec] = {}
+        if config.recheck_runs():
+            for k in _stage_sizes(config, len(specs)):
+                for i in _best_trials(specs[:k], records, config.hpo_recheck):
+                    reruns.update((spec_id(r), r) for r in _reruns(config, specs[i]))
+        out[name] = list(reruns.values())
+    return out
+
+
 def select_random_search(
     config: Config, trials: dict[str, list[DNNRunSpec]], records: dict[str, dict]
 ) -> dict[str, list[dict]]:
-    """Per task, the best trial among the first ``f * n_trials`` for every ``f`` in ``hpo_fractions``."""
+    """Per task and stage of ``hpo_fractions``, random search's pick: among the stage's trials
+    (:func:`_stage_sizes`), its ``hpo_recheck`` best by their one run, the one with the lowest
+    mean validation loss over all tuning seeds (its run and the re-runs of
+    :func:`recheck_specs`)."""
+
+    def wall(spec: DNNRunSpec) -> float:
+        rec = records.get(spec_id(spec))
+        return rec["wall_time_s"] if rec is not None else 0.0
+
     out = {}
     for name, specs in trials.items():
-        finals = [_final(records.get(spec_id(s))) for s in specs]
-        walls = np.cumsum(
-            [records[spec_id(s)]["wall_time_s"] if spec_id(s) in records else 0.0 for s in specs]
-        )
         stages = []
-        for f in config.hpo_fractions:
-            k = max(1, round(f * len(specs)))
-            i = int(np.argmin(finals[:k]))
+        for f, k in zip(config.hpo_fractions, _stage_sizes(config, len(specs)), strict=True):
+            best = _best_trials(specs[:k], records, config.hpo_recheck)
+            reruns = {i: _reruns(config, specs[i]) if config.recheck_runs() else [] for i in best}
+            means = {
+                i: float(np.mean([_final(records.get(spec_id(r))) for r in [specs[i], *reruns[i]]]))
+                for i in best
+            }
+            i = min(best, key=lambda j: (means[j], best.index(j)))
             s = specs[i]
             stages.append(
                 {
                     "fraction": f,
                     "trials": k,
+                    "recheck_runs": sum(len(r) for r in reruns.values()),
                     "best_trial": i,
                     "optimizer": s.optimizer,
                     "schedule": s.schedule,
                     "lr": s.lr,
-                    "val_loss": finals[i],
-                    "search_wall_time_s": float(walls[k - 1]),
+                    "val_loss": means[i],
+                    "trial_val_loss": _final(records.get(spec_id(s))),
+                    "rechecked": [{"trial": j, "val_loss": means[j]} for j in best],
+                    "search_wall_time_s": float(
+                        sum(wall(x) for x in specs[:k])
+                        + sum(wall(r) for rs in reruns.values() for r in rs)
+                    ),
                 }
             )
         out[name] = stages
@@ -407,7 +461,8 @@ def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
     widening rounds of the tuning follow, each one more (small) sweep. The PPO trainings come
     last (an agent with a ``rate_anchor`` starts from a tuned rate), with the random-search
     trials that match the tuning runs of that starting schedule; the trials for the agent's
-    neutral runs are in the first sweep (:meth:`~experiments.dnn.config.Config.n_trials`).
+    neutral runs are in the first sweep (:meth:`~experiments.dnn.config.Config.n_trials`), and
+    then the re-runs of random search's best trials on the other tuning seeds.
     """
     trials = random_search_specs(config)
     specs = [
@@ -433,6 +488,9 @@ def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
     ppo = agent_specs(config, start_lrs)
     trials = random_search_specs(config, anchor_runs)
     done.update(by_id(more([*ppo, *(s for t in trials.values() for s in t)])))
+    reruns = [s for t in recheck_specs(config, trials, done).values() for s in t]
+    if reruns:
+        done.update(by_id(more(reruns)))
     require_ok([done[spec_id(a)] for a in ppo], "agent training")
     agents_by_task: dict[str, list[dict]] = defaultdict(list)
     for a in ppo:

@@ -351,3 +351,52 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
     assert again["tasks"] == summary["tasks"]
     assert len(load_results(tmp_path / "eval.jsonl")) == lines["eval.jsonl"]
     assert np.isfinite(summary["wall_time_s"])
+
+
+def _record(value, wall=1.0):
+    return {"status": "ok", "result": {"final_val_loss": value}, "wall_time_s": wall}
+
+
+def test_random_search_spends_its_budget_on_trials_and_rechecks():
+    for config in (pipeline.CPU, pipeline.QUICK, pipeline.GPU):
+        for name, specs in pipeline.random_search_specs(config, {"vision": 7, "text": 7}).items():
+            budget = config.n_trials(config.task(name), 7)
+            assert len(specs) + config.recheck_runs() == budget
+    assert pipeline.QUICK.recheck_runs() == 0  # one tuning seed: nothing to re-check
+    assert pipeline.CPU.recheck_runs() == pipeline.CPU.hpo_recheck * (pipeline.CPU.n_tune - 1)
+    with pytest.raises(ValueError, match="hpo_recheck"):
+        replace(pipeline.CPU, hpo_recheck=-1)
+
+
+def test_random_search_picks_by_the_mean_over_tuning_seeds_of_its_best_trials():
+    config = replace(pipeline.CPU, hpo_recheck=2)
+    trials = {"vision": pipeline.random_search_specs(config)["vision"]}
+    specs = trials["vision"]
+    n = len(specs)
+    records = {spec_id(s): _record(10.0 + i) for i, s in enumerate(specs)}
+    # trial 3 is the best single run but poor on the other seed; trial 5 is second and steady
+    records[spec_id(specs[3])] = _record(1.0)
+    records[spec_id(specs[5])] = _record(1.5)
+    reruns = pipeline.recheck_specs(config, trials, records)["vision"]
+    # both stages re-check trials 3 and 5 (the best two of each), each on the one other seed
+    assert len(reruns) == 2
+    assert {(r.optimizer, r.schedule, r.lr) for r in reruns} == {
+        (specs[i].optimizer, specs[i].schedule, specs[i].lr) for i in (3, 5)
+    }
+    for r in reruns:
+        assert r.seed in config.tune_seeds(r.task)
+        assert r.seed != next(s.seed for s in specs if s.lr == r.lr and s.optimizer == r.optimizer)
+        records[spec_id(r)] = _record(9.0 if r.lr == specs[3].lr else 1.6)
+    stages = pipeline.select_random_search(config, trials, records)["vision"]
+    budget = n + config.recheck_runs()
+    for stage, f in zip(stages, config.hpo_fractions, strict=True):
+        assert stage["best_trial"] == 5
+        assert stage["val_loss"] == pytest.approx((1.5 + 1.6) / 2)
+        assert stage["trial_val_loss"] == 1.5
+        assert [r["trial"] for r in stage["rechecked"]] == [3, 5]
+        assert stage["trials"] + stage["recheck_runs"] == round(f * budget)
+    # without re-checks the lucky single run is the pick, as before
+    plain = replace(config, hpo_recheck=0)
+    assert pipeline.recheck_specs(plain, trials, records) == {"vision": []}
+    stage = pipeline.select_random_search(plain, trials, records)["vision"][-1]
+    assert stage["best_trial"] == 3 and stage["val_loss"] == 1.0 and stage["recheck_runs"] == 0
