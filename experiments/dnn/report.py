@@ -209,10 +209,10 @@ def summarise(
                     )
         rows[RANDOM_SEARCH] = (
             _method_row(_flat(runs[RANDOM_SEARCH]), times["methods"][RANDOM_SEARCH])
-            | {k: hpo[-1][k] for k in ("optimizer", "schedule", "lr", "trials")}
+            | {k: hpo[-1][k] for k in ("optimizer", "schedule", "lr", "trials", "recheck_runs")}
             | {
                 "tuning_val_loss": hpo[-1]["val_loss"],
-                "compute_steps": hpo[-1]["trials"] * budget,
+                "compute_steps": (hpo[-1]["trials"] + hpo[-1]["recheck_runs"]) * budget,
                 "search_wall_time_s": hpo[-1]["search_wall_time_s"],
             }
         )
@@ -353,7 +353,8 @@ def _cost_quality(
                 "optimizer": s["optimizer"],
                 "schedule": s["schedule"],
                 "lr": s["lr"],
-                "compute_steps": s["trials"] * task_spec.budget,
+                "recheck_runs": s["recheck_runs"],
+                "compute_steps": (s["trials"] + s["recheck_runs"]) * task_spec.budget,
                 "final_test_loss": mean_ci(
                     [_test(r) for r in runs[f"{RANDOM_SEARCH}@{s['trials']}"]]
                 ),
@@ -504,7 +505,8 @@ def markdown_table(summary: dict) -> str:
             f"seed); test loss per seed: "
             + ", ".join(f"{v:.4f}" for v in a["per_seed_test_loss"])
             + f"; its held-out learning rates stayed in [{a['lr_min']:.3g}, {a['lr_max']:.3g}] "
-            f"(start {a['lr']:g}). Random search: {rows[RANDOM_SEARCH]['trials']} trials "
+            f"(start {a['lr']:g}). Random search: {rows[RANDOM_SEARCH]['trials']} trials and "
+            f"{rows[RANDOM_SEARCH]['recheck_runs']} re-runs of its best on the other tuning seeds "
             f"({rows[RANDOM_SEARCH]['search_wall_time_s']:.0f} s). Best tuned SGD schedule (by "
             f"validation loss on the tuning seeds): {method_label(block['best_sgd'])}.",
             "",

@@ -291,7 +291,10 @@ def test_quick_reproduction_end_to_end_and_resume(tmp_path):
         assert agent["ppo_seeds"] == seeds == len(set(agent["agents"]))
         assert math.isfinite(agent["final_test_loss"]["mean"]) and agent["diverged"] == 0
         assert 0 < agent["lr_min"] <= agent["lr_max"] < 10
-        assert rows[pipeline.RANDOM_SEARCH]["compute_steps"] >= agent["compute_steps"]
+        rs = rows[pipeline.RANDOM_SEARCH]
+        assert rs["compute_steps"] >= agent["compute_steps"]
+        assert rs["recheck_runs"] == 0  # one tuning seed: nothing to re-check
+        assert rs["compute_steps"] == rs["trials"] * block["budget_steps"]
         for method, row in rows.items():
             if method != pipeline.AGENT:
                 assert row["agent_vs"]["n_runs"] == [seeds, 1]
