@@ -4,7 +4,7 @@
 before every step, then ``schedule(step) -> lr``. Every ``steps_per_action`` steps it builds the
 observation with the same :class:`~rl_scheduler.features.Featurizer` as the environment, asks
 the policy for an action and maps it to a learning rate with the same shielded rule
-(:func:`rl_scheduler.env.shielded_lr`), so on an NMF instance it applies exactly the learning
+(:func:`rl_scheduler.rates.shielded_lr`), so on an NMF instance it applies exactly the learning
 rates the environment would::
 
     problem = instance.build()
@@ -42,7 +42,8 @@ from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
 
-from rl_scheduler.env import (
+from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
+from rl_scheduler.rates import (
     DEFAULT_LR_LIMITS,
     DEFAULT_MAX_MULT,
     DEFAULT_SHIELD_FRACTION,
@@ -51,7 +52,6 @@ from rl_scheduler.env import (
     check_rate_anchor,
     shielded_lr,
 )
-from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
 from rl_scheduler.tasks.nmf_task import DEFAULT_INITIAL_LR_FRACTION
 
 _ENV_DEFAULTS: dict[str, Any] = {
