@@ -106,9 +106,11 @@ class LRScheduleEnv(gym.Env):
     schedules is a few hundredths). The neutral run is one more episode of the task, cached per
     instance when the task's runs are determined by their instance
     (``task.runs_determined_by_instance``: true for :class:`~rl_scheduler.tasks.NMFTask`, whose
-    gradient noise is seeded by the instance, and for the deep-network tasks on the CPU without
-    dropout), recomputed at every reset otherwise (on a GPU, or with dropout, two runs of an
-    instance can differ).
+    start and gradient noise are seeded by the instance unless ``run_seed="episode"``, and for
+    the deep-network tasks on the CPU without dropout), recomputed at every reset otherwise (on
+    a GPU, with dropout, or with a fresh NMF run per episode, two runs of an instance can
+    differ; the neutral run then meets the episode's start and noise, since it runs from the
+    same reset seed).
 
     With ``reward_scale="reference_gap"`` every reward of a run (after the baseline, if any) is
     divided by that run's :func:`reference_gap`: how far apart the neutral policy and the same

@@ -96,6 +96,7 @@ def make_nmf_env(
     initial_lr_fraction: float = DEFAULT_INITIAL_LR_FRACTION,
     compute_bound: bool = True,
     certify: bool = False,
+    run_seed: str = "instance",
     **env_kwargs: Any,
 ) -> LRScheduleEnv:
     """An LR-scheduling environment on stochastic NMF (the entry point of ``rl_scheduler/NMF-v0``).
@@ -107,7 +108,7 @@ def make_nmf_env(
         ``n``, ``instance_seed`` its ``seed``). Ignored when ``instances`` is given.
     instances : sequence of NMFInstance or dicts, optional
         An explicit instance set.
-    clip, box, initial_lr_fraction, compute_bound, certify
+    clip, box, initial_lr_fraction, compute_bound, certify, run_seed
         See :class:`rl_scheduler.tasks.NMFTask`.
     **env_kwargs
         Passed to :class:`rl_scheduler.LRScheduleEnv` (``steps_per_action``, ``max_actions``,
@@ -136,6 +137,7 @@ def make_nmf_env(
         initial_lr_fraction=initial_lr_fraction,
         compute_bound=compute_bound,
         certify=certify,
+        run_seed=run_seed,
     )
     return LRScheduleEnv(task, **env_kwargs)
 

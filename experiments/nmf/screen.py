@@ -100,6 +100,18 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "env": {**VARIANTS["learned_relative"], "n_instances": 96},
         "ppo": {**VARIANT_PPO["learned_relative"], "gamma": 1.0},
     },
+    "relative_monte_carlo": {
+        "env": VARIANTS["learned_relative"],
+        "ppo": {**VARIANT_PPO["learned_relative"], "gamma": 1.0, "gae_lambda": 1.0},
+    },
+    "relative_fresh_noise": {
+        "env": {**VARIANTS["learned_relative"], "run_seed": "episode"},
+        "ppo": VARIANT_PPO["learned_relative"],
+    },
+    "relative_fresh_noise_more_instances": {
+        "env": {**VARIANTS["learned_relative"], "run_seed": "episode", "n_instances": 96},
+        "ppo": VARIANT_PPO["learned_relative"],
+    },
     "relative_scaled": {
         "env": {**VARIANTS["learned_relative"], "reward_scale": "reference_gap"},
         "ppo": VARIANT_PPO["learned_relative"],
@@ -144,7 +156,14 @@ Monte-Carlo advantages, and with low exploration and the noise feature
 ``..._longer`` trains it 2.5 times longer); ``relative_gamma1`` trains that headline without
 discount (with the relative reward the undiscounted return is exactly ``log(neutral final loss /
 agent final loss)``, the objective), ``relative_more_instances`` on 96 instances instead of 24,
-``relative_gamma1_more_instances`` both.
+``relative_gamma1_more_instances`` both, ``relative_monte_carlo`` the headline with Monte-Carlo
+advantages (``gamma = gae_lambda = 1``: a hot start that gains now and costs at the end is
+judged by the whole return, not by the critic's guess of it), ``relative_fresh_noise`` the
+headline trained on a fresh start and fresh gradient noise in every episode
+(``run_seed="episode"`` of :class:`rl_scheduler.tasks.NMFTask`: the same 24 problems, but a
+policy can no longer fit the one run each of them always was; the neutral run is then recomputed
+per episode),
+``relative_fresh_noise_more_instances`` that on 96 training instances.
 ``cosine_anchored`` is that headline with the bound
 annealed by cosine as the reference (``rate_anchor="cosine"``: ``lr = bound * cos_k * 2**e``,
 ``e`` in ``[-4, 4]``), so the neutral policy already decays the rate as the noisy cells need,

@@ -14,6 +14,8 @@ from dataclasses import asdict
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
+
 import nmf
 from nmf.datasets import NMFInstance
 from rl_scheduler.tasks.base import (
@@ -196,6 +198,15 @@ class NMFTask:
         chunk's rate is applied at each step whose exact (noiseless) step at it does not raise
         the objective, the iterate's stability bound otherwise (``nmf.run_sgd(...,
         certify=True)`` applies the same rates).
+    run_seed : "instance" or "episode", default "instance"
+        What seeds a run's random start and gradient noise (and mini-batches), as ``seed`` does
+        in ``nmf.run_sgd``. ``"instance"``: the instance's seed, so every run of an instance is
+        the same run, as ``nmf.run_sgd(..., seed=instance.seed)``. ``"episode"``: the instance's
+        seed together with the seed :meth:`reset` is given, so each training episode starts the
+        same problem (same data) from another point and meets other noise, and a policy cannot
+        learn one run by heart (a reset without a seed falls back to the instance's seed). Runs
+        are then no longer determined by the instance alone
+        (:attr:`runs_determined_by_instance`).
 
     Attributes
     ----------
@@ -209,10 +220,14 @@ class NMFTask:
         Statistics of the current iterate.
     """
 
-    runs_determined_by_instance = True
-    """A run depends on its instance and the rates it is given only (the gradient noise is seeded
-    by the instance), so runs can be cached per instance (see ``LRScheduleEnv``'s
-    ``reward_baseline``)."""
+    RUN_SEEDS = ("instance", "episode")
+
+    @property
+    def runs_determined_by_instance(self) -> bool:
+        """Whether a run depends on its instance and the rates it is given only (with
+        ``run_seed="instance"``), so runs can be cached per instance (see ``LRScheduleEnv``'s
+        ``reward_baseline``)."""
+        return self.run_seed == "instance"
 
     def __init__(
         self,
@@ -223,6 +238,7 @@ class NMFTask:
         initial_lr_fraction: float = DEFAULT_INITIAL_LR_FRACTION,
         compute_bound: bool = True,
         certify: bool = False,
+        run_seed: str = "instance",
     ) -> None:
         if isinstance(instances, NMFInstance | Mapping) or not isinstance(instances, Sequence):
             raise TypeError(
@@ -251,6 +267,9 @@ class NMFTask:
         if not isinstance(certify, bool):
             raise TypeError(f"certify must be a bool, got {type(certify).__name__}.")
         self.certify = certify
+        if run_seed not in self.RUN_SEEDS:
+            raise ValueError(f"run_seed must be one of {self.RUN_SEEDS}, got {run_seed!r}.")
+        self.run_seed = run_seed
         self._problems: dict[int, nmf.StochasticNMF] = {}
         self.instance_index: int | None = None
         self.sgd: nmf.ProjectedSGD | None = None
@@ -299,7 +318,7 @@ class NMFTask:
             self._problem(index),
             clip=self.clip,
             box=self.box,
-            seed=inst.seed,
+            seed=self._run_seed(inst, seed),
             compute_bound=True,
             certify=self.certify,
         )
@@ -312,6 +331,12 @@ class NMFTask:
         self._initial_lr = self.initial_lr_fraction * bound
         self.stats = self._make_stats(math.nan, bound if self.compute_bound else math.nan)
         return self.stats
+
+    def _run_seed(self, inst: NMFInstance, seed: int | None) -> int:
+        """The seed of a run's start and gradient noise (see ``run_seed``)."""
+        if self.run_seed == "instance" or seed is None:
+            return inst.seed
+        return int(np.random.SeedSequence([inst.seed, int(seed)]).generate_state(1)[0])
 
     def advance(self, lr: float, n_steps: int) -> TaskStats:
         """Take ``n_steps`` projected SGD steps at ``lr``, stopping right after a divergence.

@@ -198,3 +198,44 @@ def test_task_reports_the_exact_gradient_noise():
         if INST.noise_std == 0
         else pytest.approx(INST.noise_std * math.sqrt(INST.build().n_params))
     )
+
+
+def _run(task, seed, instance=0, chunks=3):
+    stats = task.reset(seed, instance=instance)
+    losses = [stats.loss]
+    for _ in range(chunks):
+        losses.append(task.advance(task.initial_lr, 4).loss)
+    return losses
+
+
+def test_a_fresh_run_per_episode_on_the_same_problem():
+    fixed, fresh = NMFTask([INST]), NMFTask([INST], run_seed="episode")
+    assert fixed.runs_determined_by_instance and not fresh.runs_determined_by_instance
+    # with the instance's seed every reset is the same run; per episode it differs ...
+    assert _run(fixed, 1) == _run(fixed, 2)
+    a, b = _run(fresh, 1), _run(fresh, 2)
+    assert a[0] != b[0] and a[1:] != b[1:]  # another start, other noise
+    assert fresh.problem is fresh._problem(0)  # on the same problem (cached: same data)
+    # ... and is reproducible from the reset seed
+    assert _run(fresh, 1) == a
+    # without a seed the instance's own noise is used, exactly as run_sgd's
+    assert _run(fresh, None) == _run(fixed, 1)
+    with pytest.raises(ValueError, match="run_seed"):
+        NMFTask([INST], run_seed="run")
+
+
+def test_the_neutral_baseline_meets_the_episodes_noise():
+    from rl_scheduler import make_nmf_env
+
+    env = make_nmf_env(
+        instances=[INST],
+        steps_per_action=4,
+        max_actions=3,
+        bound_range=(-2.0, 1.0),
+        reward_baseline="neutral",
+        run_seed="episode",
+    )
+    for seed in (1, 2):
+        env.reset(seed=seed)
+        rewards = [env.step(np.zeros(1, np.float32))[1] for _ in range(3)]
+        assert rewards == [0.0, 0.0, 0.0]  # not cached across episodes: recomputed each time
