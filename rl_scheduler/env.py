@@ -178,6 +178,9 @@ class LRScheduleEnv(gym.Env):
         Observation features.
     obs_clip : float, default 10.0
         Bound of the observation box.
+    history : int, default 1
+        Frame stacking: observe the features of the last ``history`` decisions (see
+        :class:`rl_scheduler.features.Featurizer`).
     render_mode : None, "ansi" or "rgb_array"
         ``"ansi"`` makes :meth:`render` return a one-line text summary, ``"rgb_array"`` a
         ``uint8`` picture ``(height, width, 3)`` of the run's loss and learning rate so far
@@ -211,6 +214,7 @@ class LRScheduleEnv(gym.Env):
         lr_limits: tuple[float, float] = DEFAULT_LR_LIMITS,
         features: Sequence[str] = DEFAULT_FEATURES,
         obs_clip: float = DEFAULT_CLIP_VALUE,
+        history: int = 1,
         bound_range: tuple[float, float] | None = None,
         rate_range: tuple[float, float] | None = None,
         reward_baseline: str | None = None,
@@ -292,7 +296,10 @@ class LRScheduleEnv(gym.Env):
         self.reward_scale = reward_scale
         self.render_mode = render_mode
         self.featurizer = Featurizer(
-            features, total_steps=self.steps_per_action * self.max_actions, clip_value=obs_clip
+            features,
+            total_steps=self.steps_per_action * self.max_actions,
+            clip_value=obs_clip,
+            history=history,
         )
         self.observation_space = self.featurizer.observation_space
         self.action_space = spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
@@ -312,9 +319,9 @@ class LRScheduleEnv(gym.Env):
         """The environment's parameters (everything but the task), JSON-able.
 
         :class:`rl_scheduler.policy.LearnedSchedule` rebuilds the same observation and action
-        mapping from it. ``reward_baseline``, ``rate_anchor`` and ``reward_scale`` are listed
-        only when set, so
-        the configuration recorded with agents trained before they existed stays the same.
+        mapping from it. ``reward_baseline``, ``rate_anchor``, ``reward_scale`` and
+        ``history`` (above 1) are listed only when set, so the configuration recorded with
+        agents trained before they existed stays the same.
         """
         config = {
             "steps_per_action": self.steps_per_action,
@@ -333,6 +340,8 @@ class LRScheduleEnv(gym.Env):
             config["reward_baseline"] = self.reward_baseline
         if self.rate_anchor is not None:
             config["rate_anchor"] = self.rate_anchor
+        if self.featurizer.history > 1:
+            config["history"] = self.featurizer.history
         if self.reward_scale is not None:
             config["reward_scale"] = self.reward_scale
             config["reward_scale_floor"] = self.reward_scale_floor

@@ -102,6 +102,10 @@ class Featurizer:
         Optimizer steps in one run (``steps_per_action * max_actions``), for ``progress``.
     clip_value : float, default :data:`DEFAULT_CLIP_VALUE`
         Observations lie in ``[-clip_value, clip_value]``.
+    history : int, default 1
+        Frame stacking: the observation holds the feature vectors of the last ``history``
+        decisions, the newest first (zeros for decisions before the run's start), so a
+        feed-forward policy sees how the features moved.
 
     Notes
     -----
@@ -117,6 +121,7 @@ class Featurizer:
         *,
         total_steps: int,
         clip_value: float = DEFAULT_CLIP_VALUE,
+        history: int = 1,
     ) -> None:
         if isinstance(features, str) or not isinstance(features, Sequence) or not features:
             raise ValueError(f"features must be a non-empty sequence of names, got {features!r}.")
@@ -133,7 +138,11 @@ class Featurizer:
             raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}.")
         if not (isinstance(clip_value, Real) and math.isfinite(clip_value) and clip_value > 0):
             raise ValueError(f"clip_value must be a finite float > 0, got {clip_value!r}.")
+        if not isinstance(history, Integral) or isinstance(history, bool) or history < 1:
+            raise ValueError(f"history must be an integer >= 1, got {history!r}.")
         self.features = tuple(features)
+        self.history = int(history)
+        self._frames: list[np.ndarray] = []
         self.total_steps = int(total_steps)
         self.clip_value = float(clip_value)
         self._initial: dict[str, float] = {}
@@ -143,7 +152,7 @@ class Featurizer:
     @property
     def dim(self) -> int:
         """Length of the observation vector."""
-        return len(self.features)
+        return len(self.features) * self.history
 
     @property
     def observation_space(self) -> spaces.Box:
@@ -164,6 +173,7 @@ class Featurizer:
         }
         self._losses = []
         self._previous = None
+        self._frames = [np.zeros(len(self.features), np.float32)] * (self.history - 1)
         return self.update(stats, lr)
 
     def update(self, stats: Any, lr: float) -> np.ndarray:
@@ -214,4 +224,8 @@ class Featurizer:
             blown_up = not math.isfinite(losses[-1])
             obs[bad & lossy] = self.clip_value if blown_up else 0.0
             obs[bad & ~lossy] = 0.0
-        return np.clip(obs, -self.clip_value, self.clip_value).astype(np.float32)
+        frame = np.clip(obs, -self.clip_value, self.clip_value).astype(np.float32)
+        if self.history == 1:
+            return frame
+        self._frames = [frame, *self._frames[: self.history - 1]]
+        return np.concatenate(self._frames)

@@ -168,6 +168,7 @@ class LearnedSchedule:
             cfg["features"],
             total_steps=self.steps_per_action * self.max_actions,
             clip_value=cfg["obs_clip"],
+            history=cfg.get("history", 1),
         )
         self.reset()
 

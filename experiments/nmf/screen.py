@@ -112,6 +112,10 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "env": {**VARIANTS["learned_relative"], "run_seed": "episode", "n_instances": 96},
         "ppo": VARIANT_PPO["learned_relative"],
     },
+    "relative_history3": {
+        "env": {**VARIANTS["learned_relative"], "history": 3},
+        "ppo": VARIANT_PPO["learned_relative"],
+    },
     "relative_scaled": {
         "env": {**VARIANTS["learned_relative"], "reward_scale": "reference_gap"},
         "ppo": VARIANT_PPO["learned_relative"],
@@ -163,7 +167,8 @@ headline trained on a fresh start and fresh gradient noise in every episode
 (``run_seed="episode"`` of :class:`rl_scheduler.tasks.NMFTask`: the same 24 problems, but a
 policy can no longer fit the one run each of them always was; the neutral run is then recomputed
 per episode),
-``relative_fresh_noise_more_instances`` that on 96 training instances.
+``relative_fresh_noise_more_instances`` that on 96 training instances, ``relative_history3``
+the headline with frame stacking (``history=3``: the features of the last three decisions).
 ``cosine_anchored`` is that headline with the bound
 annealed by cosine as the reference (``rate_anchor="cosine"``: ``lr = bound * cos_k * 2**e``,
 ``e`` in ``[-4, 4]``), so the neutral policy already decays the rate as the noisy cells need,

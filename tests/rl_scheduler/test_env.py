@@ -653,3 +653,14 @@ def test_runs_closer_than_the_floor_are_scaled_by_the_floor(small_kwargs):
     env = make_nmf_env(**kwargs, reward_scale="reference_gap", reward_scale_floor=1e3)
     _, scaled, _ = _episode(env, actions, seed=4)
     np.testing.assert_allclose(scaled, np.divide(unscaled, 1e3), rtol=1e-12, atol=0)
+
+
+def test_frame_stacking_env_passes_the_checkers_and_records_its_setting(small_kwargs):
+    env = make_nmf_env(**small_kwargs, history=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gym_check_env(env, skip_render_check=True)
+    sb3_check_env(make_nmf_env(**small_kwargs, history=3), warn=True)
+    assert env.observation_space.shape == (3 * len(rl_scheduler.DEFAULT_FEATURES),)
+    assert env.config["history"] == 3
+    assert "history" not in make_nmf_env(**small_kwargs).config  # older configs unchanged

@@ -76,6 +76,9 @@ def test_step_stats_from_nmf_are_accepted():
         ({"features": ("log_loss", "log_loss")}, "repeat"),
         ({"total_steps": 0}, "total_steps"),
         ({"clip_value": 0.0}, "clip_value"),
+        ({"history": 0}, "history"),
+        ({"history": 2.0}, "history"),
+        ({"history": True}, "history"),
     ],
 )
 def test_featurizer_validation(kwargs, match):
@@ -107,3 +110,23 @@ def test_noise_to_signal_reads_the_exact_gradient_noise():
     assert stats.grad_noise == pytest.approx(math.sqrt(minibatch.gradient_noise_variance(W, H)))
     unknown = Featurizer(("log_noise_to_signal",), total_steps=10)
     assert unknown.reset(TaskStats(loss=1.0, grad_norm=1.0), 1e-3)[0] == 0.0  # not reported
+
+
+def test_history_stacks_the_last_frames_newest_first():
+    plain = _run()
+    stats = [
+        TaskStats(loss=10.0, grad_norm=5.0, bound=0.1, steps_done=0),
+        TaskStats(loss=4.0, grad_norm=3.0, bound=0.12, steps_done=10),
+        TaskStats(loss=3.0, grad_norm=2.0, bound=0.15, steps_done=20),
+    ]
+    f = Featurizer(total_steps=30, history=2)
+    assert f.dim == 2 * len(DEFAULT_FEATURES)
+    assert f.observation_space.shape == (f.dim,)
+    stacked = [f.reset(stats[0], 0.05)] + [f.update(s, 0.1) for s in stats[1:]]
+    zeros = np.zeros(len(DEFAULT_FEATURES), np.float32)
+    np.testing.assert_array_equal(stacked[0], np.concatenate([plain[0], zeros]))
+    for k in (1, 2):
+        np.testing.assert_array_equal(stacked[k], np.concatenate([plain[k], plain[k - 1]]))
+    # a new run starts from zeros again, not from the last run's frames
+    again = f.reset(stats[0], 0.05)
+    np.testing.assert_array_equal(again, stacked[0])

@@ -28,6 +28,7 @@ class StubPolicy:
         (False, {"rate_range": (-2.0, 2.0), "rate_anchor": "cosine"}),
         (False, {"bound_range": (-4.0, 4.0), "rate_anchor": "cosine"}),
         (False, {"bound_range": (-2.0, 6.0), "certify": True}),
+        (False, {"bound_range": (-3.0, 1.0), "history": 3}),
     ],
 )
 def test_learned_schedule_applies_exactly_the_env_lrs(small_kwargs, shield, action_range):
