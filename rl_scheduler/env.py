@@ -56,7 +56,8 @@ def reference_gap(
     and the same policy with the other rate anchor (annealed by cosine when the environment's
     anchor is ``None``, not annealed when it is ``"cosine"``) on the same run: how much the
     choice of schedule matters on this run."""
-    if not (math.isfinite(floor) and floor > 0):
+    ok = isinstance(floor, Real) and not isinstance(floor, bool) and math.isfinite(floor)
+    if not (ok and floor > 0):
         raise ValueError(f"floor must be a finite float > 0, got {floor!r}.")
     return max(abs(neutral_return - other_return), floor)
 
@@ -70,7 +71,8 @@ class LRScheduleEnv(gym.Env):
     **Observation** -- a ``float32`` vector of scale-free features of the run so far (log-ratios
     of loss, gradient norm, learning rate and stability bound to their initial values and to each
     other, the loss change over the last chunks, the fraction of the budget used), clipped to
-    ``[-obs_clip, obs_clip]``; see :mod:`rl_scheduler.features`.
+    ``[-obs_clip, obs_clip]``; with ``history=k`` those of the last ``k`` decisions, the newest
+    first; see :mod:`rl_scheduler.features`.
 
     **Action** -- ``Box(-1, 1, (1,))``: the learning rate is multiplied by ``max_mult ** action``
     (a log-scale change; ``0`` keeps it). A continuous action suits PPO's Gaussian policy and lets
@@ -121,8 +123,9 @@ class LRScheduleEnv(gym.Env):
     it a run where schedules differ by ``0.5`` in log-loss outweighs one where they differ by
     ``0.01`` fifty-fold, while a win rate counts both once: on NMF the exact synthetic runs
     dominated training and the noisy digits runs, where the choice of schedule moves the final
-    loss by 1-5%, were left to chance. Computing the scale costs one more episode per run (cached
-    like the baseline's).
+    loss by 1-5%, were left to chance. Computing the scale costs one more episode per run on top
+    of the neutral one (both cached like the baseline's). A reference run that diverges earns
+    the divergence penalty, so its gap is about that penalty and the run weighs little.
 
     **Termination** -- ``terminated=True`` after ``max_actions`` actions or on divergence. The budget
     is part of the task and visible in the observation (``progress``), so its end is a true
@@ -271,6 +274,7 @@ class LRScheduleEnv(gym.Env):
             )
         if not (
             isinstance(reward_scale_floor, Real)
+            and not isinstance(reward_scale_floor, bool)
             and math.isfinite(reward_scale_floor)
             and reward_scale_floor > 0
         ):

@@ -72,6 +72,10 @@ def rollout(
     return out
 
 
+TRAINING_ONLY = ("run_seed", "reward_scale", "reward_scale_floor")
+"""Environment settings that shape training only; :func:`evaluate` leaves them out."""
+
+
 def evaluate(
     model: Any,
     env_kwargs: Mapping[str, Any] | None = None,
@@ -89,7 +93,10 @@ def evaluate(
         A trained model (or the path of a saved one).
     env_kwargs : dict, optional
         Environment keyword arguments (as for :func:`train_ppo`); default: those the model was
-        trained with. Use ``{**train_kwargs, "split": "test"}`` for the held-out set.
+        trained with. Use ``{**train_kwargs, "split": "test"}`` for the held-out set. The
+        training-only settings :data:`TRAINING_ONLY` are dropped: every instance runs with its
+        own seed (as ``nmf.run_sgd(..., seed=instance.seed)`` and a ``LearnedSchedule`` run
+        it), and returns are not rescaled.
     instances : sequence of instances, optional
         Evaluate on these instances (``NMFInstance``, ``TorchInstance`` or their dict forms)
         instead of the set described by ``env_kwargs``.
@@ -117,6 +124,8 @@ def evaluate(
     if env_id is None:
         env_id = meta["env_id"] if meta is not None else NMF_ENV_ID
     kwargs = _check_env_kwargs(env_kwargs)
+    for key in TRAINING_ONLY:
+        kwargs.pop(key, None)
     if instances is not None:
         kwargs["instances"] = [_jsonable(i) for i in instances]
     env = _unwrap(env_factory(_check_env_id(env_id))(**kwargs))

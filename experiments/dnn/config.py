@@ -290,7 +290,8 @@ class Config:
             raise ValueError(f"grid_size must be >= 2 (a log axis), got {self.grid_size!r}.")
         if not (isinstance(self.tune_rounds, int) and self.tune_rounds >= 0):
             raise ValueError(f"tune_rounds must be an integer >= 0, got {self.tune_rounds!r}.")
-        if not (isinstance(self.hpo_recheck, int) and self.hpo_recheck >= 0):
+        recheck = self.hpo_recheck
+        if not (isinstance(recheck, int) and not isinstance(recheck, bool) and recheck >= 0):
             raise ValueError(f"hpo_recheck must be an integer >= 0, got {self.hpo_recheck!r}.")
         if not set(self.peers) <= set(LR_FREE):
             raise ValueError(f"peers must be among {LR_FREE}, got {self.peers!r}.")
@@ -327,9 +328,10 @@ class Config:
         return [float(f"{v:.4g}") for v in np.geomspace(*PEER_MULTIPLIERS, self.grid_size)]
 
     def n_trials(self, task: TaskSpec, anchor_runs: int = 0) -> int:
-        """Random-search trials: one agent's training compute in whole runs (episodes).
+        """Random search's budget: one agent's training compute in whole runs (episodes).
 
-        One PPO seed's actions, plus :meth:`extra_agent_runs`.
+        One PPO seed's actions, plus :meth:`extra_agent_runs`; :meth:`recheck_runs` of these
+        runs re-run its best trials, the rest are trials.
         """
         episodes = math.ceil(self.ppo_timesteps / task.max_actions)
         return episodes + self.extra_agent_runs(task, anchor_runs)
@@ -343,14 +345,16 @@ class Config:
         """Runs an agent costs beyond its PPO actions: with a ``reward_baseline`` the neutral
         policy's runs -- on the CPU at most one per training seed and environment (cached per
         instance), elsewhere one per episode (rerun at every reset: GPU kernels need not be
-        deterministic) -- plus ``anchor_runs``, the tuning runs of the schedule it starts from."""
-        neutral = 0
-        if self.agent_env.get("reward_baseline"):
-            if task.device == "cpu":
-                neutral = AgentSpec.n_envs * self.n_train
-            else:
-                neutral = math.ceil(self.ppo_timesteps / task.max_actions)
-        return neutral + anchor_runs
+        deterministic), twice that with ``reward_scale`` (the other anchor's runs too) -- plus
+        ``anchor_runs``, the tuning runs of the schedule it starts from."""
+        # reference episodes per run: the neutral one, and the other anchor's for reward_scale
+        per_run = bool(self.agent_env.get("reward_baseline") or self.agent_env.get("reward_scale"))
+        per_run += bool(self.agent_env.get("reward_scale"))
+        if task.device == "cpu":
+            runs = AgentSpec.n_envs * self.n_train
+        else:
+            runs = math.ceil(self.ppo_timesteps / task.max_actions)
+        return per_run * runs + anchor_runs
 
     def agent_start_cell(self, task: TaskSpec) -> Cell | None:
         """The baseline whose tuned rate starts the agent (``None``: the untuned default)."""

@@ -490,7 +490,7 @@ def train_stage(config: Config, out: Path, **sweep: Any) -> dict[str, Any]:
     done.update(by_id(more([*ppo, *(s for t in trials.values() for s in t)])))
     reruns = [s for t in recheck_specs(config, trials, done).values() for s in t]
     if reruns:
-        done.update(by_id(more(reruns)))
+        done.update(by_id(more(reruns)))  # a failed re-run scores inf, as a failed trial does
     require_ok([done[spec_id(a)] for a in ppo], "agent training")
     agents_by_task: dict[str, list[dict]] = defaultdict(list)
     for a in ppo:

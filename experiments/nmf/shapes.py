@@ -68,6 +68,11 @@ class BoundShape:
 
     def __call__(self, step: int) -> float:
         if step % self.steps_per_decision == 0:
+            if not (math.isfinite(self._bound) and self._bound > 0):
+                raise RuntimeError(
+                    f"BoundShape needs a finite stats.bound > 0, got {self._bound!r}: "
+                    "nmf.run_sgd must run with compute_bound=True."
+                )
             k = step // self.steps_per_decision
             factor = 1.0 if self.shape == "flat" else Cosine(1.0, self.n_decisions)(k)
             self._lr = self.scale * self._bound * max(factor, self.floor)
@@ -89,14 +94,19 @@ def _key(instance: Any) -> str:
     )
 
 
-def tuned_errors(eval_file: Path, names: tuple[str, ...] = AGAINST) -> dict[str, dict[str, float]]:
-    """Per tuned schedule, the final relative error of its held-out run on each instance."""
+def tuned_errors(
+    eval_file: Path, config: RLConfig, names: tuple[str, ...] = AGAINST
+) -> dict[str, dict[str, float]]:
+    """Per tuned schedule, the final relative error of its successful held-out run on each
+    instance, among the runs of ``config``'s length and clip (the last one if there are more)."""
     out: dict[str, dict[str, float]] = {n: {} for n in names}
     with open(eval_file) as f:
         for line in f:
             rec = json.loads(line)
-            name = rec["spec"]["schedule"]
-            if name in out and rec["status"] == "ok":
+            spec = rec["spec"]
+            name = spec["schedule"]
+            same_runs = spec.get("n_steps") == config.n_steps and spec.get("clip") == config.clip
+            if name in out and rec["status"] == "ok" and same_runs:
                 out[name][_key(rec["spec"]["instance"])] = float(rec["result"]["final_rel_error"])
     return out
 
@@ -124,7 +134,8 @@ def compare(config: RLConfig, tuned: dict[str, dict[str, float]]) -> dict[str, A
     missing = [k for name in tuned for k in map(_key, instances) if k not in tuned[name]]
     if missing:
         raise ValueError(
-            f"the build's eval.jsonl lacks {len(missing)} held-out runs of {tuple(tuned)} "
+            f"the build's eval.jsonl lacks {len(missing)} successful held-out runs of "
+            f"{tuple(tuned)} with {config.n_steps} steps and clip {config.clip} "
             "(a finished study of the same configuration is needed; --quick for QUICK=1)"
         )
     rows = []
@@ -207,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     eval_file = build / "rl" / "eval.jsonl"
     if not eval_file.is_file():
         parser.error(f"--build: {eval_file} not found; run make reproduce-nmf first")
-    result = compare(config, tuned_errors(eval_file))
+    result = compare(config, tuned_errors(eval_file, config))
     write_json_atomic(build / "rl" / "shapes.json", result)
     text = markdown(result)
     write_text_atomic(build / "rl" / "shapes.md", text)

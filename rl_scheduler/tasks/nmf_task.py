@@ -336,6 +336,8 @@ class NMFTask:
         """The seed of a run's start and gradient noise (see ``run_seed``)."""
         if self.run_seed == "instance" or seed is None:
             return inst.seed
+        if not is_int(seed) or seed < 0:
+            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}.")
         return int(np.random.SeedSequence([inst.seed, int(seed)]).generate_state(1)[0])
 
     def advance(self, lr: float, n_steps: int) -> TaskStats:

@@ -367,8 +367,14 @@ def test_random_search_spends_its_budget_on_trials_and_rechecks():
             assert len(specs) + config.recheck_runs() == budget
     assert pipeline.QUICK.recheck_runs() == 0  # one tuning seed: nothing to re-check
     assert pipeline.CPU.recheck_runs() == pipeline.CPU.hpo_recheck * (pipeline.CPU.n_tune - 1)
-    with pytest.raises(ValueError, match="hpo_recheck"):
-        replace(pipeline.CPU, hpo_recheck=-1)
+    for bad in (-1, True, 2.0):
+        with pytest.raises(ValueError, match="hpo_recheck"):
+            replace(pipeline.CPU, hpo_recheck=bad)
+    # reward_scale's reference runs count as the agent's compute too (two per cached run)
+    task = pipeline.CPU.tasks[0]
+    scaled = replace(pipeline.CPU, agent_env={**pipeline.CPU.agent_env, "reward_scale": "x"})
+    neutral = pipeline.CPU.extra_agent_runs(task)
+    assert scaled.extra_agent_runs(task) == 2 * neutral > 0
 
 
 def test_random_search_picks_by_the_mean_over_tuning_seeds_of_its_best_trials():

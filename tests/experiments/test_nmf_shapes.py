@@ -1,6 +1,6 @@
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from types import SimpleNamespace
 
 import pytest
@@ -32,6 +32,9 @@ def test_bound_shape_closed_form():
     assert got[2] == pytest.approx(0.4 * bounds[4])  # cos = 0.25 at k = 2 of 3: the floor
     with pytest.raises(ValueError, match="shape must be"):
         shapes.BoundShape(1.0, "linear", 0.0, 3, 2)
+    unseen = shapes.BoundShape(1.0, "flat", 0.0, 3, 2)
+    with pytest.raises(RuntimeError, match="bound"):
+        unseen(0)  # no bound observed
 
 
 def test_designs_cover_every_scale_and_shape():
@@ -45,7 +48,12 @@ def _fake_eval(path, config, error_of):
         for inst in config.instances("test"):
             for name in ("step", "cosine", "constant"):
                 rec = {
-                    "spec": {"instance": asdict(inst), "schedule": name},
+                    "spec": {
+                        "instance": asdict(inst),
+                        "schedule": name,
+                        "n_steps": config.n_steps,
+                        "clip": config.clip,
+                    },
                     "status": "ok",
                     "result": {"final_rel_error": error_of(inst, name)},
                 }
@@ -83,3 +91,11 @@ def test_a_study_without_the_held_out_runs_is_refused(tmp_path):
         shapes.main(["--quick", "--build", str(tmp_path)])
     with pytest.raises(SystemExit):
         shapes.main(["--quick", "--build", str(tmp_path / "nowhere")])
+
+
+def test_runs_of_another_length_are_not_compared(tmp_path):
+    (tmp_path / "rl").mkdir()
+    longer = {"max_actions": RL_QUICK.max_actions + 1}  # runs of more steps
+    _fake_eval(tmp_path / "rl" / "eval.jsonl", replace(RL_QUICK, **longer), lambda i, n: 1.0)
+    with pytest.raises(ValueError, match="lacks"):
+        shapes.main(["--quick", "--build", str(tmp_path)])

@@ -169,3 +169,30 @@ def test_a_quiet_training_leaves_no_log_folder(tmp_path, monkeypatch, small_kwar
     monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-logs"))
     agent.train_ppo(small_kwargs, total_timesteps=64, n_envs=1, device="cpu", ppo_kwargs=PPO_KWARGS)
     assert not (tmp_path / "sb3-logs").exists()
+
+
+def test_evaluate_leaves_out_the_training_only_settings():
+    from rl_scheduler.evaluation import TRAINING_ONLY, evaluate
+
+    class Zero:
+        def predict(self, obs, deterministic=True):
+            return np.zeros(1, np.float32), None
+
+    kwargs = {
+        "n_instances": 2,
+        "datasets": ["synthetic"],
+        "noise_levels": [1.0],
+        "sizes": {"synthetic": [30, 20]},
+        "ranks": [3],
+        "steps_per_action": 5,
+        "max_actions": 4,
+        "bound_range": (-2.0, 1.0),
+        "reward_baseline": "neutral",
+    }
+    plain = evaluate(Zero(), kwargs, seed=0)
+    trained_with = {**kwargs, "run_seed": "episode", "reward_scale": "reference_gap"}
+    for seed in (0, 1):  # the reset seed no longer matters, returns are not rescaled
+        again = evaluate(Zero(), trained_with, seed=seed)
+        assert [r["losses"] for r in again] == [r["losses"] for r in plain]
+        assert [r["return"] for r in again] == [r["return"] for r in plain]
+    assert set(TRAINING_ONLY) == {"run_seed", "reward_scale", "reward_scale_floor"}

@@ -560,8 +560,9 @@ def test_reference_gap_closed_form():
     assert reference_gap(1.0, 1.25) == 0.25
     assert reference_gap(1.0, 1.001) == REWARD_SCALE_FLOOR
     assert reference_gap(1.0, 1.001, floor=1e-4) == pytest.approx(1e-3)
-    with pytest.raises(ValueError, match="floor"):
-        reference_gap(1.0, 2.0, floor=0.0)
+    for floor in (0.0, True, "0.1", math.nan):
+        with pytest.raises(ValueError, match="floor"):
+            reference_gap(1.0, 2.0, floor=floor)
 
 
 @pytest.mark.parametrize("anchor", [None, "cosine"])
@@ -636,7 +637,7 @@ def test_reward_scale_validation():
         LRScheduleEnv(task, bound_range=(-1.0, 1.0), reward_scale="gap")
     with pytest.raises(ValueError, match="needs bound_range or rate_range"):
         LRScheduleEnv(task, reward_scale="reference_gap")
-    for floor in (0.0, -1.0, math.inf, math.nan, "0.1"):
+    for floor in (0.0, -1.0, math.inf, math.nan, "0.1", True):
         with pytest.raises(ValueError, match="reward_scale_floor"):
             LRScheduleEnv(
                 task,

@@ -239,3 +239,10 @@ def test_the_neutral_baseline_meets_the_episodes_noise():
         env.reset(seed=seed)
         rewards = [env.step(np.zeros(1, np.float32))[1] for _ in range(3)]
         assert rewards == [0.0, 0.0, 0.0]  # not cached across episodes: recomputed each time
+
+
+def test_a_fresh_run_needs_a_valid_seed():
+    fresh = NMFTask([INST], run_seed="episode")
+    for seed in (2.7, -1, "3"):
+        with pytest.raises(ValueError, match="seed"):
+            fresh.reset(seed, instance=0)
