@@ -350,6 +350,7 @@ def train_ppo(
     ppo_kwargs: Mapping[str, Any] | None = None,
     verbose: int = 0,
     env_id: str = NMF_ENV_ID,
+    recurrent: bool = False,
 ) -> PPO:
     """Train PPO to schedule learning rates on ``env_id`` (default ``rl_scheduler/NMF-v0``).
 
@@ -390,6 +391,12 @@ def train_ppo(
     env_id : str, default ``rl_scheduler/NMF-v0``
         The registered environment to train on (``rl_scheduler/Vision-v0``,
         ``rl_scheduler/Text-v0`` or a user's own id).
+    recurrent : bool, default False
+        Train sb3-contrib's ``RecurrentPPO`` with an LSTM policy (``MlpLstmPolicy``; ``net_arch``
+        and ``log_std_init`` of ``policy_kwargs`` apply as for PPO) instead of PPO's feed-forward
+        one. :class:`rl_scheduler.policy.LearnedSchedule` and :func:`rollout` carry its hidden
+        state through a run. In memory only: the weights-only checkpoint format holds
+        feed-forward policies, so ``checkpoint_dir`` must be ``None``.
 
     Returns
     -------
@@ -416,6 +423,13 @@ def train_ppo(
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
     if ppo_kwargs is not None and not isinstance(ppo_kwargs, Mapping):
         raise TypeError(f"ppo_kwargs must be a dict or None, got {type(ppo_kwargs).__name__}.")
+    if not isinstance(recurrent, bool):
+        raise TypeError(f"recurrent must be a bool, got {type(recurrent).__name__}.")
+    if recurrent and checkpoint_dir is not None:
+        raise ValueError(
+            "recurrent=True trains in memory only (the checkpoint format holds feed-forward "
+            "policies): pass checkpoint_dir=None."
+        )
     algo_kwargs = {**DEFAULT_PPO_KWARGS, **dict(ppo_kwargs or {})}
     metadata = env_metadata(kwargs, env_id=env_id)
     config = {
@@ -441,7 +455,13 @@ def train_ppo(
         folder, checkpoint_every, keep_checkpoints, metadata, on_progress, int(total_timesteps)
     )
     try:
-        model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=verbose, **algo_kwargs)
+        if recurrent:
+            from sb3_contrib import RecurrentPPO
+
+            algo, policy = RecurrentPPO, "MlpLstmPolicy"
+        else:
+            algo, policy = PPO, "MlpPolicy"
+        model = algo(policy, venv, seed=seed, device=device, verbose=verbose, **algo_kwargs)
         if not verbose:  # stable-baselines3's default logger leaves an empty /tmp/SB3-<date>/
             model.set_logger(Logger(folder=None, output_formats=[]))
         if resume is not None:

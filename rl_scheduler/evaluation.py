@@ -19,6 +19,7 @@ from rl_scheduler.agent import (
     load,
     model_metadata,
 )
+from rl_scheduler.policy import RunPredictor
 from rl_scheduler.registration import NMF_ENV_ID, env_factory
 
 
@@ -51,8 +52,9 @@ def rollout(
         "actions": [],
     }
     done = False
+    predict = RunPredictor(model)
     while not done:
-        action, _ = model.predict(obs, deterministic=deterministic)
+        action = predict(obs, deterministic)
         obs, reward, terminated, truncated, info = env.step(action)
         done = terminated or truncated
         out["actions"].append(float(np.asarray(action).reshape(-1)[0]))

@@ -42,6 +42,8 @@ from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
+
 from rl_scheduler.features import DEFAULT_CLIP_VALUE, DEFAULT_FEATURES, Featurizer
 from rl_scheduler.rates import (
     DEFAULT_LR_LIMITS,
@@ -67,6 +69,33 @@ _ENV_DEFAULTS: dict[str, Any] = {
     "rate_range": None,
     "rate_anchor": None,
 }
+
+
+class RunPredictor:
+    """``model.predict`` for one run at a time: carries a recurrent policy's hidden state from
+    one decision to the next (sb3-contrib's ``RecurrentPPO``), and is a plain call otherwise."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.recurrent = hasattr(getattr(model, "policy", None), "lstm_actor")
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new run (a recurrent policy's state back to zeros)."""
+        self._state: Any = None
+        self._start = True
+
+    def __call__(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        if not self.recurrent:
+            return self.model.predict(obs, deterministic=deterministic)[0]
+        action, self._state = self.model.predict(
+            obs,
+            state=self._state,
+            episode_start=np.array([self._start]),
+            deterministic=deterministic,
+        )
+        self._start = False
+        return action
 
 
 class LearnedSchedule:
@@ -178,6 +207,7 @@ class LearnedSchedule:
         self._lr = self._lr0 = math.nan
         self._lr_range = (math.nan, math.nan)
         self._started = False
+        self._predict = RunPredictor(self.model)
         self._last_step: int | None = None
         self.lrs: list[float] = []
         self.proposed_lrs: list[float] = []
@@ -217,7 +247,7 @@ class LearnedSchedule:
             self._started = True
         else:
             obs = self.featurizer.update(stats, self._lr)
-        action, _ = self.model.predict(obs, deterministic=self.deterministic)
+        action = self._predict(obs, self.deterministic)
         proposed, lr = shielded_lr(
             self._lr,
             action,

@@ -45,7 +45,7 @@ from experiments.nmf.config import (
     params_key,
 )
 from experiments.nmf.schedules import run_nmf
-from experiments.runner import run_sweep
+from experiments.runner import added_field, run_sweep
 from rl_scheduler.features import DEFAULT_FEATURES
 
 _RELATIVE = {**VARIANTS["learned"], "reward_baseline": "neutral"}
@@ -116,6 +116,11 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "env": {**VARIANTS["learned_relative"], "history": 3},
         "ppo": VARIANT_PPO["learned_relative"],
     },
+    "relative_recurrent": {
+        "env": VARIANTS["learned_relative"],
+        "ppo": VARIANT_PPO["learned_relative"],
+        "recurrent": True,
+    },
     "relative_scaled": {
         "env": {**VARIANTS["learned_relative"], "reward_scale": "reference_gap"},
         "ppo": VARIANT_PPO["learned_relative"],
@@ -138,8 +143,8 @@ DESIGNS: dict[str, dict[str, Any]] = {
     },
 }
 """Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
-screen's instance set), optional ``ppo`` (overrides of PPO's settings) and ``timesteps_factor``
-(times the screen's PPO training length).
+screen's instance set), optional ``ppo`` (overrides of PPO's settings), ``timesteps_factor``
+(times the screen's PPO training length) and ``recurrent`` (an LSTM policy).
 
 ``headline`` is the study's ``learned`` design; ``gamma1`` trains it without discount (the
 undiscounted return is the log-ratio of the initial and final loss); ``noise_feature`` and
@@ -168,7 +173,9 @@ headline trained on a fresh start and fresh gradient noise in every episode
 policy can no longer fit the one run each of them always was; the neutral run is then recomputed
 per episode),
 ``relative_fresh_noise_more_instances`` that on 96 training instances, ``relative_history3``
-the headline with frame stacking (``history=3``: the features of the last three decisions).
+the headline with frame stacking (``history=3``: the features of the last three decisions),
+``relative_recurrent`` with an LSTM policy instead (sb3-contrib's ``RecurrentPPO``,
+``recurrent=True`` of :func:`rl_scheduler.agent.train_ppo`).
 ``cosine_anchored`` is that headline with the bound
 annealed by cosine as the reference (``rate_anchor="cosine"``: ``lr = bound * cos_k * 2**e``,
 ``e`` in ``[-4, 4]``), so the neutral policy already decays the rate as the noisy cells need,
@@ -231,6 +238,7 @@ class ScreenAgentSpec:
     test_instances: tuple
     n_steps: int
     clip: float
+    recurrent: bool = added_field(False)
     SPEC_TYPE: ClassVar[str] = "experiments.nmf.screen.ScreenAgentSpec"
 
 
@@ -256,6 +264,7 @@ def agent_specs(config: RLConfig, designs: list[str], seeds: list[int]) -> list:
                     test,
                     config.n_steps,
                     config.clip,
+                    design.get("recurrent", False),
                 )
             )
     return specs
@@ -279,6 +288,7 @@ def train_and_run(spec: ScreenAgentSpec) -> dict[str, Any]:
         ppo_kwargs=thaw_ppo(spec.ppo_kwargs),
         seed=spec.seed,
         device="cpu",
+        recurrent=spec.recurrent,
     )
     train_s = time.perf_counter() - start
     errors = []

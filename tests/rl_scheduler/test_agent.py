@@ -153,6 +153,8 @@ def test_a_torn_last_line_of_the_curve_is_ignored(tmp_path):
         ({"total_timesteps": 10, "n_envs": 0}, ValueError, "n_envs"),
         ({"total_timesteps": 10, "vec_env": "ray"}, ValueError, "vec_env"),
         ({"total_timesteps": 10, "ppo_kwargs": 3}, TypeError, "ppo_kwargs"),
+        ({"total_timesteps": 10, "recurrent": 1}, TypeError, "recurrent"),
+        ({"total_timesteps": 10, "recurrent": True, "checkpoint_dir": "x"}, ValueError, "memory"),
     ],
 )
 def test_train_ppo_validation(kwargs, error, match):
@@ -196,3 +198,34 @@ def test_evaluate_leaves_out_the_training_only_settings():
         assert [r["losses"] for r in again] == [r["losses"] for r in plain]
         assert [r["return"] for r in again] == [r["return"] for r in plain]
     assert set(TRAINING_ONLY) == {"run_seed", "reward_scale", "reward_scale_floor"}
+
+
+def test_a_recurrent_policy_carries_its_state_through_a_run_and_not_beyond(small_kwargs):
+    from rl_scheduler.evaluation import rollout
+    from rl_scheduler.policy import RunPredictor
+
+    kwargs = {**small_kwargs, "noise_levels": [1.0], "bound_range": (-2.0, 1.0), "shield": False}
+    model = agent.train_ppo(
+        kwargs, total_timesteps=128, n_envs=2, device="cpu", ppo_kwargs=PPO_KWARGS, recurrent=True
+    )
+    assert type(model).__name__ == "RecurrentPPO" and RunPredictor(model).recurrent
+    env = make_nmf_env(**kwargs)
+    first = rollout(model, env, options={"instance": 0})
+    # the state starts from zeros on every run: the same run twice gives the same actions
+    assert rollout(model, env, options={"instance": 0})["actions"] == first["actions"]
+    # and it is used: fed one decision at a time without it, the policy acts otherwise
+    obs, _ = env.reset(options={"instance": 0})
+    stateless = []
+    for _ in range(len(first["actions"])):
+        action, _ = model.predict(obs, deterministic=True)  # state=None: zeros every time
+        stateless.append(float(action[0]))
+        obs, *_ = env.step(action)
+    assert stateless[0] == first["actions"][0] and stateless != first["actions"]
+    # a LearnedSchedule applies exactly the rates of the env's run, twice in a row
+    instance = env.task.instances[0]
+    schedule = LearnedSchedule(model, config=env.config)
+    n_steps = env.steps_per_action * env.max_actions
+    for _ in range(2):
+        schedule.reset()
+        nmf.run_sgd(instance.build(), schedule, n_steps, clip=env.task.clip, seed=instance.seed)
+        assert schedule.lrs == first["lrs"]
