@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -426,10 +427,7 @@ def train_ppo(
     if not isinstance(recurrent, bool):
         raise TypeError(f"recurrent must be a bool, got {type(recurrent).__name__}.")
     if recurrent and checkpoint_dir is not None:
-        raise ValueError(
-            "recurrent=True trains in memory only (the checkpoint format holds feed-forward "
-            "policies): pass checkpoint_dir=None."
-        )
+        raise ValueError("recurrent=True trains in memory only: pass checkpoint_dir=None.")
     algo_kwargs = {**DEFAULT_PPO_KWARGS, **dict(ppo_kwargs or {})}
     metadata = env_metadata(kwargs, env_id=env_id)
     config = {
@@ -455,12 +453,7 @@ def train_ppo(
         folder, checkpoint_every, keep_checkpoints, metadata, on_progress, int(total_timesteps)
     )
     try:
-        if recurrent:
-            from sb3_contrib import RecurrentPPO
-
-            algo, policy = RecurrentPPO, "MlpLstmPolicy"
-        else:
-            algo, policy = PPO, "MlpPolicy"
+        algo, policy = (RecurrentPPO, "MlpLstmPolicy") if recurrent else (PPO, "MlpPolicy")
         model = algo(policy, venv, seed=seed, device=device, verbose=verbose, **algo_kwargs)
         if not verbose:  # stable-baselines3's default logger leaves an empty /tmp/SB3-<date>/
             model.set_logger(Logger(folder=None, output_formats=[]))
