@@ -56,10 +56,7 @@ def reference_gap(
     and the same policy with the other rate anchor (annealed by cosine when the environment's
     anchor is ``None``, not annealed when it is ``"cosine"``) on the same run: how much the
     choice of schedule matters on this run."""
-    ok = isinstance(floor, Real) and not isinstance(floor, bool) and math.isfinite(floor)
-    if not (ok and floor > 0):
-        raise ValueError(f"floor must be a finite float > 0, got {floor!r}.")
-    return max(abs(neutral_return - other_return), floor)
+    return max(abs(neutral_return - other_return), finite_positive("floor", floor))
 
 
 class LRScheduleEnv(gym.Env):
@@ -272,16 +269,7 @@ class LRScheduleEnv(gym.Env):
                 "reward_scale='reference_gap' compares the neutral policy with and without the "
                 "cosine rate anchor, which needs bound_range or rate_range."
             )
-        if not (
-            isinstance(reward_scale_floor, Real)
-            and not isinstance(reward_scale_floor, bool)
-            and math.isfinite(reward_scale_floor)
-            and reward_scale_floor > 0
-        ):
-            raise ValueError(
-                f"reward_scale_floor must be a finite float > 0, got {reward_scale_floor!r}."
-            )
-        self.reward_scale_floor = float(reward_scale_floor)
+        self.reward_scale_floor = finite_positive("reward_scale_floor", reward_scale_floor)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -388,7 +376,7 @@ class LRScheduleEnv(gym.Env):
         if self._done:
             raise RuntimeError("the episode has ended; call reset() first.")
         before = self._stats
-        proposed, lr = self._rates(self._lr, action, before, self._n_actions)
+        proposed, lr = self._rates(self._lr, action, before, self._n_actions, self.rate_anchor)
         stats = self.task.advance(lr, self.steps_per_action)
         self._stats = stats
         self._lr = lr
@@ -409,12 +397,10 @@ class LRScheduleEnv(gym.Env):
         return obs, float(reward), terminated, False, dict(self._last_info)
 
     def _rates(
-        self, lr: float, action: Any, stats: TaskStats, decision: int, anchor: Any = "env"
+        self, lr: float, action: Any, stats: TaskStats, decision: int, anchor: str | None
     ) -> tuple[float, float]:
         """The proposed and the applied rate of ``action`` (decision ``decision``, 0-based) after
-        a chunk at ``lr`` that led to ``stats`` (with ``anchor`` instead of the environment's
-        ``rate_anchor`` when one is given)."""
-        anchor = self.rate_anchor if anchor == "env" else anchor
+        a chunk at ``lr`` that led to ``stats``, relative to the rate anchor ``anchor``."""
         return shielded_lr(
             lr,
             action,
@@ -453,7 +439,7 @@ class LRScheduleEnv(gym.Env):
         if cacheable and index in self._baseline_cache:
             self._baseline_rewards, self._scale = self._baseline_cache[index]
             return stats
-        rewards = self._neutral_rewards(stats, "env")
+        rewards = self._neutral_rewards(stats, self.rate_anchor)
         scale = 1.0
         if self.reward_scale is not None:
             stats = self.task.reset(task_seed, **options)
@@ -468,7 +454,7 @@ class LRScheduleEnv(gym.Env):
             self._baseline_cache[index] = (rewards, scale)
         return self.task.reset(task_seed, **options)
 
-    def _neutral_rewards(self, stats: TaskStats, anchor: Any) -> list[float]:
+    def _neutral_rewards(self, stats: TaskStats, anchor: str | None) -> list[float]:
         """The plain rewards of the neutral policy (action 0 at every decision, with ``anchor``)
         over a whole episode of the task from ``stats``."""
         rewards: list[float] = []

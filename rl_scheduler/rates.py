@@ -68,9 +68,11 @@ def check_rate_anchor(
 
 
 def finite_positive(name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0 (not a bool), else a ValueError naming
+    ``name``."""
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
     if not (ok and value > 0):
-        raise ValueError(f"{name} must hold finite floats > 0, got {value!r}.")
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}.")
     return float(value)
 
 
