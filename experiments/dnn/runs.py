@@ -392,6 +392,21 @@ def _reruns(config: Config, spec: DNNRunSpec) -> list[DNNRunSpec]:
     return [replace(spec, seed=s) for s in config.tune_seeds(spec.task) if s != spec.seed]
 
 
+def _stages(
+    config: Config, specs: list[DNNRunSpec], records: dict[str, dict]
+) -> list[tuple[float, int, dict[int, list[DNNRunSpec]]]]:
+    """Per stage of ``hpo_fractions``: its fraction, the trials it draws (:func:`_stage_sizes`)
+    and its ``hpo_recheck`` best trials (best first), each with its re-runs on the other tuning
+    seeds (none when :meth:`~experiments.dnn.config.Config.recheck_runs` is 0)."""
+    out = []
+    for f, k in zip(config.hpo_fractions, _stage_sizes(config, len(specs)), strict=True):
+        best = _best_trials(specs[:k], records, config.hpo_recheck)
+        out.append(
+            (f, k, {i: _reruns(config, specs[i]) if config.recheck_runs() else [] for i in best})
+        )
+    return out
+
+
 def recheck_specs(
     config: Config, trials: dict[str, list[DNNRunSpec]], records: dict[str, dict]
 ) -> dict[str, list[DNNRunSpec]]:
@@ -399,11 +414,12 @@ def recheck_specs(
     (each run once, however many stages re-check it)."""
     out = {}
     for name, specs in trials.items():
-        reruns: dict[str, DNNRunSpec] = {}
-        if config.recheck_runs():
-            for k in _stage_sizes(config, len(specs)):
-                for i in _best_trials(specs[:k], records, config.hpo_recheck):
-                    reruns.update((spec_id(r), r) for r in _reruns(config, specs[i]))
+        reruns = {
+            spec_id(r): r
+            for _, _, best in _stages(config, specs, records)
+            for group in best.values()
+            for r in group
+        }
         out[name] = list(reruns.values())
     return out
 
@@ -423,9 +439,8 @@ def select_random_search(
     out = {}
     for name, specs in trials.items():
         stages = []
-        for f, k in zip(config.hpo_fractions, _stage_sizes(config, len(specs)), strict=True):
-            best = _best_trials(specs[:k], records, config.hpo_recheck)
-            reruns = {i: _reruns(config, specs[i]) if config.recheck_runs() else [] for i in best}
+        for f, k, reruns in _stages(config, specs, records):
+            best = list(reruns)
             means = {
                 i: float(np.mean([_final(records.get(spec_id(r))) for r in [specs[i], *reruns[i]]]))
                 for i in best
