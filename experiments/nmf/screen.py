@@ -50,6 +50,17 @@ from rl_scheduler.features import DEFAULT_FEATURES
 
 _RELATIVE = {**VARIANTS["learned"], "reward_baseline": "neutral"}
 
+
+def _on_headline(env: dict | None = None, ppo: dict | None = None, **design: Any) -> dict:
+    """A design on top of the study's headline ``learned_relative``: its environment and PPO
+    settings with ``env`` and ``ppo`` changed, plus ``design``'s other keys."""
+    return {
+        "env": {**VARIANTS["learned_relative"], **(env or {})},
+        "ppo": {**VARIANT_PPO["learned_relative"], **(ppo or {})},
+        **design,
+    }
+
+
 DESIGNS: dict[str, dict[str, Any]] = {
     "headline": {"env": VARIANTS["learned"]},
     "gamma1": {"env": VARIANTS["learned"], "ppo": {"gamma": 1.0}},
@@ -79,68 +90,23 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "env": _RELATIVE,
         "ppo": {**LOW_EXPLORATION_PPO, "gamma": 1.0, "gae_lambda": 1.0},
     },
-    "relative_reward_noise_feature": {
-        "env": VARIANTS["learned_relative"],
-        "ppo": VARIANT_PPO["learned_relative"],
-    },
-    "relative_reward_noise_feature_longer": {
-        "env": VARIANTS["learned_relative"],
-        "ppo": VARIANT_PPO["learned_relative"],
-        "timesteps_factor": 2.5,
-    },
-    "relative_gamma1": {
-        "env": VARIANTS["learned_relative"],
-        "ppo": {**VARIANT_PPO["learned_relative"], "gamma": 1.0},
-    },
-    "relative_more_instances": {
-        "env": {**VARIANTS["learned_relative"], "n_instances": 96},
-        "ppo": VARIANT_PPO["learned_relative"],
-    },
-    "relative_gamma1_more_instances": {
-        "env": {**VARIANTS["learned_relative"], "n_instances": 96},
-        "ppo": {**VARIANT_PPO["learned_relative"], "gamma": 1.0},
-    },
-    "relative_monte_carlo": {
-        "env": VARIANTS["learned_relative"],
-        "ppo": {**VARIANT_PPO["learned_relative"], "gamma": 1.0, "gae_lambda": 1.0},
-    },
-    "relative_fresh_noise": {
-        "env": {**VARIANTS["learned_relative"], "run_seed": "episode"},
-        "ppo": VARIANT_PPO["learned_relative"],
-    },
-    "relative_fresh_noise_more_instances": {
-        "env": {**VARIANTS["learned_relative"], "run_seed": "episode", "n_instances": 96},
-        "ppo": VARIANT_PPO["learned_relative"],
-    },
-    "relative_history3": {
-        "env": {**VARIANTS["learned_relative"], "history": 3},
-        "ppo": VARIANT_PPO["learned_relative"],
-    },
-    "relative_recurrent": {
-        "env": VARIANTS["learned_relative"],
-        "ppo": VARIANT_PPO["learned_relative"],
-        "recurrent": True,
-    },
-    "relative_scaled": {
-        "env": {**VARIANTS["learned_relative"], "reward_scale": "reference_gap"},
-        "ppo": VARIANT_PPO["learned_relative"],
-    },
-    "relative_scaled_floor5": {
-        "env": {
-            **VARIANTS["learned_relative"],
-            "reward_scale": "reference_gap",
-            "reward_scale_floor": 0.05,
-        },
-        "ppo": VARIANT_PPO["learned_relative"],
-    },
-    "cosine_anchored": {
-        "env": {
-            **VARIANTS["learned_relative"],
-            "bound_range": (-4.0, 4.0),
-            "rate_anchor": "cosine",
-        },
-        "ppo": VARIANT_PPO["learned_relative"],
-    },
+    "relative_reward_noise_feature": _on_headline(),
+    "relative_reward_noise_feature_longer": _on_headline(timesteps_factor=2.5),
+    "relative_gamma1": _on_headline(ppo={"gamma": 1.0}),
+    "relative_more_instances": _on_headline(env={"n_instances": 96}),
+    "relative_gamma1_more_instances": _on_headline(env={"n_instances": 96}, ppo={"gamma": 1.0}),
+    "relative_monte_carlo": _on_headline(ppo={"gamma": 1.0, "gae_lambda": 1.0}),
+    "relative_fresh_noise": _on_headline(env={"run_seed": "episode"}),
+    "relative_fresh_noise_more_instances": _on_headline(
+        env={"run_seed": "episode", "n_instances": 96}
+    ),
+    "relative_history3": _on_headline(env={"history": 3}),
+    "relative_recurrent": _on_headline(recurrent=True),
+    "relative_scaled": _on_headline(env={"reward_scale": "reference_gap"}),
+    "relative_scaled_floor5": _on_headline(
+        env={"reward_scale": "reference_gap", "reward_scale_floor": 0.05}
+    ),
+    "cosine_anchored": _on_headline(env={"bound_range": (-4.0, 4.0), "rate_anchor": "cosine"}),
 }
 """Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
 screen's instance set), optional ``ppo`` (overrides of PPO's settings), ``timesteps_factor``
