@@ -57,3 +57,50 @@ def test_unknown_names_and_unsafe_files_are_refused(tmp_path, small_kwargs):
     with pytest.raises(UnsafeCheckpointError):
         pretrained.export(tmp_path / "sb3.zip", "bad", manifest, root=tmp_path)
     assert not (tmp_path / "bad").exists()
+
+
+STRESS = {  # far outside the training cells (60x40 rank 5, digits 300 rows rank 8; noise 0-5)
+    "rank 1": (lambda: nmf.datasets.synthetic(100, 80, 1, seed=2), 1, 1.0, None),
+    "wide, rank 40": (lambda: nmf.datasets.synthetic(50, 1000, 40, seed=6), 40, 0.0, None),
+    "data x 1e4": (lambda: nmf.datasets.synthetic(80, 60, 4, seed=8) * 1e4, 4, 0.0, None),
+    "data x 0.01": (lambda: nmf.datasets.digits()[:400] * 0.01, 8, 0.0, None),
+    "noise 50": (lambda: nmf.datasets.digits()[:400], 8, 50.0, None),
+    "5 of 100 columns": (lambda: nmf.datasets.faces(), 10, 0.0, 5),
+    "constant matrix": (lambda: np.ones((60, 40)), 3, 0.5, None),
+}
+
+
+@pytest.mark.parametrize("n_steps, clip", [(300, 0.1), (1000, None)])
+@pytest.mark.parametrize("case", sorted(STRESS))
+def test_the_nmf_agent_never_diverges_far_from_its_training_problems(case, n_steps, clip):
+    make, rank, noise, batch = STRESS[case]
+    problem = nmf.StochasticNMF(make(), rank=rank, noise_std=noise, batch_size=batch, seed=0)
+    schedule = pretrained.load("nmf", max_actions=n_steps // 10)
+    traj = nmf.run_sgd(problem, schedule, n_steps, clip=clip, seed=0)
+    assert not traj.diverged
+    assert np.isfinite(traj.final_loss) and traj.final_loss < traj.losses[0]
+
+
+def _readme_blocks_using_pretrained_agents() -> list[str]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    return [b for b in blocks if "pretrained.load(" in b]
+
+
+@pytest.mark.parametrize("code", _readme_blocks_using_pretrained_agents())
+def test_the_readme_examples_with_pretrained_agents_run(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    schedule = namespace.get("schedule")
+    if schedule is not None:  # the torch loop: one rate per step, finite and positive
+        assert len(schedule.lrs) == 20 and all(np.isfinite(schedule.lrs)) and min(schedule.lrs) > 0
+    else:
+        assert not namespace["traj"].diverged
+
+
+def test_readme_has_an_nmf_and_a_torch_example_with_pretrained_agents():
+    blocks = _readme_blocks_using_pretrained_agents()
+    assert any("nmf.run_sgd" in b for b in blocks) and any("torch.optim" in b for b in blocks)
