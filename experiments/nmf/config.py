@@ -244,7 +244,7 @@ since the design screen of session 9): ``learned_noise`` trained on rewards meas
 the neutral policy (``reward_baseline="neutral"`` of :class:`rl_scheduler.LRScheduleEnv`: the
 same optimal policies, far less return variance) and with the lower initial exploration noise
 of :data:`VARIANT_PPO`; in ``experiments.nmf.screen`` (24 instances, PPO seeds 0 and 1) it won
-0.71 and 0.75 of held-out instances against tuned step decay, the headline of then 0.54 and
+0.67 and 0.71 of held-out instances against tuned step decay, the headline of then 0.54 and
 0.62, and neither the relative reward nor the noise feature did much alone."""
 
 VARIANT_PPO: dict[str, dict[str, Any]] = {"learned_relative": LOW_EXPLORATION_PPO}
