@@ -15,7 +15,8 @@ from experiments.nmf.config import cell_name
 from experiments.nmf.report import schedule_label
 
 STYLE: dict[str, dict[str, Any]] = {
-    "learned_relative": {"color": "black", "lw": 2.2},
+    "learned_relative_40epochs": {"color": "black", "lw": 2.2},
+    "learned_relative": {"color": "tab:gray", "lw": 1.8, "ls": "--"},
     "learned": {"color": "dimgray", "lw": 1.8},
     "learned_multiplicative_shield1.0": {"color": "tab:brown", "lw": 1.8, "ls": "--"},
     "learned_multiplicative": {"color": "tab:olive", "lw": 1.8, "ls": "-."},

@@ -52,8 +52,9 @@ _RELATIVE = {**VARIANTS["learned"], "reward_baseline": "neutral"}
 
 
 def _on_headline(env: dict | None = None, ppo: dict | None = None, **design: Any) -> dict:
-    """A design on top of the study's headline ``learned_relative``: its environment and PPO
-    settings with ``env`` and ``ppo`` changed, plus ``design``'s other keys."""
+    """A design on top of ``learned_relative`` (the study's headline when these designs were
+    screened): its environment and PPO settings with ``env`` and ``ppo`` changed, plus
+    ``design``'s other keys."""
     return {
         "env": {**VARIANTS["learned_relative"], **(env or {})},
         "ppo": {**VARIANT_PPO["learned_relative"], **(ppo or {})},
@@ -107,6 +108,10 @@ DESIGNS: dict[str, dict[str, Any]] = {
         env={"reward_scale": "reference_gap", "reward_scale_floor": 0.05}
     ),
     "cosine_anchored": _on_headline(env={"bound_range": (-4.0, 4.0), "rate_anchor": "cosine"}),
+    "relative_ppo_lr2x": _on_headline(ppo={"learning_rate": 6e-4}),
+    "relative_epochs20": _on_headline(ppo={"n_epochs": 20}),
+    "relative_epochs20_lr2x": _on_headline(ppo={"n_epochs": 20, "learning_rate": 6e-4}),
+    "relative_epochs40": _on_headline(ppo={"n_epochs": 40}),
 }
 """Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
 screen's instance set), optional ``ppo`` (overrides of PPO's settings), ``timesteps_factor``
@@ -152,7 +157,10 @@ the bound and following it annealed by cosine), so the noisy digits runs, where 
 by 1-5% in loss, weigh in PPO's updates as much as the exact synthetic ones, where they differ
 by up to 50%; ``relative_scaled_floor5`` counts every gap below 5% in loss as 5%, so the digits
 runs where schedules hardly matter (noise 0 and 1: gaps of 0.2-5%) no longer outweigh the
-noisy ones."""
+noisy ones. Four designs give PPO more optimisation on the same experience:
+``relative_ppo_lr2x`` twice its learning rate (6e-4), ``relative_epochs20`` 20 passes over every
+batch of collected actions instead of 10, ``relative_epochs20_lr2x`` both, ``relative_epochs40``
+40 passes (the study's headline since, ``learned_relative_40epochs``)."""
 
 SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 """The hand-made schedules every design is compared with (tuned per cell)."""

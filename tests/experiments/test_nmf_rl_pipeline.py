@@ -39,12 +39,16 @@ def test_one_agent_per_variant_and_seed_with_the_variant_settings():
         assert env_kwargs["split"] == "train"
         for key, value in pipeline.VARIANTS[spec.variant].items():
             assert env_kwargs[key] == value
-    learned = dict(next(s for s in specs if s.variant == "learned").env_kwargs)
+    learned = dict(specs[0].env_kwargs)
     assert learned["bound_range"] == (-6.0, 2.0) and learned["shield"] is False
     # PPO settings per variant: the headline's lower exploration noise, none for the others
     for spec in specs:
         assert pipeline.thaw_ppo(spec.ppo_options) == pipeline.VARIANT_PPO.get(spec.variant, {})
-    assert dict(specs[0].ppo_options) and headline == "learned_relative"
+    assert headline == "learned_relative_40epochs"
+    assert pipeline.thaw_ppo(specs[0].ppo_options)["n_epochs"] == 40
+    # the headline differs from the previous one (now --ablation) in PPO's updates only
+    assert pipeline.VARIANTS[headline] == pipeline.VARIANTS["learned_relative"]
+    assert "learned_relative" in pipeline.ABLATIONS
     with pytest.raises(ValueError, match="variants"):
         pipeline.agent_specs(
             pipeline.RLConfig(**{**pipeline.RL_QUICK.__dict__, "variants": ("x",)})
@@ -128,10 +132,15 @@ def test_rl_statistics_by_hand():
 
 def test_the_ablation_trains_on_fewer_ppo_seeds():
     config = pipeline.RLConfig(
-        **{**pipeline.RL_FULL.__dict__, "variants": ("learned", *pipeline.ABLATIONS)}
+        **{
+            **pipeline.RL_FULL.__dict__,
+            "variants": (*pipeline.RL_FULL.variants, *pipeline.ABLATIONS),
+        }
     )
     seeds = [(s.variant, s.seed) for s in pipeline.agent_specs(config)]
-    assert [v for v, _ in seeds].count("learned") == len(pipeline.RL_FULL.ppo_seeds) >= 5
+    headline = pipeline.RL_FULL.variants[0]
+    assert [v for v, _ in seeds].count(headline) == len(pipeline.RL_FULL.ppo_seeds) >= 5
+    assert len(set(config.variants)) == len(config.variants)  # no variant twice
     for ablation in pipeline.ABLATIONS:
         assert [s for v, s in seeds if v == ablation] == [0, 1, 2]
     assert len(pipeline.RL_QUICK.ppo_seeds) >= 2  # the bootstrap over seeds runs in --quick
