@@ -65,6 +65,7 @@ def test_agent_design_is_part_of_the_agent_spec():
         assert thaw_ppo(spec.ppo_options) == {
             "gamma": 1.0,
             "policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5},
+            "n_epochs": 40,
         }
         assert spec.initial_lr == {"vision": 0.2, "text": 1.5}[spec.task.name]
         env_kwargs = spec.task.env_kwargs([1], spec.initial_lr)
