@@ -29,6 +29,7 @@ from experiments.common.stats import (
 )
 from experiments.dnn.config import (
     AGENT,
+    ANCHOR_OPTIMIZER,
     GREEDY_CONFIG,
     PLATEAU_CONFIG,
     RANDOM_SEARCH,
@@ -112,6 +113,32 @@ def _matrix(rows: list[list[dict | None]]) -> np.ndarray:
 
 def _flat(rows: list[list[dict | None]]) -> list[dict]:
     return [r for row in rows for r in row if r is not None]
+
+
+def rate_vs_anchor(
+    agent: list[list[dict | None]], anchor: list[list[dict | None]]
+) -> dict[str, float] | None:
+    """The agent's learning rate over its anchor schedule's (a run of it on the same held-out
+    seed), step by step: the smallest and largest ratio over every run and step, and the median
+    over the first and over the second half of the steps. None without anchor runs."""
+    if not anchor:
+        return None
+    ratios = [
+        np.asarray(a["lrs"], float) / np.asarray(b["lrs"], float)
+        for row in agent
+        for a, b in zip(row, anchor[0], strict=True)
+        if a is not None and b is not None and len(a["lrs"]) == len(b["lrs"]) > 1
+    ]
+    if not ratios:
+        return None
+    r = np.array(ratios)
+    half = r.shape[1] // 2
+    return {
+        "min": float(r.min()),
+        "max": float(r.max()),
+        "median_first_half": float(np.median(r[:, :half])),
+        "median_second_half": float(np.median(r[:, half:])),
+    }
 
 
 def compare(agent: np.ndarray, other: np.ndarray) -> dict[str, Any]:
@@ -233,6 +260,10 @@ def summarise(
             "training_episodes": sum(a["episodes"] for a in agents_info),
             "training_diverged_episodes": sum(a["diverged_episodes"] for a in agents_info),
         }
+        anchor = config.agent_env.get("rate_anchor")
+        anchor_method = f"{ANCHOR_OPTIMIZER}/{anchor}"
+        if anchor is not None and anchor_method in runs:
+            rows[AGENT]["rate_vs_anchor"] = rate_vs_anchor(runs[AGENT], runs[anchor_method])
         for method, rs in runs.items():
             matrix = _matrix(rs)
             rows[method]["iqm_test_loss"] = _iqm(matrix)
@@ -505,7 +536,15 @@ def markdown_table(summary: dict) -> str:
             f"seed); test loss per seed: "
             + ", ".join(f"{v:.4f}" for v in a["per_seed_test_loss"])
             + f"; its held-out learning rates stayed in [{a['lr_min']:.3g}, {a['lr_max']:.3g}] "
-            f"(start {a['lr']:g}). Random search: {rows[RANDOM_SEARCH]['trials']} trials and "
+            f"(start {a['lr']:g})"
+            + (
+                f", within {v['min']:.2f} and {v['max']:.2f} times its anchor schedule's on the "
+                f"same seed (median {v['median_first_half']:.2f} in the first half of the run, "
+                f"{v['median_second_half']:.2f} in the second)"
+                if (v := a.get("rate_vs_anchor"))
+                else ""
+            )
+            + f". Random search: {rows[RANDOM_SEARCH]['trials']} trials and "
             f"{rows[RANDOM_SEARCH]['recheck_runs']} re-runs of its best on the other tuning seeds "
             f"({rows[RANDOM_SEARCH]['search_wall_time_s']:.0f} s). Best tuned SGD schedule (by "
             f"validation loss on the tuning seeds): {method_label(block['best_sgd'])}.",

@@ -410,3 +410,22 @@ def test_random_search_picks_by_the_mean_over_tuning_seeds_of_its_best_trials():
     assert pipeline.recheck_specs(plain, trials, records) == {"vision": []}
     stage = pipeline.select_random_search(plain, trials, records)["vision"][-1]
     assert stage["best_trial"] == 3 and stage["val_loss"] == 1.0 and stage["recheck_runs"] == 0
+
+
+def test_the_agents_rates_are_reported_relative_to_its_anchor_on_the_same_seed():
+    from experiments.dnn.report import rate_vs_anchor
+
+    anchor = [[{"lrs": [1.0, 1.0, 0.5, 0.5]}, {"lrs": [2.0, 2.0, 1.0, 1.0]}]]
+    agent = [
+        [{"lrs": [1.0, 2.0, 0.5, 0.25]}, None],  # a failed run is skipped
+        [{"lrs": [2.0, 2.0, 1.0, 1.0]}, {"lrs": [4.0, 2.0, 1.0, 2.0]}],
+    ]
+    got = rate_vs_anchor(agent, anchor)
+    # ratios: [1, 2, 1, .5], [2, 2, 2, 2], [2, 1, 1, 2]
+    assert got == {
+        "min": 0.5,
+        "max": 2.0,
+        "median_first_half": 2.0,
+        "median_second_half": 1.5,
+    }
+    assert rate_vs_anchor(agent, []) is None

@@ -70,12 +70,17 @@ STRESS = {  # far outside the training cells (60x40 rank 5, digits 300 rows rank
 }
 
 
-@pytest.mark.parametrize("n_steps, clip", [(300, 0.1), (1000, None)])
+@pytest.mark.parametrize(
+    "n_steps, clip, shield",
+    # trained with the update clip, which bounds its steps above the bound; without a clip, the
+    # shield (rates capped at 0.9 x the bound) takes that role
+    [(300, 0.1, False), (1000, 0.1, False), (1000, None, True)],
+)
 @pytest.mark.parametrize("case", sorted(STRESS))
-def test_the_nmf_agent_never_diverges_far_from_its_training_problems(case, n_steps, clip):
+def test_the_nmf_agent_never_diverges_far_from_its_training_problems(case, n_steps, clip, shield):
     make, rank, noise, batch = STRESS[case]
     problem = nmf.StochasticNMF(make(), rank=rank, noise_std=noise, batch_size=batch, seed=0)
-    schedule = pretrained.load("nmf", max_actions=n_steps // 10)
+    schedule = pretrained.load("nmf", max_actions=n_steps // 10, shield=shield)
     traj = nmf.run_sgd(problem, schedule, n_steps, clip=clip, seed=0)
     assert not traj.diverged
     assert np.isfinite(traj.final_loss) and traj.final_loss < traj.losses[0]
