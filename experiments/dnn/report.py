@@ -119,8 +119,9 @@ def rate_vs_anchor(
     agent: list[list[dict | None]], anchor: list[list[dict | None]]
 ) -> dict[str, float] | None:
     """The agent's learning rate over its anchor schedule's (a run of it on the same held-out
-    seed), step by step: the smallest and largest ratio over every run and step, and the median
-    over the first and over the second half of the steps. None without anchor runs."""
+    seed), decision by decision: the smallest and largest ratio over the runs and decisions, and
+    the median over the first and over the second half of the decisions. Pairs where either run
+    failed or stopped early (diverged) are left out. None without anchor runs."""
     if not anchor:
         return None
     ratios = [

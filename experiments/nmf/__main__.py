@@ -7,10 +7,10 @@ Stages, in order (``--stages`` picks some; each sweep resumes where it stopped):
 * ``bound``: how tight the stability bound is -> ``OUT/bound_tightness.{md,json}``;
 * ``rl``: PPO-learned schedules against tuned schedules on held-out instances ->
   ``OUT/rl/``: the headline agent (bound-relative actions, rewards relative to the neutral
-  policy) and, on fewer seeds, the previous headline ``learned`` to measure the change;
-  ``--ablation`` adds the earlier multiplicative, shielded design (also with its shield at the
-  bound itself), ``learned`` with the certifying shield and ``learned`` with a gradient-noise
-  feature.
+  policy, 40 PPO passes per batch); ``--ablation`` adds, on fewer seeds, the previous
+  headlines ``learned_relative`` and ``learned``, the earlier multiplicative, shielded design
+  (also with its shield at the bound itself), ``learned`` with the certifying shield and
+  ``learned`` with a gradient-noise feature.
 
 The protocol is in ``docs/nmf_study.md``; ``--quick`` is a minutes-long smoke run.
 """
@@ -48,8 +48,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ablation",
         action="store_true",
         help="rl stage: also train and evaluate the variants of experiments.nmf.config.ABLATIONS "
-        "(learned_multiplicative, learned_certified, learned_multiplicative_shield1.0, "
-        "learned_noise)",
+        f"({', '.join(ABLATIONS)})",
     )
 
 
@@ -70,7 +69,8 @@ def run_schedules(args: argparse.Namespace, out: Path) -> dict:
 def run_rl(args: argparse.Namespace, out: Path) -> dict:
     config = RL_QUICK if args.quick else RL_FULL
     if args.ablation:
-        config = replace(config, variants=(*config.variants, *ABLATIONS))
+        # dict.fromkeys: a variant in both lists trains once
+        config = replace(config, variants=tuple(dict.fromkeys((*config.variants, *ABLATIONS))))
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     sweep = sweep_options(args)

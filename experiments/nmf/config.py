@@ -226,7 +226,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 """Environment settings of every agent variant, on top of the environment's defaults.
 
-``learned`` (the previous headline): each action sets the rate to ``bound * 2**e`` with ``e`` in
+``learned`` (the headline before ``learned_relative``): each action sets the rate to ``bound * 2**e`` with ``e`` in
 ``[-6, 2]`` (1/64 to 4 times the current stability bound) in one move, starting at the bound,
 without the shield (the update clip bounds every step). ``learned_multiplicative``: the design
 of the earlier references: each action multiplies the previous rate by ``2**a``, starting at half
@@ -278,8 +278,8 @@ at ``5a53175``) and ``learned`` (the one before it) left the default study when 
 became ``learned_relative_40epochs``, whose longer PPO updates would otherwise take the study
 past half an hour. ``learned_multiplicative`` and ``learned_certified``
 left the default study after the reference at ``c96c6c5`` so that ``make reproduce-nmf`` fits in
-about half an hour: the first is two designs behind the headline (``learned`` is the step it
-measures), the second did not help and its certified steps make its PPO training about twice as
+about half an hour: the first is several designs behind the headline (``learned`` is the step
+it measures), the second did not help and its certified steps make its PPO training about twice as
 long as a ``learned`` seed's."""
 
 ABLATION_PPO_SEEDS = 3

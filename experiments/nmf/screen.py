@@ -132,7 +132,8 @@ high early rate that gains now and costs at the end shows only in the full retur
 ``relative_reward`` trains on rewards measured against the neutral policy
 (``reward_baseline="neutral"``), alone, with low exploration, with low exploration and
 Monte-Carlo advantages, and with low exploration and the noise feature
-(``relative_reward_noise_feature``: the study's headline variant ``learned_relative``;
+(``relative_reward_noise_feature``: the study's variant ``learned_relative``, its headline
+until ``learned_relative_40epochs``;
 ``..._longer`` trains it 2.5 times longer); ``relative_gamma1`` trains that headline without
 discount (with the relative reward the undiscounted return is exactly ``log(neutral final loss /
 agent final loss)``, the objective), ``relative_more_instances`` on 96 instances instead of 24,

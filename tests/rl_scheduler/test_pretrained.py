@@ -65,7 +65,7 @@ STRESS = {  # far outside the training cells (60x40 rank 5, digits 300 rows rank
     "data x 1e4": (lambda: nmf.datasets.synthetic(80, 60, 4, seed=8) * 1e4, 4, 0.0, None),
     "data x 0.01": (lambda: nmf.datasets.digits()[:400] * 0.01, 8, 0.0, None),
     "noise 50": (lambda: nmf.datasets.digits()[:400], 8, 50.0, None),
-    "5 of 100 columns": (lambda: nmf.datasets.faces(), 10, 0.0, 5),
+    "5 of 625 columns": (lambda: nmf.datasets.faces(), 10, 0.0, 5),
     "constant matrix": (lambda: np.ones((60, 40)), 3, 0.5, None),
 }
 
