@@ -29,7 +29,6 @@ from experiments.common.stats import (
 )
 from experiments.dnn.config import (
     AGENT,
-    ANCHOR_OPTIMIZER,
     GREEDY_CONFIG,
     PLATEAU_CONFIG,
     RANDOM_SEARCH,
@@ -261,10 +260,10 @@ def summarise(
             "training_episodes": sum(a["episodes"] for a in agents_info),
             "training_diverged_episodes": sum(a["diverged_episodes"] for a in agents_info),
         }
-        anchor = config.agent_env.get("rate_anchor")
-        anchor_method = f"{ANCHOR_OPTIMIZER}/{anchor}"
-        if anchor is not None and anchor_method in runs:
-            rows[AGENT]["rate_vs_anchor"] = rate_vs_anchor(runs[AGENT], runs[anchor_method])
+        cell = config.agent_start_cell(task_spec)  # the tuned schedule the agent's rates scale
+        anchor = None if cell is None else f"{cell[1]}/{cell[2]}"
+        if anchor in runs:
+            rows[AGENT]["rate_vs_anchor"] = rate_vs_anchor(runs[AGENT], runs[anchor])
         for method, rs in runs.items():
             matrix = _matrix(rs)
             rows[method]["iqm_test_loss"] = _iqm(matrix)

@@ -87,11 +87,10 @@ def test_the_nmf_agent_never_diverges_far_from_its_training_problems(case, n_ste
 
 
 def _readme_blocks_using_pretrained_agents() -> list[str]:
-    from pathlib import Path
+    from tests.test_user_guide import ROOT, sections
 
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
-    return [b for b in blocks if "pretrained.load(" in b]
+    blocks = sections((ROOT / "README.md").read_text()).values()
+    return [b.code for group in blocks for b in group if "pretrained.load(" in b.code]
 
 
 @pytest.mark.parametrize("code", _readme_blocks_using_pretrained_agents())
