@@ -112,6 +112,8 @@ DESIGNS: dict[str, dict[str, Any]] = {
     "relative_epochs20": _on_headline(ppo={"n_epochs": 20}),
     "relative_epochs20_lr2x": _on_headline(ppo={"n_epochs": 20, "learning_rate": 6e-4}),
     "relative_epochs40": _on_headline(ppo={"n_epochs": 40}),
+    "epochs40_scaled": _on_headline(env={"reward_scale": "reference_gap"}, ppo={"n_epochs": 40}),
+    "epochs40_gamma1": _on_headline(ppo={"n_epochs": 40, "gamma": 1.0}),
 }
 """Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
 screen's instance set), optional ``ppo`` (overrides of PPO's settings), ``timesteps_factor``
@@ -161,7 +163,9 @@ runs where schedules hardly matter (noise 0 and 1: gaps of 0.2-5%) no longer out
 noisy ones. Four designs give PPO more optimisation on the same experience:
 ``relative_ppo_lr2x`` twice its learning rate (6e-4), ``relative_epochs20`` 20 passes over every
 batch of collected actions instead of 10, ``relative_epochs20_lr2x`` both, ``relative_epochs40``
-40 passes (the study's headline since, ``learned_relative_40epochs``)."""
+40 passes (the study's headline since, ``learned_relative_40epochs``). ``epochs40_scaled`` and
+``epochs40_gamma1`` are two levers that had not helped with 10 passes, ``relative_scaled`` and
+``relative_gamma1``, with 40 (neither beat ``relative_epochs40`` on either seed)."""
 
 SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 """The hand-made schedules every design is compared with (tuned per cell)."""
