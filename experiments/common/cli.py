@@ -1,5 +1,5 @@
 """The command line every study shares: ``--quick``, ``--jobs``, ``--backend``, ``--out``,
-``--quiet``, ``--strict``.
+``--quiet``, ``--strict``; :class:`ChildStage` runs one stage of a study beside another.
 
 A study parses its options with :func:`parse_pipeline_args`, runs inside
 ``with running(args):`` and passes ``**sweep_options(args)`` to every
@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -217,3 +219,68 @@ def finish(
         print(table)
         print(f"wrote {out}/ in {summary['wall_time_s']:.0f} s")
     return summary
+
+
+class ChildStage:
+    """One stage of the running study in a child process, started when the parent has a core
+    to spare: ``python -m experiments.<study> --stages <stage> --jobs 1 --quiet --out OUT``,
+    with the run's ``--quick`` and ``--strict``.
+
+    A study starts it to fill the cores that a sweep's last, partial wave leaves idle (the NMF
+    study: its schedules stage beside the last PPO training when the PPO seeds do not divide
+    ``--jobs``). The child writes the stage's files exactly as a run of that stage alone does,
+    and inherits the environment the parent set for its workers. Used as a context manager: an
+    exception (Ctrl-C reaches both processes, which share the terminal's process group) leaves
+    the block only after the child has stopped, so no process is left behind; every run the
+    child finished is on disk and the next run resumes it.
+    """
+
+    STOP_TIMEOUT_S = 30.0
+    """How long a child that was asked to stop may take before it is killed."""
+
+    def __init__(self, study: str, stage: str, args: argparse.Namespace, out: Path) -> None:
+        self.stage = stage
+        self.command = [sys.executable, "-m", f"experiments.{study}", "--stages", stage]
+        self.command += ["--jobs", "1", "--quiet", "--out", str(out)]
+        self.command += ["--quick"] * bool(args.quick)
+        self.command += ["--strict"] * bool(getattr(args, "started_strict", False))
+        self.quiet = args.quiet
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.process is not None
+
+    def start(self) -> None:
+        """Start the child (once; later calls do nothing)."""
+        if self.process is None:
+            self.process = subprocess.Popen(self.command)
+            if not self.quiet:
+                print(f"{self.stage}: running beside in process {self.process.pid}", flush=True)
+
+    def wait(self) -> int:
+        """Wait for the child to end; return its exit status."""
+        if self.process is None:
+            raise RuntimeError(f"the {self.stage} stage was never started")
+        return self.process.wait()
+
+    def __enter__(self) -> ChildStage:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        if exc_type is None:
+            process.wait()
+            return
+        try:
+            process.wait(timeout=2.0)  # a Ctrl-C in the terminal reached the child too
+        except subprocess.TimeoutExpired:
+            # stop it as Ctrl-C stops a run (every finished run stays recorded), else kill it
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=self.STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

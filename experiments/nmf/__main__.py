@@ -12,17 +12,32 @@ Stages, in order (``--stages`` picks some; each sweep resumes where it stopped):
   (also with its shield at the bound itself), ``learned`` with the certifying shield and
   ``learned`` with a gradient-noise feature.
 
+With ``--jobs`` > 1 local workers and both the schedules and the rl stage, the schedules stage
+waits for the rl stage's last, partial wave of PPO training (5 seeds on 2 cores: the third wave
+trains one agent) and runs beside it, in a child process with one worker, on the core that wave
+leaves idle; its files are the same as when it runs first.
+
 The protocol is in ``docs/nmf_study.md``; ``--quick`` is a minutes-long smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
+from experiments.common.cli import (
+    ChildStage,
+    finish,
+    parse_pipeline_args,
+    running,
+    sweep_options,
+)
 from experiments.common.provenance import DATASETS, input_digests
 from experiments.nmf import plots, report, rl, schedules
 from experiments.nmf.bound import bound_stage
@@ -66,7 +81,9 @@ def run_schedules(args: argparse.Namespace, out: Path) -> dict:
     return finish(args, out, summary, report.schedules_table(summary), start, inputs=inputs)
 
 
-def run_rl(args: argparse.Namespace, out: Path) -> dict:
+def run_rl(
+    args: argparse.Namespace, out: Path, *, before_last_wave: Callable[[], Any] | None = None
+) -> dict:
     config = RL_QUICK if args.quick else RL_FULL
     if args.ablation:
         # dict.fromkeys: a variant in both lists trains once
@@ -74,7 +91,7 @@ def run_rl(args: argparse.Namespace, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     sweep = sweep_options(args)
-    agents = rl.train(config, out, **sweep)
+    agents = rl.train(config, out, wave=args.jobs, before_last_wave=before_last_wave, **sweep)
     best = rl.tune(config, out, **sweep)
     baseline, learned = rl.evaluate(config, best, out, **sweep)
     summary = report.summarise_rl(config, best, agents, baseline, learned)
@@ -100,16 +117,44 @@ def main(argv: list[str] | None = None) -> dict[str, dict | str]:
     if unknown or not stages:
         raise SystemExit(f"--stages: choose from {', '.join(STAGES)}, got {args.stages!r}")
     done: dict[str, dict | str] = {}
-    with running(args):
-        if "schedules" in stages:
+    beside = _schedules_beside_ppo(args, stages, out)
+    with running(args), beside or contextlib.nullcontext():
+        if "schedules" in stages and beside is None:
             done["schedules"] = run_schedules(args, out)
         if "bound" in stages:
             done["bound"] = bound_stage(out, quick=args.quick)
             if not args.quiet:
                 print(done["bound"])
         if "rl" in stages:
-            done["rl"] = run_rl(args, out / "rl")
+            start = beside.start if beside is not None else None
+            done["rl"] = run_rl(args, out / "rl", before_last_wave=start)
+        if beside is not None:
+            done["schedules"] = _schedules_from(beside, args, out)
     return done
+
+
+def _schedules_beside_ppo(
+    args: argparse.Namespace, stages: list[str], out: Path
+) -> ChildStage | None:
+    """The schedules stage as a child process that the rl stage starts when its last wave of PPO
+    training leaves local cores idle (both stages asked for, ``--jobs`` > 1, no ``--backend``):
+    with 5 PPO seeds on 2 cores the third wave trains one agent, and the schedules stage's
+    runs take the other core."""
+    if {"schedules", "rl"} <= set(stages) and args.jobs > 1 and args.backend_name is None:
+        return ChildStage("nmf", "schedules", args, out)
+    return None
+
+
+def _schedules_from(child: ChildStage, args: argparse.Namespace, out: Path) -> dict:
+    """The schedules stage's summary: the child's, or (child never started, or failed) that of
+    the stage run here, resuming whatever the child recorded."""
+    if child.started and child.wait() == 0:
+        summary = json.loads((out / "summary.json").read_text())
+        if not args.quiet:
+            print((out / "table.md").read_text())
+            print(f"wrote {out}/ in {summary['wall_time_s']:.0f} s (beside the rl stage)")
+        return summary
+    return run_schedules(args, out)
 
 
 if __name__ == "__main__":

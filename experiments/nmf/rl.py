@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,28 @@ def run_learned(spec: LearnedRunSpec, *, root: str) -> dict[str, Any]:
     return result
 
 
-def train(config: RLConfig, out: Path, **sweep: Any) -> list[dict]:
+def train(
+    config: RLConfig,
+    out: Path,
+    *,
+    wave: int = 1,
+    before_last_wave: Callable[[], Any] | None = None,
+    **sweep: Any,
+) -> list[dict]:
+    """Train (or resume) every agent of the study.
+
+    ``wave``: how many agents train at once. When the agents do not fill whole waves,
+    ``before_last_wave()`` is called once the full waves have trained, just before the last,
+    partial one starts, so that the caller can put other work on the cores it leaves idle.
+    """
     fn = functools.partial(train_agent, root=str(out), progress=not sweep.get("quiet", False))
-    records = run_sweep(fn, agent_specs(config), out / "agents.jsonl", **sweep)
+    specs, path = agent_specs(config), out / "agents.jsonl"
+    full = len(specs) - len(specs) % wave
+    if before_last_wave is not None and full < len(specs):
+        if full:
+            require_ok(run_sweep(fn, specs[:full], path, **sweep), "agent training")
+        before_last_wave()
+    records = run_sweep(fn, specs, path, **sweep)
     require_ok(records, "agent training")
     return records
 

@@ -216,3 +216,61 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
     again = run_study(argv)["rl"]
     assert {f: (tmp_path / f).read_text() for f in files} == before  # all resumed, nothing rerun
     assert again["overall"] == summary["overall"]
+
+
+def test_before_last_wave_is_called_once_the_full_waves_have_trained(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from experiments.nmf import rl
+
+    trained: list[int] = []
+
+    def fake_train_agent(spec, *, root, progress=False):
+        trained.append(spec.seed)
+        return {"model": "m.zip"}
+
+    monkeypatch.setattr(rl, "train_agent", fake_train_agent)
+    calls: list[list[int]] = []
+
+    def mark():
+        calls.append(list(trained))
+
+    config = replace(pipeline.RL_QUICK, ppo_seeds=(0, 1, 2, 3, 4))
+    rl.train(config, tmp_path / "odd", wave=2, before_last_wave=mark, quiet=True)
+    assert calls == [[0, 1, 2, 3]] and trained == [0, 1, 2, 3, 4]  # the last wave: seed 4 alone
+    trained.clear()
+    rl.train(config, tmp_path / "odd", wave=2, before_last_wave=mark, quiet=True)
+    assert trained == [] and len(calls) == 2  # resumed: nothing trains, the call still comes
+    config = replace(config, ppo_seeds=(0, 1, 2, 3))
+    rl.train(config, tmp_path / "even", wave=2, before_last_wave=mark, quiet=True)
+    assert len(calls) == 2  # whole waves: no core is left idle, no call
+
+
+def test_the_schedules_stage_runs_beside_the_last_ppo_wave_or_else_in_process(
+    tmp_path, monkeypatch
+):
+    from experiments.nmf import __main__ as study
+
+    def rl_stage(start_beside: bool):
+        def run_rl(args, out, *, before_last_wave=None):
+            assert before_last_wave is not None  # --jobs 2, no backend: the child is offered
+            if start_beside:
+                before_last_wave()
+            return {}
+
+        return run_rl
+
+    argv = ["--quick", "--jobs", "2", "--quiet", "--stages", "schedules,rl", "--out", str(tmp_path)]
+    monkeypatch.setattr(study, "run_rl", rl_stage(start_beside=False))
+    here = study.main(argv)["schedules"]
+    assert here["jobs"] == 2  # no partial wave: the stage ran in this process
+    monkeypatch.setattr(study, "run_rl", rl_stage(start_beside=True))
+    beside = study.main(argv)["schedules"]
+    assert beside["jobs"] == 1  # the child's summary (--jobs 1), resumed from the run above
+    for cell, block in here["settings"].items():  # the same runs, read back from summary.json
+        for name, row in block["schedules"].items():
+            got = beside["settings"][cell]["schedules"][name]
+            assert (
+                got["final_rel_error"] == row["final_rel_error"] and got["params"] == row["params"]
+            )
+    assert json.loads((tmp_path / "summary.json").read_text())["jobs"] == 1

@@ -818,3 +818,33 @@ def test_an_added_field_keeps_old_ids_at_its_default(tmp_path):
     records = runner.run_sweep(fn, [_After(1), _After(2)], tmp_path / "r.jsonl", jobs=1, quiet=True)
     assert [s.x for s in calls] == [1, 2] and len(records) == 2
     assert records[1]["spec"] == {"x": 2, "extra": []}  # written in full
+
+
+def test_a_child_stage_is_stopped_when_its_block_fails(tmp_path):
+    import argparse
+    import sys
+    import time
+
+    from experiments.common.cli import ChildStage
+
+    args = argparse.Namespace(quick=True, quiet=True, started_strict=False)
+    child = ChildStage("nmf", "schedules", args, tmp_path)
+    assert child.command[1:] == [
+        "-m", "experiments.nmf", "--stages", "schedules", "--jobs", "1", "--quiet",
+        "--out", str(tmp_path), "--quick",
+    ]  # fmt: skip
+    with pytest.raises(RuntimeError, match="never started"):
+        child.wait()
+    child.command = [sys.executable, "-c", "import time; time.sleep(120)"]
+    start = time.perf_counter()
+    with pytest.raises(KeyError), child:
+        child.start()
+        child.start()  # once only
+        raise KeyError("the parent failed")
+    assert child.process.poll() is not None  # stopped (SIGINT), not left running
+    assert time.perf_counter() - start < ChildStage.STOP_TIMEOUT_S
+    ok = ChildStage("nmf", "bound", args, tmp_path)
+    ok.command = [sys.executable, "-c", "pass"]
+    with ok:
+        ok.start()
+    assert ok.process.returncode == 0 and ok.wait() == 0
