@@ -199,6 +199,7 @@ class LearnedSchedule:
             clip_value=cfg["obs_clip"],
             history=cfg.get("history", 1),
         )
+        self._predict = RunPredictor(self.model)
         self.reset()
 
     def reset(self) -> None:
@@ -207,7 +208,7 @@ class LearnedSchedule:
         self._lr = self._lr0 = math.nan
         self._lr_range = (math.nan, math.nan)
         self._started = False
-        self._predict = RunPredictor(self.model)
+        self._predict.reset()
         self._last_step: int | None = None
         self.lrs: list[float] = []
         self.proposed_lrs: list[float] = []

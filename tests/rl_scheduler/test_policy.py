@@ -69,6 +69,33 @@ def test_schedule_can_be_reused_after_reset(small_kwargs):
     assert nmf.run_sgd(instance.build(), schedule, 30, clip=0.1, seed=instance.seed).lrs == first
 
 
+class StubRecurrentPolicy:
+    """Looks recurrent to ``RunPredictor`` (a policy with ``lstm_actor``); its action is the
+    number of decisions since the last episode start, so a state carried over shows."""
+
+    policy = type("Policy", (), {"lstm_actor": None})()
+
+    def __init__(self):
+        self.starts = []
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        self.starts.append(bool(episode_start[0]))
+        count = 0 if episode_start[0] else state + 1
+        return np.array([0.1 * count - 0.5], dtype=np.float32), count
+
+
+def test_reset_starts_a_recurrent_policy_afresh(small_kwargs):
+    env = make_nmf_env(**small_kwargs)
+    instance = env.task.instances[0]
+    policy = StubRecurrentPolicy()
+    schedule = LearnedSchedule(policy, config=env.config)
+    first = nmf.run_sgd(instance.build(), schedule, 30, clip=0.1, seed=instance.seed).lrs
+    schedule.reset()
+    again = nmf.run_sgd(instance.build(), schedule, 30, clip=0.1, seed=instance.seed).lrs
+    n = 30 // env.config["steps_per_action"]
+    assert policy.starts == ([True] + [False] * (n - 1)) * 2 and again == first
+
+
 def test_torch_style_use_with_task_stats_and_an_initial_lr():
     schedule = LearnedSchedule(StubPolicy(), steps_per_action=2, max_actions=3, initial_lr=0.1)
     lrs = []
