@@ -258,11 +258,9 @@ class ChildStage:
             if not self.quiet:
                 print(f"{self.stage}: running beside in process {self.process.pid}", flush=True)
 
-    def wait(self) -> int:
-        """Wait for the child to end; return its exit status."""
-        if self.process is None:
-            raise RuntimeError(f"the {self.stage} stage was never started")
-        return self.process.wait()
+    def finish(self) -> int | None:
+        """Wait for the child to end; its exit status (``None``: it was never started)."""
+        return None if self.process is None else self.process.wait()
 
     def __enter__(self) -> ChildStage:
         return self

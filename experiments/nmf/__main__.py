@@ -12,10 +12,14 @@ Stages, in order (``--stages`` picks some; each sweep resumes where it stopped):
   (also with its shield at the bound itself), ``learned`` with the certifying shield and
   ``learned`` with a gradient-noise feature.
 
-With ``--jobs`` > 1 local workers and both the schedules and the rl stage, the schedules stage
-waits for the rl stage's last, partial wave of PPO training (5 seeds on 2 cores: the third wave
-trains one agent) and runs beside it, in a child process with one worker, on the core that wave
-leaves idle; its files are the same as when it runs first.
+With ``--jobs`` > 1 local workers and both the schedules and the rl stage, the schedules stage's
+tuning (its longest sweep) runs beside the rl stage's last, partial wave of PPO training (5 seeds
+on 2 cores: the third wave trains one agent), in a child process with one worker
+(``--stages schedules-tuning``) on the core that wave leaves idle, and alongside the rl stage's
+own tuning; the rl stage waits for it before its held-out runs, and the rest of the schedules
+stage (held-out runs, scikit-learn, report) runs after the rl stage. So no run whose wall-clock
+time is a result shares the cores with another study's runs, and the files are the same as
+when the stages run one after the other.
 
 The protocol is in ``docs/nmf_study.md``; ``--quick`` is a minutes-long smoke run.
 """
@@ -24,12 +28,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from experiments.common.cli import (
     ChildStage,
@@ -51,13 +52,17 @@ from experiments.nmf.config import (
 from experiments.nmf.pretrained import pretrained_stage
 
 STAGES = ("schedules", "bound", "rl")
+TUNING_ONLY = "schedules-tuning"
+"""The schedules stage's tuning sweep alone (``--stages schedules-tuning``): what the rl stage runs
+beside its last wave of PPO training (see the module's docstring)."""
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stages",
         default=",".join(STAGES),
-        help=f"comma-separated stages to run, of {', '.join(STAGES)} (default: all)",
+        help=f"comma-separated stages to run, of {', '.join(STAGES)} (default: all), or "
+        f"{TUNING_ONLY} (the schedules stage's tuning alone)",
     )
     parser.add_argument(
         "--ablation",
@@ -81,9 +86,10 @@ def run_schedules(args: argparse.Namespace, out: Path) -> dict:
     return finish(args, out, summary, report.schedules_table(summary), start, inputs=inputs)
 
 
-def run_rl(
-    args: argparse.Namespace, out: Path, *, before_last_wave: Callable[[], Any] | None = None
-) -> dict:
+def run_rl(args: argparse.Namespace, out: Path, *, beside: ChildStage | None = None) -> dict:
+    """The rl stage. ``beside``: a child stage started just before the last, partial wave of PPO
+    training (:func:`rl.train`) and waited for before the held-out runs, whose wall-clock
+    readings are results (seconds to target) and must not share the cores."""
     config = RL_QUICK if args.quick else RL_FULL
     if args.ablation:
         # dict.fromkeys: a variant in both lists trains once
@@ -91,8 +97,11 @@ def run_rl(
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     sweep = sweep_options(args)
-    agents = rl.train(config, out, wave=args.jobs, before_last_wave=before_last_wave, **sweep)
+    start = beside.start if beside is not None else None
+    agents = rl.train(config, out, wave=args.jobs, before_last_wave=start, **sweep)
     best = rl.tune(config, out, **sweep)
+    if beside is not None:
+        beside.finish()
     baseline, learned = rl.evaluate(config, best, out, **sweep)
     summary = report.summarise_rl(config, best, agents, baseline, learned)
     summary["pretrained"] = pretrained_stage(config, out, learned, quick=args.quick, **sweep)
@@ -113,12 +122,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict | str]:
         "nmf", "Paper 1: learning-rate schedules for stochastic NMF.", argv, _add_arguments
     )
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = sorted(set(stages) - set(STAGES))
+    unknown = sorted(set(stages) - {*STAGES, TUNING_ONLY})
     if unknown or not stages:
-        raise SystemExit(f"--stages: choose from {', '.join(STAGES)}, got {args.stages!r}")
+        raise SystemExit(
+            f"--stages: choose from {', '.join(STAGES)} or {TUNING_ONLY}, got {args.stages!r}"
+        )
     done: dict[str, dict | str] = {}
-    beside = _schedules_beside_ppo(args, stages, out)
+    beside = _tuning_beside_ppo(args, stages, out)
     with running(args), beside or contextlib.nullcontext():
+        if TUNING_ONLY in stages:
+            config = SCHEDULES_QUICK if args.quick else SCHEDULES_FULL
+            done[TUNING_ONLY] = schedules.tune(config, out, **sweep_options(args))
         if "schedules" in stages and beside is None:
             done["schedules"] = run_schedules(args, out)
         if "bound" in stages:
@@ -126,35 +140,19 @@ def main(argv: list[str] | None = None) -> dict[str, dict | str]:
             if not args.quiet:
                 print(done["bound"])
         if "rl" in stages:
-            start = beside.start if beside is not None else None
-            done["rl"] = run_rl(args, out / "rl", before_last_wave=start)
-        if beside is not None:
-            done["schedules"] = _schedules_from(beside, args, out)
+            done["rl"] = run_rl(args, out / "rl", beside=beside)
+        if beside is not None:  # its tuning is recorded (a failed child's is resumed here)
+            done["schedules"] = run_schedules(args, out)
     return done
 
 
-def _schedules_beside_ppo(
-    args: argparse.Namespace, stages: list[str], out: Path
-) -> ChildStage | None:
-    """The schedules stage as a child process that the rl stage starts when its last wave of PPO
-    training leaves local cores idle (both stages asked for, ``--jobs`` > 1, no ``--backend``):
-    with 5 PPO seeds on 2 cores the third wave trains one agent, and the schedules stage's
-    runs take the other core."""
+def _tuning_beside_ppo(args: argparse.Namespace, stages: list[str], out: Path) -> ChildStage | None:
+    """The schedules stage's tuning as a child process, which the rl stage runs beside its last,
+    partial wave of PPO training on the cores that wave leaves idle, when both stages are asked
+    for with ``--jobs`` > 1 local workers (no ``--backend``)."""
     if {"schedules", "rl"} <= set(stages) and args.jobs > 1 and args.backend_name is None:
-        return ChildStage("nmf", "schedules", args, out)
+        return ChildStage("nmf", TUNING_ONLY, args, out)
     return None
-
-
-def _schedules_from(child: ChildStage, args: argparse.Namespace, out: Path) -> dict:
-    """The schedules stage's summary: the child's, or (child never started, or failed) that of
-    the stage run here, resuming whatever the child recorded."""
-    if child.started and child.wait() == 0:
-        summary = json.loads((out / "summary.json").read_text())
-        if not args.quiet:
-            print((out / "table.md").read_text())
-            print(f"wrote {out}/ in {summary['wall_time_s']:.0f} s (beside the rl stage)")
-        return summary
-    return run_schedules(args, out)
 
 
 if __name__ == "__main__":

@@ -246,31 +246,31 @@ def test_before_last_wave_is_called_once_the_full_waves_have_trained(tmp_path, m
     assert len(calls) == 2  # whole waves: no core is left idle, no call
 
 
-def test_the_schedules_stage_runs_beside_the_last_ppo_wave_or_else_in_process(
+def test_the_schedules_tuning_runs_beside_the_last_ppo_wave_and_ends_before_held_out_runs(
     tmp_path, monkeypatch
 ):
     from experiments.nmf import __main__ as study
 
-    def rl_stage(start_beside: bool):
-        def run_rl(args, out, *, before_last_wave=None):
-            assert before_last_wave is not None  # --jobs 2, no backend: the child is offered
-            if start_beside:
-                before_last_wave()
-            return {}
+    seen = []
 
-        return run_rl
+    def run_rl(args, out, *, beside=None):
+        assert beside is not None and not beside.started  # --jobs 2, no backend: offered
+        beside.start()  # what rl.train does before a partial last wave
+        assert beside.finish() == 0  # what the rl stage does before its held-out runs
+        seen.append((tmp_path / "tune.jsonl").read_text())
+        assert not (tmp_path / "eval.jsonl").exists()  # the held-out runs come after rl
+        return {}
 
+    monkeypatch.setattr(study, "run_rl", run_rl)
     argv = ["--quick", "--jobs", "2", "--quiet", "--stages", "schedules,rl", "--out", str(tmp_path)]
-    monkeypatch.setattr(study, "run_rl", rl_stage(start_beside=False))
-    here = study.main(argv)["schedules"]
-    assert here["jobs"] == 2  # no partial wave: the stage ran in this process
-    monkeypatch.setattr(study, "run_rl", rl_stage(start_beside=True))
-    beside = study.main(argv)["schedules"]
-    assert beside["jobs"] == 1  # the child's summary (--jobs 1), resumed from the run above
-    for cell, block in here["settings"].items():  # the same runs, read back from summary.json
+    done = study.main(argv)
+    assert set(done) == {"schedules", "rl"} and done["schedules"]["jobs"] == 2
+    assert (tmp_path / "tune.jsonl").read_text() == seen[0]  # the child's tuning, resumed
+    # the same tuning as the stage run alone, here in one process
+    alone = study.main([*argv[:-1], str(tmp_path / "alone"), "--stages", "schedules"])
+    assert alone["schedules"]["settings"].keys() == done["schedules"]["settings"].keys()
+    for cell, block in alone["schedules"]["settings"].items():
         for name, row in block["schedules"].items():
-            got = beside["settings"][cell]["schedules"][name]
-            assert (
-                got["final_rel_error"] == row["final_rel_error"] and got["params"] == row["params"]
-            )
-    assert json.loads((tmp_path / "summary.json").read_text())["jobs"] == 1
+            got = done["schedules"]["settings"][cell]["schedules"][name]
+            assert got["params"] == row["params"]
+            assert got["final_rel_error"] == row["final_rel_error"]
