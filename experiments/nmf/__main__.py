@@ -97,8 +97,8 @@ def run_rl(args: argparse.Namespace, out: Path, *, beside: ChildStage | None = N
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     sweep = sweep_options(args)
-    start = beside.start if beside is not None else None
-    agents = rl.train(config, out, wave=args.jobs, before_last_wave=start, **sweep)
+    launch = beside.start if beside is not None else None
+    agents = rl.train(config, out, wave=args.jobs, before_last_wave=launch, **sweep)
     best = rl.tune(config, out, **sweep)
     if beside is not None:
         beside.finish()

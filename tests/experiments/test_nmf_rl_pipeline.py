@@ -147,9 +147,34 @@ def test_the_ablation_trains_on_fewer_ppo_seeds():
 
 
 @pytest.mark.slow
-def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path):
+class _Beside:
+    """Stands in for the schedules' tuning that the rl stage runs beside its last PPO wave."""
+
+    def __init__(self, *args):
+        self.calls = []
+
+    def start(self):
+        self.calls.append("start")
+
+    def finish(self):
+        self.calls.append("finish")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
+    from experiments.nmf import __main__ as study
+
+    beside = _Beside()
+    monkeypatch.setattr(study, "_tuning_beside_ppo", lambda *args: beside)
+    monkeypatch.setattr(study, "run_schedules", lambda args, out: {})
     argv = ["--quick", "--jobs", "1", "--quiet", "--stages", "rl", "--out", str(tmp_path)]
     summary = run_study(argv)["rl"]
+    assert beside.calls == ["finish"]  # one agent at a time: no partial wave to start it beside
     tmp_path = tmp_path / "rl"
     for name in (
         "agents.jsonl",
