@@ -227,7 +227,7 @@ class ChildStage:
     with the run's ``--quick`` and ``--strict``.
 
     A study starts it to fill the cores that a sweep's last, partial wave leaves idle (the NMF
-    study: its schedules stage beside the last PPO training when the PPO seeds do not divide
+    study: the schedules' tuning beside the last PPO training when the PPO seeds do not divide
     ``--jobs``). The child writes the stage's files exactly as a run of that stage alone does,
     and inherits the environment the parent set for its workers. Used as a context manager: an
     exception (Ctrl-C reaches both processes, which share the terminal's process group) leaves
