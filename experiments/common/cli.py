@@ -247,10 +247,6 @@ class ChildStage:
         self.quiet = args.quiet
         self.process: subprocess.Popen | None = None
 
-    @property
-    def started(self) -> bool:
-        return self.process is not None
-
     def start(self) -> None:
         """Start the child (once; later calls do nothing)."""
         if self.process is None:

@@ -18,7 +18,7 @@ on 2 cores: the third wave trains one agent), in a child process with one worker
 (``--stages schedules-tuning``) on the core that wave leaves idle, and alongside the rl stage's
 own tuning; the rl stage waits for it before its held-out runs, and the rest of the schedules
 stage (held-out runs, scikit-learn, report) runs after the rl stage. So no run whose wall-clock
-time is a result shares the cores with another study's runs, and the files are the same as
+time is a result shares the cores with another stage's runs, and the files are the same as
 when the stages run one after the other.
 
 The protocol is in ``docs/nmf_study.md``; ``--quick`` is a minutes-long smoke run.
@@ -48,6 +48,7 @@ from experiments.nmf.config import (
     RL_QUICK,
     SCHEDULES_FULL,
     SCHEDULES_QUICK,
+    SchedulesConfig,
 )
 from experiments.nmf.pretrained import pretrained_stage
 
@@ -72,8 +73,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _schedules_config(args: argparse.Namespace) -> SchedulesConfig:
+    return SCHEDULES_QUICK if args.quick else SCHEDULES_FULL
+
+
 def run_schedules(args: argparse.Namespace, out: Path) -> dict:
-    config = SCHEDULES_QUICK if args.quick else SCHEDULES_FULL
+    config = _schedules_config(args)
     start = time.perf_counter()
     sweep = sweep_options(args)
     best = schedules.tune(config, out, **sweep)
@@ -131,8 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict | str]:
     beside = _tuning_beside_ppo(args, stages, out)
     with running(args), beside or contextlib.nullcontext():
         if TUNING_ONLY in stages:
-            config = SCHEDULES_QUICK if args.quick else SCHEDULES_FULL
-            done[TUNING_ONLY] = schedules.tune(config, out, **sweep_options(args))
+            done[TUNING_ONLY] = schedules.tune(_schedules_config(args), out, **sweep_options(args))
         if "schedules" in stages and beside is None:
             done["schedules"] = run_schedules(args, out)
         if "bound" in stages:

@@ -146,11 +146,10 @@ def test_the_ablation_trains_on_fewer_ppo_seeds():
     assert len(pipeline.RL_QUICK.ppo_seeds) >= 2  # the bootstrap over seeds runs in --quick
 
 
-@pytest.mark.slow
 class _Beside:
     """Stands in for the schedules' tuning that the rl stage runs beside its last PPO wave."""
 
-    def __init__(self, *args):
+    def __init__(self):
         self.calls = []
 
     def start(self):
@@ -166,6 +165,7 @@ class _Beside:
         pass
 
 
+@pytest.mark.slow
 def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
     from experiments.nmf import __main__ as study
 
@@ -271,6 +271,7 @@ def test_before_last_wave_is_called_once_the_full_waves_have_trained(tmp_path, m
     assert len(calls) == 2  # whole waves: no core is left idle, no call
 
 
+@pytest.mark.slow
 def test_the_schedules_tuning_runs_beside_the_last_ppo_wave_and_ends_before_held_out_runs(
     tmp_path, monkeypatch
 ):
@@ -279,7 +280,7 @@ def test_the_schedules_tuning_runs_beside_the_last_ppo_wave_and_ends_before_held
     seen = []
 
     def run_rl(args, out, *, beside=None):
-        assert beside is not None and not beside.started  # --jobs 2, no backend: offered
+        assert beside is not None and beside.process is None  # --jobs 2, no backend: offered
         beside.start()  # what rl.train does before a partial last wave
         assert beside.finish() == 0  # what the rl stage does before its held-out runs
         seen.append((tmp_path / "tune.jsonl").read_text())
