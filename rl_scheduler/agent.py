@@ -55,6 +55,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from nmf.datasets import NMFInstance
 from rl_scheduler import checkpoint
+from rl_scheduler.checkpoint import Model
 from rl_scheduler.env import LRScheduleEnv
 from rl_scheduler.registration import NMF_ENV_ID, env_factory
 from rl_scheduler.tasks.nmf_task import instance_to_dict
@@ -396,12 +397,11 @@ def train_ppo(
         Train sb3-contrib's ``RecurrentPPO`` with an LSTM policy (``MlpLstmPolicy``; ``net_arch``
         and ``log_std_init`` of ``policy_kwargs`` apply as for PPO) instead of PPO's feed-forward
         one. :class:`rl_scheduler.policy.LearnedSchedule` and :func:`rollout` carry its hidden
-        state through a run. In memory only: the weights-only checkpoint format holds
-        feed-forward policies, so ``checkpoint_dir`` must be ``None``.
+        state through a run; checkpoints, :func:`save` and :func:`load` work as for PPO.
 
     Returns
     -------
-    stable_baselines3.PPO
+    stable_baselines3.PPO or sb3_contrib.RecurrentPPO
         The trained model; ``model.rl_scheduler_config`` (:data:`CONFIG_ATTR`) records the
         environment it was trained on and :func:`save` keeps it. The per-episode training returns
         are in ``model.rl_scheduler_episodes`` (this call's episodes) and, with a checkpoint
@@ -426,8 +426,6 @@ def train_ppo(
         raise TypeError(f"ppo_kwargs must be a dict or None, got {type(ppo_kwargs).__name__}.")
     if not isinstance(recurrent, bool):
         raise TypeError(f"recurrent must be a bool, got {type(recurrent).__name__}.")
-    if recurrent and checkpoint_dir is not None:
-        raise ValueError("recurrent=True trains in memory only: pass checkpoint_dir=None.")
     algo_kwargs = {**DEFAULT_PPO_KWARGS, **dict(ppo_kwargs or {})}
     metadata = env_metadata(kwargs, env_id=env_id)
     config = {
@@ -437,6 +435,8 @@ def train_ppo(
         "seed": int(seed),
         "ppo_kwargs": _jsonable(algo_kwargs),
     }
+    if recurrent:  # only then, so the config.json of every feed-forward run stays as it was
+        config["recurrent"] = True
 
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     resume = None
@@ -535,7 +535,9 @@ def _drop_episodes_after(folder: Path, timesteps: int) -> None:
     _atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
-def save(model: PPO, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
+def save(
+    model: Model, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None
+) -> Path:
     """Save ``model`` (with its environment metadata) to ``path`` atomically.
 
     The file holds the policy's weights and optimizer state as tensors and everything else as
@@ -543,7 +545,7 @@ def save(model: PPO, path: str | os.PathLike, *, metadata: Mapping[str, Any] | N
 
     Parameters
     ----------
-    model : PPO
+    model : PPO or RecurrentPPO
     path : path
         Destination; ``.zip`` is appended if missing.
     metadata : dict, optional
@@ -555,8 +557,8 @@ def save(model: PPO, path: str | os.PathLike, *, metadata: Mapping[str, Any] | N
     pathlib.Path
         The file written.
     """
-    if not isinstance(model, PPO):
-        raise TypeError(f"model must be a stable_baselines3.PPO, got {type(model).__name__}.")
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a PPO or RecurrentPPO, got {type(model).__name__}.")
     path = Path(path)
     if path.suffix != ".zip":
         path = path.with_name(path.name + ".zip")
@@ -566,7 +568,7 @@ def save(model: PPO, path: str | os.PathLike, *, metadata: Mapping[str, Any] | N
     return checkpoint.save_model(model, path, None if meta is None else _jsonable(meta))
 
 
-def load(path: str | os.PathLike, *, device: str = "auto", trusted: bool = False) -> PPO:
+def load(path: str | os.PathLike, *, device: str = "auto", trusted: bool = False) -> Model:
     """Load a model written by :func:`save` or :func:`train_ppo` (environment metadata included).
 
     Parameters
@@ -583,8 +585,8 @@ def load(path: str | os.PathLike, *, device: str = "auto", trusted: bool = False
 
     Returns
     -------
-    stable_baselines3.PPO
-        Ready to ``predict``; its hyper-parameters that are not plain numbers are PPO's defaults
+    stable_baselines3.PPO or sb3_contrib.RecurrentPPO
+        Ready to ``predict`` (the algorithm the file names); its hyper-parameters that are not plain numbers are PPO's defaults
         (see :mod:`rl_scheduler.checkpoint`).
 
     Raises

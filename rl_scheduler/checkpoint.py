@@ -3,7 +3,9 @@
 A saved model is a zip archive with three members:
 
 ``rl_scheduler.json``
-    ``format`` / ``version``; ``policy``: the policy class alias (``"MlpPolicy"``), the
+    ``format`` / ``version``; ``algorithm``: ``"PPO"`` or sb3-contrib's ``"RecurrentPPO"`` (an
+    LSTM policy; files without the key are PPO's); ``policy``: the policy class alias
+    (``"MlpPolicy"``, ``"MlpLstmPolicy"``), the
     observation and action spaces as plain data and ``policy_kwargs`` (``net_arch``,
     ``log_std_init``, ``activation_fn`` as a dotted name, ...); ``ppo_kwargs``: PPO's
     hyper-parameters that are plain numbers; ``num_timesteps`` and ``n_updates``; ``metadata``:
@@ -44,7 +46,9 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 FORMAT = "rl_scheduler.ppo"
 VERSION = 1
@@ -53,6 +57,12 @@ POLICY_MEMBER = "policy.pt"
 OPTIMIZER_MEMBER = "optimizer.pt"
 SB3_MEMBER = "data"
 """The member every stable-baselines3 zip has (JSON with cloudpickled ``:serialized:`` entries)."""
+
+ALGORITHMS: dict[str, type[OnPolicyAlgorithm]] = {"PPO": PPO, "RecurrentPPO": RecurrentPPO}
+"""The algorithms a file may name (``algorithm``); both take the same hyper-parameters."""
+
+Model = PPO | RecurrentPPO
+"""What this format saves and loads: a PPO or RecurrentPPO model."""
 
 PPO_HPARAMS = (
     "learning_rate",
@@ -142,7 +152,7 @@ def _resolve_class(name: Any) -> type:
     return cls
 
 
-def _plain_hparam(model: PPO, name: str) -> Any:
+def _plain_hparam(model: Model, name: str) -> Any:
     """``model.<name>``; a constant schedule (how SB3 keeps ``clip_range``) as its value."""
     value = getattr(model, name, None)
     return getattr(getattr(value, "value_schedule", None), "val", value)
@@ -152,8 +162,11 @@ def _is_plain(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float)
 
 
-def settings_of(model: PPO, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+def settings_of(model: Model, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """The JSON settings member of ``model``'s file."""
+    algorithm = type(model).__name__
+    if ALGORITHMS.get(algorithm) is not type(model):
+        raise TypeError(f"cannot save a {algorithm} model; use one of {list(ALGORITHMS)}.")
     aliases = {cls: alias for alias, cls in model.policy_aliases.items()}
     policy_alias = aliases.get(type(model.policy))
     if policy_alias is None:
@@ -163,6 +176,7 @@ def settings_of(model: PPO, metadata: Mapping[str, Any] | None) -> dict[str, Any
     return {
         "format": FORMAT,
         "version": VERSION,
+        "algorithm": algorithm,
         "policy": {
             "class": policy_alias,
             "observation_space": space_to_dict(model.observation_space),
@@ -183,7 +197,7 @@ def _tensor_bytes(state: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def save_model(model: PPO, path: Path, metadata: Mapping[str, Any] | None) -> Path:
+def save_model(model: Model, path: Path, metadata: Mapping[str, Any] | None) -> Path:
     """Write ``model`` to ``path`` atomically (a temporary file renamed into place)."""
     settings = json.dumps(settings_of(model, metadata), indent=2, sort_keys=True)
     policy = _tensor_bytes(model.policy.state_dict())
@@ -252,15 +266,21 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
     return settings
 
 
-def build_model(settings: Mapping[str, Any], device: str | torch.device = "auto") -> PPO:
-    """A PPO model (no environment attached) with the policy architecture of ``settings``."""
+def build_model(settings: Mapping[str, Any], device: str | torch.device = "auto") -> Model:
+    """A PPO (or RecurrentPPO) model, no environment attached, with the policy architecture of
+    ``settings``."""
+    algorithm = ALGORITHMS.get(settings.get("algorithm", "PPO"))
+    if algorithm is None:
+        raise CorruptCheckpointError(
+            f"algorithm must be one of {list(ALGORITHMS)}, got {settings.get('algorithm')!r}."
+        )
     policy = settings["policy"]
     hparams = dict(settings["ppo_kwargs"])
     unknown = {k: v for k, v in hparams.items() if k not in PPO_HPARAMS or not _is_plain(v)}
     if unknown:
         raise CorruptCheckpointError(f"ppo_kwargs holds entries that are not allowed: {unknown!r}.")
     try:
-        model = PPO(
+        model = algorithm(
             policy["class"],
             env=None,
             device=device,
@@ -275,11 +295,13 @@ def build_model(settings: Mapping[str, Any], device: str | torch.device = "auto"
     except CorruptCheckpointError:
         raise
     except Exception as err:
-        raise CorruptCheckpointError(f"the saved settings do not build a PPO model: {err}") from err
+        raise CorruptCheckpointError(
+            f"the saved settings do not build a {algorithm.__name__} model: {err}"
+        ) from err
     return model
 
 
-def apply_checkpoint(model: PPO, checkpoint: Mapping[str, Any]) -> PPO:
+def apply_checkpoint(model: Model, checkpoint: Mapping[str, Any]) -> Model:
     """Load the weights, optimizer state and step counters of ``checkpoint`` into ``model``."""
     try:
         model.policy.load_state_dict(checkpoint["policy_state"])
@@ -291,7 +313,7 @@ def apply_checkpoint(model: PPO, checkpoint: Mapping[str, Any]) -> PPO:
     return model
 
 
-def load_model(path: Path, *, device: str = "auto", trusted: bool = False) -> PPO:
+def load_model(path: Path, *, device: str = "auto", trusted: bool = False) -> Model:
     """A model saved by :func:`save_model`; a stable-baselines3 zip only with ``trusted=True``.
 
     ``trusted=True`` hands files that are not in this format to ``PPO.load``, which unpickles

@@ -154,7 +154,6 @@ def test_a_torn_last_line_of_the_curve_is_ignored(tmp_path):
         ({"total_timesteps": 10, "vec_env": "ray"}, ValueError, "vec_env"),
         ({"total_timesteps": 10, "ppo_kwargs": 3}, TypeError, "ppo_kwargs"),
         ({"total_timesteps": 10, "recurrent": 1}, TypeError, "recurrent"),
-        ({"total_timesteps": 10, "recurrent": True, "checkpoint_dir": "x"}, ValueError, "memory"),
     ],
 )
 def test_train_ppo_validation(kwargs, error, match):

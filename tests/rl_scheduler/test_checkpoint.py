@@ -230,3 +230,56 @@ def test_only_plain_ppo_hyper_parameters_are_read(run, tmp_path):
     _write_members(path, members)
     with pytest.raises(checkpoint.CorruptCheckpointError, match="tensorboard_log"):
         agent.load(path)
+
+
+def test_a_file_without_an_algorithm_is_ppo_and_an_unknown_one_is_refused(run, tmp_path):
+    model, _ = run
+    path = agent.save(model, tmp_path / "model.zip")
+    members = _members(path)
+    settings = json.loads(members["rl_scheduler.json"])
+    assert settings["algorithm"] == "PPO"
+    del settings["algorithm"]  # as in the files written before the key existed
+    members["rl_scheduler.json"] = json.dumps(settings)
+    _write_members(path, members)
+    assert type(agent.load(path, device="cpu")) is PPO
+    settings["algorithm"] = "A2C"
+    members["rl_scheduler.json"] = json.dumps(settings)
+    _write_members(path, members)
+    with pytest.raises(checkpoint.CorruptCheckpointError, match="algorithm must be one of"):
+        agent.load(path)
+
+
+def test_a_recurrent_agent_is_checkpointed_resumed_saved_and_loaded_weights_only(
+    tmp_path, monkeypatch
+):
+    from sb3_contrib import RecurrentPPO
+
+    from rl_scheduler.policy import RunPredictor
+
+    folder = tmp_path / "lstm"
+    model = _train(folder, total=64, recurrent=True)
+    assert agent.latest_checkpoint(folder).name == "ppo_0000000064.zip"
+    settings = json.loads(_members(agent.latest_checkpoint(folder))["rl_scheduler.json"])
+    assert (settings["algorithm"], settings["policy"]["class"]) == ("RecurrentPPO", "MlpLstmPolicy")
+    with pytest.raises(ValueError, match="different configuration"):
+        _train(folder, total=128)  # the same folder as a feed-forward run
+    resumed = _train(folder, total=128, recurrent=True)
+    assert type(resumed) is RecurrentPPO and resumed.num_timesteps == 128
+    assert agent.latest_checkpoint(folder).name == "ppo_0000000128.zip"
+
+    monkeypatch.setattr(
+        RecurrentPPO, "load", classmethod(lambda *a, **k: pytest.fail("unpickling load called"))
+    )
+    path = agent.save(resumed, tmp_path / "lstm_model")
+    loaded = agent.load(path, device="cpu")
+    assert type(loaded) is RecurrentPPO and loaded.num_timesteps == 128
+    _assert_same_state(loaded.policy.state_dict(), resumed.policy.state_dict())
+    _assert_same_state(loaded.policy.optimizer.state_dict(), resumed.policy.optimizer.state_dict())
+    # the same actions through a run, the hidden state carried from one decision to the next
+    obs = np.random.default_rng(2).uniform(-3, 3, (6, model.observation_space.shape[0]))
+    actions = []
+    for m in (resumed, loaded):
+        predictor = RunPredictor(m)
+        assert predictor.recurrent
+        actions.append([predictor(o.astype(np.float32), deterministic=True) for o in obs])
+    np.testing.assert_array_equal(np.asarray(actions[0]), np.asarray(actions[1]))
