@@ -353,7 +353,7 @@ def train_ppo(
     verbose: int = 0,
     env_id: str = NMF_ENV_ID,
     recurrent: bool = False,
-) -> PPO:
+) -> Model:
     """Train PPO to schedule learning rates on ``env_id`` (default ``rl_scheduler/NMF-v0``).
 
     Parameters
@@ -606,7 +606,7 @@ def load(path: str | os.PathLike, *, device: str = "auto", trusted: bool = False
     return checkpoint.load_model(path, device=device, trusted=trusted)
 
 
-def model_metadata(model: PPO) -> dict[str, Any] | None:
+def model_metadata(model: Model) -> dict[str, Any] | None:
     """The environment metadata stored on a trained model, or ``None``."""
     return getattr(model, CONFIG_ATTR, None)
 
