@@ -41,6 +41,10 @@ these variables when they start; this process's BLAS is already loaded and is li
 threadpoolctl instead, and its hash seed cannot change any more (``make`` and ``--strict`` set
 it before it starts)."""
 
+CHILD_STAGE_ENV = "EXPERIMENTS_CHILD_STAGE"
+"""Set in a :class:`ChildStage`'s environment: the child then answers SIGINT (see
+:func:`interruptible_if_child`)."""
+
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 """A user who sets any of these chooses the thread counts: the study then sets none."""
 
@@ -108,6 +112,7 @@ def parse_pipeline_args(
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    interruptible_if_child()
     if args.strict and not is_strict():
         _restart_strict(parser, name, sys.argv[1:] if argv is None else list(argv))
     # what provenance reports is the environment this process started with
@@ -126,6 +131,14 @@ def parse_pipeline_args(
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(f"--backend {args.backend_name}: {exc}")
     return args, out
+
+
+def interruptible_if_child() -> None:
+    """In a :class:`ChildStage`'s process, let SIGINT raise ``KeyboardInterrupt`` even if the
+    study was started with SIGINT ignored (as a non-interactive shell starts ``make ... &``):
+    the parent stops its child with SIGINT, and an ignored one would wait to be killed."""
+    if os.environ.get(CHILD_STAGE_ENV) == "1":
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _fill_run_env() -> list[str]:
@@ -232,7 +245,9 @@ class ChildStage:
     and inherits the environment the parent set for its workers. Used as a context manager: an
     exception (Ctrl-C reaches both processes, which share the terminal's process group) leaves
     the block only after the child has stopped, so no process is left behind; every run the
-    child finished is on disk and the next run resumes it.
+    child finished is on disk and the next run resumes it. The child is asked to stop with
+    SIGINT, which it answers even when the run was started with SIGINT ignored
+    (:func:`interruptible_if_child`).
     """
 
     STOP_TIMEOUT_S = 30.0
@@ -250,7 +265,7 @@ class ChildStage:
     def start(self) -> None:
         """Start the child (once; later calls do nothing)."""
         if self.process is None:
-            self.process = subprocess.Popen(self.command)
+            self.process = subprocess.Popen(self.command, env={**os.environ, CHILD_STAGE_ENV: "1"})
             if not self.quiet:
                 print(f"{self.stage}: running beside in process {self.process.pid}", flush=True)
 

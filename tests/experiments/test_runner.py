@@ -820,8 +820,15 @@ def test_an_added_field_keeps_old_ids_at_its_default(tmp_path):
     assert records[1]["spec"] == {"x": 2, "extra": []}  # written in full
 
 
+CHILD_THAT_SLEEPS = (
+    "from experiments.common.cli import interruptible_if_child; interruptible_if_child(); "
+    "import time; time.sleep(120)"
+)
+
+
 def test_a_child_stage_is_stopped_when_its_block_fails(tmp_path):
     import argparse
+    import signal
     import sys
     import time
 
@@ -834,12 +841,18 @@ def test_a_child_stage_is_stopped_when_its_block_fails(tmp_path):
         "--out", str(tmp_path), "--quick",
     ]  # fmt: skip
     assert child.finish() is None  # never started
-    child.command = [sys.executable, "-c", "import time; time.sleep(120)"]
-    start = time.perf_counter()
-    with pytest.raises(KeyError), child:
-        child.start()
-        child.start()  # once only
-        raise KeyError("the parent failed")
+    # what a study's parse_pipeline_args does first, then a long stage
+    child.command = [sys.executable, "-c", CHILD_THAT_SLEEPS]
+    # started as a non-interactive shell starts `make ... &`: SIGINT ignored, and inherited
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(KeyError), child:
+            child.start()
+            child.start()  # once only
+            raise KeyError("the parent failed")
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert child.process.poll() is not None  # stopped (SIGINT), not left running
     assert time.perf_counter() - start < ChildStage.STOP_TIMEOUT_S
     ok = ChildStage("nmf", "bound", args, tmp_path)
@@ -847,3 +860,19 @@ def test_a_child_stage_is_stopped_when_its_block_fails(tmp_path):
     with ok:
         ok.start()
     assert ok.process.returncode == 0 and ok.finish() == 0
+
+
+def test_a_study_started_as_a_child_stage_answers_sigint(monkeypatch, tmp_path):
+    import signal
+
+    from experiments.common import cli
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cli.parse_pipeline_args("x", "", ["--out", str(tmp_path), "--jobs", "1"])
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # not a child: left as it is
+        monkeypatch.setenv(cli.CHILD_STAGE_ENV, "1")
+        cli.parse_pipeline_args("x", "", ["--out", str(tmp_path), "--jobs", "1"])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
