@@ -586,8 +586,8 @@ def load(path: str | os.PathLike, *, device: str = "auto", trusted: bool = False
     Returns
     -------
     stable_baselines3.PPO or sb3_contrib.RecurrentPPO
-        Ready to ``predict`` (the algorithm the file names); its hyper-parameters that are not plain numbers are PPO's defaults
-        (see :mod:`rl_scheduler.checkpoint`).
+        Ready to ``predict`` (the algorithm the file names); its hyper-parameters that are not
+        plain numbers are PPO's defaults (see :mod:`rl_scheduler.checkpoint`).
 
     Raises
     ------

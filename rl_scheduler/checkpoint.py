@@ -5,11 +5,11 @@ A saved model is a zip archive with three members:
 ``rl_scheduler.json``
     ``format`` / ``version``; ``algorithm``: ``"PPO"`` or sb3-contrib's ``"RecurrentPPO"`` (an
     LSTM policy; files without the key are PPO's); ``policy``: the policy class alias
-    (``"MlpPolicy"``, ``"MlpLstmPolicy"``), the
-    observation and action spaces as plain data and ``policy_kwargs`` (``net_arch``,
-    ``log_std_init``, ``activation_fn`` as a dotted name, ...); ``ppo_kwargs``: PPO's
-    hyper-parameters that are plain numbers; ``num_timesteps`` and ``n_updates``; ``metadata``:
-    the environment metadata of :func:`rl_scheduler.agent.env_metadata`.
+    (``"MlpPolicy"``, ``"MlpLstmPolicy"``), the observation and action spaces as plain data and
+    ``policy_kwargs`` (``net_arch``, ``log_std_init``, ``activation_fn`` as a dotted name, ...);
+    ``ppo_kwargs``: PPO's hyper-parameters that are plain numbers; ``num_timesteps`` and
+    ``n_updates``; ``metadata``: the environment metadata of
+    :func:`rl_scheduler.agent.env_metadata`.
 ``policy.pt``
     ``model.policy.state_dict()``, written by ``torch.save``.
 ``optimizer.pt``
