@@ -34,6 +34,7 @@ unpickles code. A stable-baselines3 zip (``PPO.save``) is refused by every loade
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -57,7 +58,7 @@ from nmf.datasets import NMFInstance
 from rl_scheduler import checkpoint
 from rl_scheduler.checkpoint import Model
 from rl_scheduler.env import LRScheduleEnv
-from rl_scheduler.registration import NMF_ENV_ID, env_factory
+from rl_scheduler.registration import NMF_ENV_ID, env_factory, make_sharing_env
 from rl_scheduler.tasks.nmf_task import instance_to_dict
 
 CONFIG_ATTR = "rl_scheduler_config"
@@ -190,20 +191,19 @@ def make_vec(
         each. On a few cores ``"dummy"`` is faster for NMF environments this small (see
         ``benchmarks/bench_env.py``).
     env_id : str, default ``rl_scheduler/NMF-v0``
-        A registered id (see :func:`rl_scheduler.registration.env_factory`).
+        A registered id, built by :func:`~rl_scheduler.registration.make_sharing_env` (neutral
+        runs shared in this process with every environment of the same id and arguments).
     """
-    kwargs = _check_env_kwargs(env_kwargs)
-    factory = env_factory(_check_env_id(env_id))
+    kwargs, env_id = _check_env_kwargs(env_kwargs), _check_env_id(env_id)
     if not isinstance(n_envs, Integral) or isinstance(n_envs, bool) or n_envs < 1:
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}.")
     if vec_env not in VEC_ENVS:
         raise ValueError(f"vec_env must be one of {sorted(VEC_ENVS)}, got {vec_env!r}.")
     vec_kwargs = {"start_method": "spawn"} if vec_env == "subproc" else None
     return make_vec_env(
-        factory,  # the factory itself: no gymnasium.make wrappers, nothing injected
+        functools.partial(make_sharing_env, env_id, kwargs),  # no gymnasium.make wrappers
         n_envs=int(n_envs),
         seed=int(seed),
-        env_kwargs=kwargs,
         vec_env_cls=VEC_ENVS[vec_env],
         vec_env_kwargs=vec_kwargs,
     )

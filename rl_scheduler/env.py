@@ -103,7 +103,7 @@ class LRScheduleEnv(gym.Env):
     variance of PPO's advantage estimates, which no longer carry how much an instance's loss can
     fall at all (``log(initial / final)`` ranges over 1-7 across instances, the gap between two
     schedules is a few hundredths). The neutral run is one more episode of the task, cached per
-    instance when the task's runs are determined by their instance
+    instance (:attr:`baseline_cache`) when the task's runs are determined by their instance
     (``task.runs_determined_by_instance``: true for :class:`~rl_scheduler.tasks.NMFTask`, whose
     start and gradient noise are seeded by the instance unless ``run_seed="episode"``, and for
     the deep-network tasks on the CPU without dropout), recomputed at every reset otherwise (on
@@ -304,7 +304,10 @@ class LRScheduleEnv(gym.Env):
         self._history: list[tuple[int, float, float]] = []  # (steps_done, loss, lr) per action
         self._baseline_rewards: list[float] = []  # the neutral policy's, per decision
         self._scale = 1.0  # what every reward of the run is divided by
-        self._baseline_cache: dict[int, tuple[list[float], float]] = {}  # per instance index
+        self.baseline_cache: dict[int, tuple[list[float], float]] = {}
+        """The neutral policy's rewards (and the run's reward scale) per instance index, for
+        tasks whose runs are determined by their instance. Environments built with the same id
+        and arguments may share one (:func:`rl_scheduler.registration.make_sharing_env`)."""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -436,8 +439,8 @@ class LRScheduleEnv(gym.Env):
         """
         index = getattr(self.task, "instance_index", None)
         cacheable = index is not None and getattr(self.task, "runs_determined_by_instance", False)
-        if cacheable and index in self._baseline_cache:
-            self._baseline_rewards, self._scale = self._baseline_cache[index]
+        if cacheable and index in self.baseline_cache:
+            self._baseline_rewards, self._scale = self.baseline_cache[index]
             return stats
         rewards = self._neutral_rewards(stats, self.rate_anchor)
         scale = 1.0
@@ -451,7 +454,7 @@ class LRScheduleEnv(gym.Env):
             )
         self._baseline_rewards, self._scale = rewards, scale
         if cacheable:
-            self._baseline_cache[index] = (rewards, scale)
+            self.baseline_cache[index] = (rewards, scale)
         return self.task.reset(task_seed, **options)
 
     def _neutral_rewards(self, stats: TaskStats, anchor: str | None) -> list[float]:

@@ -37,6 +37,7 @@ which is what :mod:`rl_scheduler.agent` uses. The torch tasks are imported on fi
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -325,6 +326,29 @@ def env_factory(env_id: str) -> Callable[..., gymnasium.Env]:
 def make_env(env_id: str = NMF_ENV_ID, **kwargs: Any) -> gymnasium.Env:
     """The environment of ``env_id`` built by its factory, without Gymnasium's wrappers."""
     return env_factory(env_id)(**kwargs)
+
+
+_SHARED_BASELINE_CACHES: dict[str, dict[int, tuple[list[float], float]]] = {}
+
+
+def make_sharing_env(env_id: str, kwargs: Mapping[str, Any]) -> gymnasium.Env:
+    """:func:`make_env`, with the neutral policy's runs shared by every environment this process
+    builds from the same id and (JSON-able) arguments.
+
+    An :class:`~rl_scheduler.LRScheduleEnv` with a ``reward_baseline`` runs the neutral policy
+    once per instance (:attr:`~rl_scheduler.LRScheduleEnv.baseline_cache`); environments with
+    the same id and arguments have the same tasks and the same rate mapping, so their neutral
+    runs are the same, and one cache serves them all: the parallel environments of a PPO
+    training, and the trainings one after the other in a warm worker (PPO seeds differ only in
+    the seeds of the environments, not in what an instance's neutral run is). Only tasks whose
+    runs are determined by their instance use the cache at all. Rewards are exactly those of
+    unshared environments; only their cost changes.
+    """
+    env = make_env(env_id, **kwargs)
+    if isinstance(env.unwrapped, LRScheduleEnv):
+        key = json.dumps([env_id, kwargs], sort_keys=True)
+        env.unwrapped.baseline_cache = _SHARED_BASELINE_CACHES.setdefault(key, {})
+    return env
 
 
 def register_envs() -> None:

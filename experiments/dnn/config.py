@@ -345,10 +345,16 @@ class Config:
 
     def extra_agent_runs(self, task: TaskSpec, anchor_runs: int = 0) -> int:
         """Runs an agent costs beyond its PPO actions: with a ``reward_baseline`` the neutral
-        policy's runs -- on the CPU at most one per training seed and environment (cached per
-        instance), elsewhere one per episode (rerun at every reset: GPU kernels need not be
-        deterministic), twice that with ``reward_scale`` (the other anchor's runs too) -- plus
-        ``anchor_runs``, the tuning runs of the schedule it starts from."""
+        policy's runs -- on the CPU counted as one per training seed and environment, elsewhere
+        one per episode (rerun at every reset: GPU kernels need not be deterministic), twice
+        that with ``reward_scale`` (the other anchor's runs too) -- plus ``anchor_runs``, the
+        tuning runs of the schedule it starts from.
+
+        On the CPU the count is what a training ran when each environment cached its own
+        neutral runs; its environments now share one cache
+        (:func:`rl_scheduler.registration.make_sharing_env`), so a training runs at most one
+        per training seed, and random search keeps the larger count: ``n_train * (n_envs - 1)``
+        runs more than an agent needs, which favours random search, not the agent."""
         # reference episodes per run: the neutral one, and the other anchor's for reward_scale
         per_run = bool(self.agent_env.get("reward_baseline") or self.agent_env.get("reward_scale"))
         per_run += bool(self.agent_env.get("reward_scale"))

@@ -37,8 +37,8 @@ def test_configurations_are_fair_and_consistent():
             assert config.agent_start_cell(task) == (task.name, "sgd", "cosine")
             episodes = config.ppo_timesteps / task.max_actions
             for anchor_runs in (0, 7):
-                # the neutral runs: cached per training seed and environment on the CPU, one
-                # per episode on a GPU
+                # the neutral runs: counted per training seed and environment on the CPU (at
+                # least what a training runs), one per episode on a GPU
                 neutral_runs = 2 * config.n_train if task.device == "cpu" else episodes
                 agent_steps = config.ppo_timesteps * task.steps_per_action
                 agent_steps += (neutral_runs + anchor_runs) * task.budget

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import nmf
 from rl_scheduler import agent, make_nmf_env
@@ -228,3 +229,53 @@ def test_a_recurrent_policy_carries_its_state_through_a_run_and_not_beyond(small
         schedule.reset()
         nmf.run_sgd(instance.build(), schedule, n_steps, clip=env.task.clip, seed=instance.seed)
         assert schedule.lrs == first["lrs"]
+
+
+# ------------------------------------------------------------------ shared neutral runs
+class _NeverShared(dict):
+    """A stand-in for the process's shared caches: every environment gets a fresh one."""
+
+    def setdefault(self, key, default=None):
+        return {}
+
+
+def _train_relative(n_timesteps=256):
+    from tests.rl_scheduler.conftest import SMALL
+
+    model = agent.train_ppo(
+        {**SMALL, "reward_baseline": "neutral"},
+        total_timesteps=n_timesteps,
+        n_envs=2,
+        seed=1,
+        device="cpu",
+        ppo_kwargs=PPO_KWARGS,
+    )
+    return [p.detach().clone() for p in model.policy.parameters()]
+
+
+def test_shared_neutral_runs_leave_training_exactly_as_it_was(monkeypatch):
+    """Unshared (one cache per environment, as before), shared from cold and shared warm (a
+    second training in the same process, every neutral run cached): the same weights."""
+    from rl_scheduler import registration
+
+    monkeypatch.setattr(registration, "_SHARED_BASELINE_CACHES", _NeverShared())
+    unshared = _train_relative()
+    monkeypatch.setattr(registration, "_SHARED_BASELINE_CACHES", {})
+    cold = _train_relative()
+    caches = list(registration._SHARED_BASELINE_CACHES.values())
+    assert len(caches) == 1 and sorted(caches[0]) == [0, 1, 2, 3]  # the 4 instances, once
+    warm = _train_relative()
+    for a, b, c in zip(unshared, cold, warm, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_environments_share_neutral_runs_only_with_the_same_id_and_arguments(small_kwargs):
+    relative = {**small_kwargs, "reward_baseline": "neutral"}
+    first = agent.make_vec(relative, n_envs=2, seed=0)
+    again = agent.make_vec(relative, n_envs=1, seed=5)
+    other = agent.make_vec({**relative, "clip": 0.05}, n_envs=1, seed=0)
+    caches = [e.unwrapped.baseline_cache for v in (first, again, other) for e in v.envs]
+    assert caches[0] is caches[1] is caches[2]
+    assert caches[3] is not caches[0]
+    first.reset()
+    assert caches[2] and not caches[3]  # filled by the first vectoriser's resets, seen by all

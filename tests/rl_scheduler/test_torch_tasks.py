@@ -489,7 +489,32 @@ def test_cosine_anchored_relative_reward_on_the_vision_env():
             env.reset(options={"instance": index})
             rewards = [env.step(np.zeros(1, dtype=np.float32))[1] for _ in range(3)]
             assert rewards == [0.0, 0.0, 0.0]
-    assert sorted(env._baseline_cache) == [0, 1]
+    assert sorted(env.baseline_cache) == [0, 1]
+
+
+def test_a_vision_env_with_shared_neutral_runs_earns_the_rewards_of_an_unshared_one():
+    """A warm shared cache skips the neutral run and its extra reset: the run is the same."""
+    from rl_scheduler.registration import make_sharing_env
+
+    kwargs = {
+        **VISION_SMALL,
+        "rate_range": [-2.0, 2.0],
+        "rate_anchor": "cosine",
+        "reward_baseline": "neutral",
+    }
+    actions = [np.full(1, a, dtype=np.float32) for a in (0.7, -0.4, 0.2)]
+    make_sharing_env(rl_scheduler.VISION_ENV_ID, kwargs).reset(options={"instance": 1})
+    traces = []
+    for env in (
+        make_env(rl_scheduler.VISION_ENV_ID, **kwargs),
+        make_sharing_env(rl_scheduler.VISION_ENV_ID, kwargs),  # instance 1 already cached
+    ):
+        obs, _ = env.reset(seed=3, options={"instance": 1})
+        traces.append([obs, *(env.step(a)[:2] for a in actions)])
+    np.testing.assert_array_equal(traces[0][0], traces[1][0])
+    for (obs_a, reward_a), (obs_b, reward_b) in zip(traces[0][1:], traces[1][1:], strict=True):
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert reward_a == reward_b
 
 
 # ---------------------------------------------------------------------------------- the agent
