@@ -105,7 +105,10 @@ def iqm(scores: Any) -> float:
     x = np.sort(np.asarray(scores, dtype=float).ravel())
     if x.size == 0:
         raise ValueError("scores must not be empty")
-    return float(stats.trim_mean(x, 0.25))
+    # scipy.stats.trim_mean(x, 0.25)'s own arithmetic, without its per-call overhead (most of a
+    # bootstrap's time): the same partition of the same array, so the same bits.
+    cut = int(0.25 * x.size)
+    return float(np.mean(np.partition(x, (cut, x.size - cut - 1))[cut : x.size - cut]))
 
 
 def stratified_bootstrap(
