@@ -6,17 +6,23 @@
   the features and the bookkeeping. ``no bound`` turns the bound off (no shield) to show its cost.
 * ``vec``: the same through stable-baselines3's ``DummyVecEnv`` / ``SubprocVecEnv``.
 * ``ppo``: wall time of ``rl_scheduler.agent.train_ppo`` for a fixed number of timesteps.
+* ``neutral runs``: ``train_ppo`` with the relative reward (``reward_baseline="neutral"``), its
+  environments each running the neutral policy on their own (as before
+  :func:`rl_scheduler.registration.make_sharing_env`), sharing one cache from cold, and a second
+  training in the same process with every neutral run cached (a warm pool worker's next PPO
+  seed); ``ratio`` = seconds / the unshared training's.
 
 Run with ``python -m benchmarks env``; ``BENCH_PPO_STEPS`` sets the PPO budget (default 4096).
 """
 
+import contextlib
 import os
 import time
 
 import numpy as np
 
 import nmf
-from rl_scheduler import agent, make_nmf_env
+from rl_scheduler import agent, make_nmf_env, registration
 
 SETS = {
     "synthetic 60x40 r5": {"datasets": ["synthetic"]},
@@ -94,6 +100,43 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - start
         print(f"{f'dummy x{n_envs}':>20} {steps:>10} {elapsed:>8.1f} {steps / elapsed:>8.0f}")
+
+    _neutral_runs(steps)
+
+
+class _NeverShared(dict):
+    def setdefault(self, key, default=None):
+        return {}
+
+
+@contextlib.contextmanager
+def _caches(caches: dict):
+    saved = registration._SHARED_BASELINE_CACHES
+    registration._SHARED_BASELINE_CACHES = caches
+    try:
+        yield
+    finally:
+        registration._SHARED_BASELINE_CACHES = saved
+
+
+def _neutral_runs(steps: int) -> None:
+    kwargs = {"n_instances": 16, "reward_baseline": "neutral"}
+
+    def train(timesteps: int = steps) -> float:
+        start = time.perf_counter()
+        agent.train_ppo(
+            kwargs, total_timesteps=timesteps, n_envs=4, device="cpu", ppo_kwargs={"n_steps": 256}
+        )
+        return time.perf_counter() - start
+
+    print(f"\n{'neutral runs':>20} {'timesteps':>10} {'seconds':>8} {'ratio':>6}")
+    with _caches(_NeverShared()):
+        train(1024)  # warm-up: data sets loaded, code paths compiled, for every row alike
+        unshared = train()
+    with _caches({}):
+        times = {"each env its own": unshared, "shared, cold": train(), "shared, warm": train()}
+    for name, seconds in times.items():
+        print(f"{name:>20} {steps:>10} {seconds:>8.1f} {seconds / unshared:>6.2f}")
 
 
 if __name__ == "__main__":
