@@ -332,23 +332,37 @@ _SHARED_BASELINE_CACHES: dict[str, dict[int, tuple[list[float], float]]] = {}
 
 
 def make_sharing_env(env_id: str, kwargs: Mapping[str, Any]) -> gymnasium.Env:
-    """:func:`make_env`, with the neutral policy's runs shared by every environment this process
-    builds from the same id and (JSON-able) arguments.
+    """:func:`make_env`, with the neutral policy's runs shared by every environment of the
+    package's ids (:data:`ENV_FACTORIES`) that this process builds from the same id and
+    JSON-able arguments.
 
     An :class:`~rl_scheduler.LRScheduleEnv` with a ``reward_baseline`` runs the neutral policy
-    once per instance (:attr:`~rl_scheduler.LRScheduleEnv.baseline_cache`); environments with
-    the same id and arguments have the same tasks and the same rate mapping, so their neutral
-    runs are the same, and one cache serves them all: the parallel environments of a PPO
-    training, and the trainings one after the other in a warm worker (PPO seeds differ only in
-    the seeds of the environments, not in what an instance's neutral run is). Only tasks whose
-    runs are determined by their instance use the cache at all. Rewards are exactly those of
-    unshared environments; only their cost changes.
+    once per instance (:attr:`~rl_scheduler.LRScheduleEnv.baseline_cache`). The package's
+    factories build the same tasks and rate mapping from the same arguments, so environments
+    with the same id and arguments have the same neutral runs, and one cache serves them all:
+    the parallel environments of a PPO training, and the trainings one after the other in a
+    warm worker (PPO seeds differ only in the seeds of the environments, not in what an
+    instance's neutral run is). Only tasks whose runs are determined by their instance use the
+    cache at all, and their rewards are exactly those of unshared environments; only the cost
+    changes. Other ids (a user's factory need not be a pure function of its arguments) and
+    arguments that are not JSON-able get a cache of their own, as before. A process whose data
+    files change under it (a notebook rewriting a text file) calls
+    :func:`clear_shared_baseline_caches`.
     """
+    try:
+        key = json.dumps([env_id, kwargs], sort_keys=True) if env_id in ENV_FACTORIES else None
+    except TypeError:
+        key = None
     env = make_env(env_id, **kwargs)
-    if isinstance(env.unwrapped, LRScheduleEnv):
-        key = json.dumps([env_id, kwargs], sort_keys=True)
+    if key is not None and isinstance(env.unwrapped, LRScheduleEnv):
         env.unwrapped.baseline_cache = _SHARED_BASELINE_CACHES.setdefault(key, {})
     return env
+
+
+def clear_shared_baseline_caches() -> None:
+    """Forget the neutral runs :func:`make_sharing_env` shares (environments built before keep
+    theirs)."""
+    _SHARED_BASELINE_CACHES.clear()
 
 
 def register_envs() -> None:

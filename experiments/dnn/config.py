@@ -353,8 +353,9 @@ class Config:
         On the CPU the count is what a training ran when each environment cached its own
         neutral runs; its environments now share one cache
         (:func:`rl_scheduler.registration.make_sharing_env`), so a training runs at most one
-        per training seed, and random search keeps the larger count: ``n_train * (n_envs - 1)``
-        runs more than an agent needs, which favours random search, not the agent."""
+        per training seed (none when an earlier training in its worker ran them), and random
+        search keeps the larger count: at least ``n_train * (n_envs - 1)`` runs more than an
+        agent runs, which favours random search, not the agent."""
         # reference episodes per run: the neutral one, and the other anchor's for reward_scale
         per_run = bool(self.agent_env.get("reward_baseline") or self.agent_env.get("reward_scale"))
         per_run += bool(self.agent_env.get("reward_scale"))

@@ -114,6 +114,8 @@ DESIGNS: dict[str, dict[str, Any]] = {
     "relative_epochs40": _on_headline(ppo={"n_epochs": 40}),
     "epochs40_scaled": _on_headline(env={"reward_scale": "reference_gap"}, ppo={"n_epochs": 40}),
     "epochs40_gamma1": _on_headline(ppo={"n_epochs": 40, "gamma": 1.0}),
+    "epochs40_more_instances": _on_headline(env={"n_instances": 96}, ppo={"n_epochs": 40}),
+    "epochs40_fresh_noise": _on_headline(env={"run_seed": "episode"}, ppo={"n_epochs": 40}),
 }
 """Agent designs to screen: ``env`` (settings of :func:`rl_scheduler.make_nmf_env` on top of the
 screen's instance set), optional ``ppo`` (overrides of PPO's settings), ``timesteps_factor``
@@ -165,7 +167,11 @@ noisy ones. Four designs give PPO more optimisation on the same experience:
 batch of collected actions instead of 10, ``relative_epochs20_lr2x`` both, ``relative_epochs40``
 40 passes (the study's headline since, ``learned_relative_40epochs``). ``epochs40_scaled`` and
 ``epochs40_gamma1`` are two levers that had not helped with 10 passes, ``relative_scaled`` and
-``relative_gamma1``, with 40 (neither beat ``relative_epochs40`` on either seed)."""
+``relative_gamma1``, with 40 (neither beat ``relative_epochs40`` on either seed).
+``epochs40_more_instances`` and ``epochs40_fresh_noise`` are the two levers against fitting the
+training runs themselves, 96 training instances and a fresh run per episode, with 40 passes:
+the more closely PPO fits its experience, the more it may fit the 24 runs it always sees
+(neither beat ``relative_epochs40`` on seed 1)."""
 
 SCHEDULES = ("step", "follow_bound", "constant", "cosine")
 """The hand-made schedules every design is compared with (tuned per cell)."""

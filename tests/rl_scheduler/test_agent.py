@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import nmf
+import rl_scheduler
 from rl_scheduler import agent, make_nmf_env
 from rl_scheduler.policy import LearnedSchedule
 
@@ -269,7 +270,14 @@ def test_shared_neutral_runs_leave_training_exactly_as_it_was(monkeypatch):
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
-def test_environments_share_neutral_runs_only_with_the_same_id_and_arguments(small_kwargs):
+def test_environments_share_neutral_runs_only_with_the_same_id_and_arguments(
+    small_kwargs, monkeypatch
+):
+    from fractions import Fraction
+
+    from rl_scheduler import registration
+
+    monkeypatch.setattr(registration, "_SHARED_BASELINE_CACHES", {})
     relative = {**small_kwargs, "reward_baseline": "neutral"}
     first = agent.make_vec(relative, n_envs=2, seed=0)
     again = agent.make_vec(relative, n_envs=1, seed=5)
@@ -277,5 +285,14 @@ def test_environments_share_neutral_runs_only_with_the_same_id_and_arguments(sma
     caches = [e.unwrapped.baseline_cache for v in (first, again, other) for e in v.envs]
     assert caches[0] is caches[1] is caches[2]
     assert caches[3] is not caches[0]
+    assert not caches[0] and not caches[3]
     first.reset()
     assert caches[2] and not caches[3]  # filled by the first vectoriser's resets, seen by all
+    # arguments without a JSON form: a cache of its own (built, not refused)
+    odd = registration.make_sharing_env(
+        rl_scheduler.NMF_ENV_ID, {**relative, "clip": Fraction(1, 10)}
+    )
+    assert odd.unwrapped.baseline_cache is not caches[0]
+    assert len(registration._SHARED_BASELINE_CACHES) == 2
+    registration.clear_shared_baseline_caches()
+    assert not registration._SHARED_BASELINE_CACHES and caches[0]  # built environments keep theirs

@@ -492,10 +492,13 @@ def test_cosine_anchored_relative_reward_on_the_vision_env():
     assert sorted(env.baseline_cache) == [0, 1]
 
 
-def test_a_vision_env_with_shared_neutral_runs_earns_the_rewards_of_an_unshared_one():
+def test_a_vision_env_with_shared_neutral_runs_earns_the_rewards_of_an_unshared_one(monkeypatch):
     """A warm shared cache skips the neutral run and its extra reset: the run is the same."""
+    from rl_scheduler import registration
+    from rl_scheduler.env import LRScheduleEnv
     from rl_scheduler.registration import make_sharing_env
 
+    monkeypatch.setattr(registration, "_SHARED_BASELINE_CACHES", {})
     kwargs = {
         **VISION_SMALL,
         "rate_range": [-2.0, 2.0],
@@ -504,13 +507,21 @@ def test_a_vision_env_with_shared_neutral_runs_earns_the_rewards_of_an_unshared_
     }
     actions = [np.full(1, a, dtype=np.float32) for a in (0.7, -0.4, 0.2)]
     make_sharing_env(rl_scheduler.VISION_ENV_ID, kwargs).reset(options={"instance": 1})
+    neutral_runs = []
+    original = LRScheduleEnv._neutral_rewards
+
+    def counted(self, *args):
+        neutral_runs.append(self)
+        return original(self, *args)
+
+    monkeypatch.setattr(LRScheduleEnv, "_neutral_rewards", counted)
+    unshared = make_env(rl_scheduler.VISION_ENV_ID, **kwargs)
+    shared = make_sharing_env(rl_scheduler.VISION_ENV_ID, kwargs)  # instance 1 already cached
     traces = []
-    for env in (
-        make_env(rl_scheduler.VISION_ENV_ID, **kwargs),
-        make_sharing_env(rl_scheduler.VISION_ENV_ID, kwargs),  # instance 1 already cached
-    ):
+    for env in (unshared, shared):
         obs, _ = env.reset(seed=3, options={"instance": 1})
         traces.append([obs, *(env.step(a)[:2] for a in actions)])
+    assert neutral_runs == [unshared.unwrapped]  # the shared one took the cached branch
     np.testing.assert_array_equal(traces[0][0], traces[1][0])
     for (obs_a, reward_a), (obs_b, reward_b) in zip(traces[0][1:], traces[1][1:], strict=True):
         np.testing.assert_array_equal(obs_a, obs_b)
