@@ -104,19 +104,15 @@ def main() -> None:
     _neutral_runs(steps)
 
 
-class _NeverShared(dict):
-    def setdefault(self, key, default=None):
-        return {}
-
-
 @contextlib.contextmanager
-def _caches(caches: dict):
-    saved = registration._SHARED_BASELINE_CACHES
-    registration._SHARED_BASELINE_CACHES = caches
+def _sharing(on: bool):
+    saved = registration.SHARE_BASELINE_RUNS
+    registration.SHARE_BASELINE_RUNS = on
+    registration.clear_shared_baseline_caches()
     try:
         yield
     finally:
-        registration._SHARED_BASELINE_CACHES = saved
+        registration.SHARE_BASELINE_RUNS = saved
 
 
 def _neutral_runs(steps: int) -> None:
@@ -130,10 +126,10 @@ def _neutral_runs(steps: int) -> None:
         return time.perf_counter() - start
 
     print(f"\n{'neutral runs':>20} {'timesteps':>10} {'seconds':>8} {'ratio':>6}")
-    with _caches(_NeverShared()):
+    with _sharing(False):
         train(1024)  # warm-up: data sets loaded, code paths compiled, for every row alike
         unshared = train()
-    with _caches({}):
+    with _sharing(True):
         times = {"each env its own": unshared, "shared, cold": train(), "shared, warm": train()}
     for name, seconds in times.items():
         print(f"{name:>20} {steps:>10} {seconds:>8.1f} {seconds / unshared:>6.2f}")

@@ -330,6 +330,10 @@ def make_env(env_id: str = NMF_ENV_ID, **kwargs: Any) -> gymnasium.Env:
 
 _SHARED_BASELINE_CACHES: dict[str, dict[int, tuple[list[float], float]]] = {}
 
+SHARE_BASELINE_RUNS = True
+"""Whether :func:`make_sharing_env` shares neutral runs; ``False`` gives every environment a
+cache of its own (as before sharing existed: to measure what sharing saves)."""
+
 
 def make_sharing_env(env_id: str, kwargs: Mapping[str, Any]) -> gymnasium.Env:
     """:func:`make_env`, with the neutral policy's runs shared by every environment of the
@@ -345,12 +349,14 @@ def make_sharing_env(env_id: str, kwargs: Mapping[str, Any]) -> gymnasium.Env:
     instance's neutral run is). Only tasks whose runs are determined by their instance use the
     cache at all, and their rewards are exactly those of unshared environments; only the cost
     changes. Other ids (a user's factory need not be a pure function of its arguments) and
-    arguments that are not JSON-able get a cache of their own, as before. A process whose data
+    arguments that are not JSON-able get a cache of their own, as before (every environment
+    does while :data:`SHARE_BASELINE_RUNS` is ``False``). A process whose data
     files change under it (a notebook rewriting a text file) calls
     :func:`clear_shared_baseline_caches`.
     """
     try:
-        key = json.dumps([env_id, kwargs], sort_keys=True) if env_id in ENV_FACTORIES else None
+        shared = SHARE_BASELINE_RUNS and env_id in ENV_FACTORIES
+        key = json.dumps([env_id, kwargs], sort_keys=True) if shared else None
     except TypeError:
         key = None
     env = make_env(env_id, **kwargs)

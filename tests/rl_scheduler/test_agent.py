@@ -233,13 +233,6 @@ def test_a_recurrent_policy_carries_its_state_through_a_run_and_not_beyond(small
 
 
 # ------------------------------------------------------------------ shared neutral runs
-class _NeverShared(dict):
-    """A stand-in for the process's shared caches: every environment gets a fresh one."""
-
-    def setdefault(self, key, default=None):
-        return {}
-
-
 def _train_relative(n_timesteps=256):
     from tests.rl_scheduler.conftest import SMALL
 
@@ -259,9 +252,11 @@ def test_shared_neutral_runs_leave_training_exactly_as_it_was(monkeypatch):
     second training in the same process, every neutral run cached): the same weights."""
     from rl_scheduler import registration
 
-    monkeypatch.setattr(registration, "_SHARED_BASELINE_CACHES", _NeverShared())
-    unshared = _train_relative()
     monkeypatch.setattr(registration, "_SHARED_BASELINE_CACHES", {})
+    monkeypatch.setattr(registration, "SHARE_BASELINE_RUNS", False)
+    unshared = _train_relative()
+    assert not registration._SHARED_BASELINE_CACHES
+    monkeypatch.setattr(registration, "SHARE_BASELINE_RUNS", True)
     cold = _train_relative()
     caches = list(registration._SHARED_BASELINE_CACHES.values())
     assert len(caches) == 1 and sorted(caches[0]) == [0, 1, 2, 3]  # the 4 instances, once
