@@ -49,6 +49,7 @@ from rl_scheduler.rates import (
     DEFAULT_LR_LIMITS,
     DEFAULT_MAX_MULT,
     DEFAULT_SHIELD_FRACTION,
+    DescentGuard,
     anchored_rate,
     check_bound_range,
     check_rate_anchor,
@@ -118,6 +119,12 @@ class LearnedSchedule:
     shield : bool, optional
         Cap the rate at ``shield_fraction`` times ``stats.bound`` (when the stats carry a finite
         bound). Default: as in training.
+    guard : bool, default False
+        Once a step above its iterate's bound raised the loss, run the rest of that decision's
+        steps at ``shield_fraction`` times the bound (:class:`rl_scheduler.rates.DescentGuard`;
+        needs stats with a ``bound`` at every step, as ``nmf.run_sgd`` observes them). A
+        deployment safeguard for policies that may set rates above the bound; the environment
+        does not apply it, so after a trip the rates differ from the environment's.
     initial_lr : float, optional
         Starting rate. Default: the fixed starting rate of the training task when it has one
         (the deep-network tasks; metadata ``initial_lr``), else ``initial_lr_fraction`` times the
@@ -132,6 +139,8 @@ class LearnedSchedule:
     ----------
     lrs, proposed_lrs, bounds : list of float
         Per decision: the applied and the proposed rate, and the bound it was shielded with.
+    guard_trips : int
+        Decisions of the current run on which the guard tripped (0 without ``guard``).
     """
 
     def __init__(
@@ -145,6 +154,7 @@ class LearnedSchedule:
         initial_lr: float | None = None,
         initial_lr_fraction: float | None = None,
         deterministic: bool = True,
+        guard: bool = False,
     ) -> None:
         if isinstance(model, str | os.PathLike):
             from rl_scheduler.agent import load
@@ -169,6 +179,8 @@ class LearnedSchedule:
             value = cfg[key]
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}.")
+        if not isinstance(guard, bool):
+            raise TypeError(f"guard must be a bool, got {type(guard).__name__}.")
         if not isinstance(cfg["shield"], bool):
             raise TypeError(f"shield must be a bool, got {type(cfg['shield']).__name__}.")
         if initial_lr is not None and not (
@@ -193,6 +205,7 @@ class LearnedSchedule:
         self.initial_lr = None if initial_lr is None else float(initial_lr)
         self.initial_lr_fraction = float(fraction)
         self.deterministic = bool(deterministic)
+        self.guard = DescentGuard(float(cfg["shield_fraction"])) if guard else None
         self.featurizer = Featurizer(
             cfg["features"],
             total_steps=self.steps_per_action * self.max_actions,
@@ -213,6 +226,13 @@ class LearnedSchedule:
         self.lrs: list[float] = []
         self.proposed_lrs: list[float] = []
         self.bounds: list[float] = []
+        self._applied = math.nan
+        if self.guard is not None:
+            self.guard.reset()
+
+    @property
+    def guard_trips(self) -> int:
+        return 0 if self.guard is None else self.guard.trips
 
     def observe(self, stats: Any) -> None:
         """Record the statistics of the current iterate (called before every ``__call__``)."""
@@ -223,10 +243,9 @@ class LearnedSchedule:
         if not isinstance(step, Integral) or isinstance(step, bool) or step < 0:
             raise ValueError(f"step must be an integer >= 0, got {step!r}.")
         if self._last_step is not None and step == self._last_step:
-            return self._lr
+            return self._applied
         if self._started and step % self.steps_per_action != 0:
-            self._last_step = step
-            return self._lr
+            return self._step_rate(step, new_decision=False)
         stats = self._stats
         if stats is None:
             raise RuntimeError("call observe(stats) before asking for a learning rate.")
@@ -264,14 +283,21 @@ class LearnedSchedule:
             anchor_factor=anchored_rate(self.rate_anchor, 1.0, len(self.lrs), self.max_actions),
         )
         self._lr = lr
-        self._last_step = step
         self.lrs.append(lr)
         self.proposed_lrs.append(proposed)
         self.bounds.append(bound)
-        return lr
+        return self._step_rate(step, new_decision=True)
+
+    def _step_rate(self, step: int, *, new_decision: bool) -> float:
+        """The decision's rate at ``step``, through the guard when there is one."""
+        self._last_step = step
+        self._applied = self._lr
+        if self.guard is not None:
+            self._applied = self.guard.rate(self._lr, self._stats, new_decision)
+        return self._applied
 
     def __repr__(self) -> str:
         return (
             f"LearnedSchedule(steps_per_action={self.steps_per_action}, "
-            f"max_actions={self.max_actions}, shield={self.shield})"
+            f"max_actions={self.max_actions}, shield={self.shield}, guard={self.guard is not None})"
         )

@@ -167,6 +167,52 @@ def shielded_lr(
     return proposed, proposed
 
 
+class DescentGuard:
+    """Caps the rest of a decision's steps at the bound once a step above it raised the loss.
+
+    The bound-relative agents may set rates above the stability bound (up to 4 times it), where
+    the theory no longer vouches for descent. Where the bound is conservative that pays; where it
+    is tight (on NMF problems larger or of higher rank than the training ones) a rate above it
+    makes the loss jump, and a policy that never saw such jumps keeps choosing it. The guard
+    watches the exact loss: when a step whose rate was above its iterate's bound raised it, every
+    later step of the same decision runs at ``min(rate, fraction * bound)`` with the bound of its
+    own iterate; the next decision starts unguarded. With exact gradients every step at or below
+    the bound descends, so within a decision the loss rises on at most one step above the bound
+    (the one that trips the guard). With gradient noise a step can raise the loss at any rate;
+    the guard then trips more often, which only lowers rates. Steps whose statistics carry no
+    finite bound are never capped.
+
+    Call :meth:`reset` for a new run and :meth:`rate` once per step, in order.
+    """
+
+    def __init__(self, fraction: float = DEFAULT_SHIELD_FRACTION) -> None:
+        self.fraction = finite_positive("fraction", fraction)
+        self.reset()
+
+    def reset(self) -> None:
+        self.tripped = False
+        self.trips = 0
+        """Decisions of the run on which the guard tripped."""
+        self._last: tuple[float, float, float] | None = None
+
+    def rate(self, lr: float, stats: Any, new_decision: bool) -> float:
+        """The rate of the step at ``stats`` (its iterate's ``loss`` and ``bound``), given the
+        decision's rate ``lr``; ``new_decision`` for the first step of a decision."""
+        loss = float(stats.loss)
+        bound = float(getattr(stats, "bound", math.nan))
+        known = math.isfinite(bound) and bound > 0
+        if new_decision:
+            self.tripped = False
+        elif not self.tripped and self._last is not None:
+            last_loss, last_lr, last_bound = self._last
+            if last_lr > last_bound and loss > last_loss:
+                self.tripped = True
+                self.trips += 1
+        applied = min(lr, self.fraction * bound) if self.tripped and known else lr
+        self._last = (loss, applied, bound if known else math.inf)
+        return applied
+
+
 def check_bound_range(bound_range: Any, name: str = "bound_range") -> tuple[float, float] | None:
     """``None`` or a pair ``(lo, hi)`` of finite floats with ``lo <= 0 <= hi`` and ``lo < hi``
     (``name``: the parameter named in the error)."""

@@ -265,6 +265,17 @@ PPO's learning rate 0.67 and 0.67, and 2.5 times as many actions 0.75 and 0.71: 
 under-fitted to the experience it had collected."""
 
 
+VARIANT_SCHEDULE: dict[str, dict[str, Any]] = {"learned_relative_40epochs": {"guard": True}}
+"""Settings of the :class:`rl_scheduler.policy.LearnedSchedule` a variant is evaluated and shipped
+with (none for the others). The headline runs with the descent guard
+(:class:`rl_scheduler.rates.DescentGuard`): once a step above its iterate's stability bound
+raised the exact loss, the rest of that decision's steps run at 0.9 times the bound. It is a
+deployment safeguard, not part of training. Without it, the agent (which sets rates up to 4 times
+the bound, where on its training problems the bound is conservative) kept its rates above the
+bound on larger synthetic problems whose bound is tight, and ended up to 290 times above
+``FollowBound(0.9)``'s loss (``docs/nmf_study.md``, "The descent guard")."""
+
+
 ABLATIONS: tuple[str, ...] = (
     "learned_relative",
     "learned",
@@ -421,6 +432,8 @@ class LearnedRunSpec:
     agent: AgentSpec
     n_steps: int
     clip: float
+    schedule_kwargs: tuple[tuple[str, Any], ...] = added_field(())
+    """:data:`VARIANT_SCHEDULE`'s settings of the variant, :func:`freeze`-d."""
     SPEC_TYPE: ClassVar[str] = "experiments.nmf_rl.LearnedRunSpec"  # the id's type, kept on moves
 
     @property

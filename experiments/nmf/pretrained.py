@@ -22,11 +22,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from experiments.common import agents
+from experiments.common.agents import freeze
 from experiments.common.records import by_id, require_ok
 from experiments.common.stats import headline_record, paired_test, poi_with_ci
-from experiments.nmf.config import RLConfig, agent_specs, cell_name
+from experiments.nmf.config import VARIANT_SCHEDULE, RLConfig, agent_specs, cell_name
 from experiments.nmf.rl import agent_dir
-from experiments.runner import run_sweep, spec_id
+from experiments.runner import added_field, run_sweep, spec_id
 from nmf import run_sgd
 from nmf.datasets import NMFInstance
 from nmf.schedules import FollowBound
@@ -67,6 +68,8 @@ class OODRunSpec:
     method: str
     model: str = ""
     """The agent's model file, relative to the rl folder (empty for the baseline)."""
+    schedule_kwargs: tuple[tuple[str, Any], ...] = added_field(())
+    """The agent's :class:`~rl_scheduler.policy.LearnedSchedule` settings, :func:`freeze`-d."""
     SPEC_TYPE: ClassVar[str] = "experiments.nmf.OODRunSpec"
 
 
@@ -79,7 +82,9 @@ def run_ood(spec: OODRunSpec, *, root: str) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     if spec.method == "pretrained":
-        schedule = LearnedSchedule(load(Path(root) / spec.model, device="cpu"))
+        schedule = LearnedSchedule(
+            load(Path(root) / spec.model, device="cpu"), **dict(spec.schedule_kwargs)
+        )
     else:
         schedule = FollowBound(0.9)
     problem = spec.instance.build()
@@ -96,6 +101,12 @@ def shipped_model(config: RLConfig, out: Path) -> Path:
     return agent_dir(out, spec) / agents.MODEL_FILE
 
 
+def shipped_schedule(config: RLConfig) -> dict[str, Any]:
+    """The ``LearnedSchedule`` settings the shipped agent is evaluated with, and that
+    ``rl_scheduler.pretrained.load("nmf")`` applies (its manifest's ``schedule``)."""
+    return dict(VARIANT_SCHEDULE.get(config.variants[0], {}))
+
+
 def pretrained_stage(
     config: RLConfig, out: Path, learned: list[dict], *, quick: bool, **sweep: Any
 ) -> dict:
@@ -103,8 +114,11 @@ def pretrained_stage(
     model = shipped_model(config, out)
     rel = str(model.relative_to(out))
     instances = ood_instances(quick=quick)
+    settings = freeze(shipped_schedule(config))
     specs = [
-        OODRunSpec(inst, method, rel if method == "pretrained" else "")
+        OODRunSpec(inst, "pretrained", rel, settings)
+        if method == "pretrained"
+        else OODRunSpec(inst, method)
         for inst in instances
         for method in ("pretrained", "follow_bound_0.9")
     ]
@@ -174,6 +188,7 @@ def _write_shipment(
         "selected_by": f"PPO seed {SHIPPED_SEED} of the headline variant, fixed in advance",
         "variant": config.variants[0],
         "usage": f"nmf.run_sgd(problem, schedule, {config.n_steps}, clip={config.clip}, seed=...)",
+        "schedule": shipped_schedule(config),
         "evaluation": {
             "n_steps": config.n_steps,
             "clip": config.clip,

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from experiments.common import agents
-from experiments.common.agents import load_policy, thaw_ppo
+from experiments.common.agents import freeze, load_policy, thaw_ppo
 from experiments.common.records import require_ok
 from experiments.nmf.config import (
+    VARIANT_SCHEDULE,
     AgentSpec,
     LearnedRunSpec,
     NMFRunSpec,
@@ -67,7 +68,8 @@ def run_learned(spec: LearnedRunSpec, *, root: str) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     schedule = LearnedSchedule(
-        load_policy(str(agent_dir(Path(root), spec.agent) / agents.MODEL_FILE))
+        load_policy(str(agent_dir(Path(root), spec.agent) / agents.MODEL_FILE)),
+        **dict(spec.schedule_kwargs),
     )
     problem = spec.instance.build()
     traj = run_sgd(
@@ -81,6 +83,8 @@ def run_learned(spec: LearnedRunSpec, *, root: str) -> dict[str, Any]:
     )
     result = trajectory_result(problem, traj, curves=True)
     result["proposed_lrs"] = schedule.proposed_lrs
+    if schedule.guard is not None:
+        result["guard_trips"] = schedule.guard_trips
     return result
 
 
@@ -149,7 +153,13 @@ def evaluate(
     ]
     baseline = run_sweep(run_nmf, specs, out / "eval.jsonl", **sweep)
     learned_specs = [
-        LearnedRunSpec(inst, agent, config.n_steps, config.clip)
+        LearnedRunSpec(
+            inst,
+            agent,
+            config.n_steps,
+            config.clip,
+            freeze(VARIANT_SCHEDULE.get(agent.variant, {})),
+        )
         for agent in agent_specs(config)
         for inst in held_out
     ]

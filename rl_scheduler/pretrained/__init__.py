@@ -71,7 +71,8 @@ def load(name: str, **schedule_kwargs: Any):
         One of :func:`available` (e.g. ``"nmf"``).
     **schedule_kwargs
         Passed to :class:`~rl_scheduler.policy.LearnedSchedule` (e.g. ``initial_lr`` for the
-        deep-network agents, ``steps_per_action``).
+        deep-network agents, ``steps_per_action``), over the settings the agent was evaluated
+        with (its manifest's ``schedule``: for ``"nmf"`` the descent guard, ``guard=True``).
 
     Returns
     -------
@@ -84,7 +85,8 @@ def load(name: str, **schedule_kwargs: Any):
     from rl_scheduler.agent import load as load_model
     from rl_scheduler.policy import LearnedSchedule
 
-    return LearnedSchedule(load_model(model_path(name), device="cpu"), **schedule_kwargs)
+    settings = {**info(name).get("schedule", {}), **schedule_kwargs}
+    return LearnedSchedule(load_model(model_path(name), device="cpu"), **settings)
 
 
 def export(

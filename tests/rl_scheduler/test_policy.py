@@ -126,3 +126,57 @@ def test_errors_name_what_is_missing():
         LearnedSchedule(StubPolicy(), initial_lr=-1.0)
     with pytest.raises(TypeError, match="shield"):
         LearnedSchedule(StubPolicy(), shield=1)
+    with pytest.raises(TypeError, match="guard"):
+        LearnedSchedule(StubPolicy(), guard=1)
+
+
+class HottestPolicy:
+    """Always the largest action: 4 times the bound with ``bound_range=(-6, 2)``."""
+
+    def predict(self, obs, deterministic=True):
+        return np.array([1.0], dtype=np.float32), None
+
+
+@pytest.mark.parametrize("shape, rank", [((40, 30), 12), ((30, 50), 8)])
+def test_the_guard_lets_a_loss_rise_on_one_step_above_the_bound_per_decision(shape, rank):
+    # exact gradients: every step at 0.9 x its bound descends, so only the tripping one rises
+    problem = nmf.StochasticNMF(nmf.datasets.synthetic(*shape, rank, seed=1), rank, seed=0)
+    config = {"bound_range": (-6.0, 2.0), "shield": False}
+    schedule = LearnedSchedule(HottestPolicy(), config=config)
+    plain = nmf.run_sgd(problem, schedule, 100, clip=0.1, seed=0)
+    guarded_schedule = LearnedSchedule(HottestPolicy(), config=config, guard=True)
+    guarded = nmf.run_sgd(problem, guarded_schedule, 100, clip=0.1, seed=0)
+
+    def rises_above_bound(traj):
+        lrs, bounds, losses = map(np.array, (traj.lrs, traj.bounds, traj.losses))
+        return (lrs > bounds) & (losses[1:] > losses[:-1])
+
+    assert rises_above_bound(plain).sum() > 30  # 4 x the bound makes the loss jump
+    rises = rises_above_bound(guarded).reshape(-1, 10)
+    assert rises.sum(axis=1).max() == 1 and guarded_schedule.guard_trips == rises.any(axis=1).sum()
+    lrs, bounds = np.array(guarded.lrs).reshape(-1, 10), np.array(guarded.bounds).reshape(-1, 10)
+    for d in range(lrs.shape[0]):  # after the rise, the rest of the decision runs at 0.9 x bound
+        (trip,) = np.flatnonzero(rises[d]) if rises[d].any() else (10,)
+        np.testing.assert_allclose(lrs[d, trip + 1 :], 0.9 * bounds[d, trip + 1 :])
+        np.testing.assert_allclose(lrs[d, : trip + 1], 4.0 * bounds[d, 0])  # before it: the action
+    losses = np.array(guarded.losses)
+    capped = np.array(guarded.lrs) < np.array(guarded.bounds)
+    assert np.all(losses[1:][capped] <= losses[:-1][capped])  # every capped step descends
+    assert guarded.final_loss < plain.final_loss
+
+
+def test_the_guard_caps_nothing_without_a_bound_or_a_rise():
+    from rl_scheduler.rates import DescentGuard
+
+    guard = DescentGuard(0.5)
+    stats = [TaskStats(loss=v, grad_norm=1.0, bound=1.0) for v in (3.0, 2.0, 2.5, 2.4)]
+    assert [guard.rate(2.0, s, i == 0) for i, s in enumerate(stats)] == [2.0, 2.0, 0.5, 0.5]
+    assert guard.trips == 1
+    assert guard.rate(2.0, stats[2], True) == 2.0 and not guard.tripped  # a new decision
+    guard.reset()
+    no_bound = [TaskStats(loss=v, grad_norm=1.0) for v in (1.0, 2.0, 3.0)]
+    assert [guard.rate(2.0, s, i == 0) for i, s in enumerate(no_bound)] == [2.0] * 3
+    below = [TaskStats(loss=v, grad_norm=1.0, bound=4.0) for v in (1.0, 2.0, 3.0)]
+    assert [guard.rate(2.0, s, False) for s in below] == [2.0] * 3 and guard.trips == 0
+    with pytest.raises(ValueError, match="fraction"):
+        DescentGuard(0.0)
