@@ -259,6 +259,10 @@ def summarise_rl(config: RLConfig, best: dict, agents: list[dict], baseline, lea
                 "steps_above_bound_pct": 100 * _above_bound_fraction(results),
                 "n_runs": len(results),
             }
+            if any("guard_trips" in r for r in results):  # decisions of 30 the guard capped
+                rows[name]["guard_trips_per_run"] = float(
+                    np.mean([r.get("guard_trips", 0) for r in results])
+                )
         comparisons = {v: stats["comparisons"][v][cell] for v in variants}
         summary["cells"][cell] = {
             "target_rel_error": targets[cell]["target"],

@@ -200,6 +200,9 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
             assert row["final_rel_error"]["n"] == per_cell
             assert 0 < row["final_rel_error"]["mean"] < 1
         assert rows[config.variants[0]]["diverged"] == 0
+        guarded = {name for name, row in rows.items() if "guard_trips_per_run" in row}
+        assert guarded == {v for v in config.variants if pipeline.VARIANT_SCHEDULE.get(v)}
+        assert all(0 <= rows[v]["guard_trips_per_run"] <= config.max_actions for v in guarded)
     for block in summary["overall"].values():
         assert 0 <= block["step"]["win_rate"]["mean"] <= 1
     reach = summary["time_to_target"]
@@ -223,6 +226,7 @@ def test_quick_rl_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
     shipped = tmp_path / "pretrained" / "nmf"
     manifest = json.loads((shipped / "manifest.json").read_text())
     assert manifest["variant"] == config.variants[0] and (shipped / "model.zip").stat().st_size
+    assert manifest["schedule"] == pipeline.VARIANT_SCHEDULE.get(config.variants[0], {})
     assert len(manifest["evaluation"]["instances"]) == len(summary["cells"])
     # every tuned schedule of every cell reports its widened axes and any edge it still hits
     for cell in summary["cells"]:
