@@ -14,7 +14,7 @@ export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: help install test test-fast lint format bench bench-sweeps reproduce-nmf reproduce-nmf-screen reproduce-greedylr reproduce-dnn lock clean
+.PHONY: help install test test-fast lint format bench bench-sweeps reproduce-nmf reproduce-nmf-screen reproduce-nmf-robustness reproduce-greedylr reproduce-dnn lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ reproduce-nmf: $(STAMP)  ## paper 1: NMF schedules, bound tightness, PPO-learned
 NMF_SCREEN_OUT := results/nmf-screen$(if $(filter 1,$(QUICK)),-quick)
 reproduce-nmf-screen: $(STAMP)  ## screen NMF agent designs (few seeds, no intervals) -> results/nmf-screen/
 	$(PY) -m experiments.nmf.screen $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(STRICT)),--strict) --jobs $(JOBS) --out $(NMF_SCREEN_OUT)
+
+NMF_ROBUSTNESS_OUT := results/nmf-robustness$(if $(filter 1,$(QUICK)),-quick)
+reproduce-nmf-robustness: $(STAMP)  ## the shipped NMF agent on random problems far from its training ones -> results/nmf-robustness/
+	$(PY) -m experiments.nmf.robustness $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(NMF_ROBUSTNESS_OUT)
 
 GREEDYLR_OUT := results/greedylr$(if $(filter 1,$(QUICK)),-quick)
 reproduce-greedylr: $(STAMP)  ## paper 3: GreedyLR vs schedulers and optimizers -> results/greedylr/

@@ -35,6 +35,7 @@ from experiments.common.provenance import provenance as run_provenance
 PIPELINES = {
     "nmf": "NMF_OUT",
     "nmf-screen": "NMF_SCREEN_OUT",
+    "nmf-robustness": "NMF_ROBUSTNESS_OUT",
     "greedylr": "GREEDYLR_OUT",
     "dnn": "DNN_OUT",
 }

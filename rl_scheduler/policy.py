@@ -5,7 +5,7 @@ before every step, then ``schedule(step) -> lr``. Every ``steps_per_action`` ste
 observation with the same :class:`~rl_scheduler.features.Featurizer` as the environment, asks
 the policy for an action and maps it to a learning rate with the same shielded rule
 (:func:`rl_scheduler.rates.shielded_lr`), so on an NMF instance it applies exactly the learning
-rates the environment would::
+rates the environment would (with ``guard=True``, until the guard caps a step)::
 
     problem = instance.build()
     schedule = LearnedSchedule("runs/ppo/model.zip")
@@ -124,7 +124,8 @@ class LearnedSchedule:
         steps at ``shield_fraction`` times the bound (:class:`rl_scheduler.rates.DescentGuard`;
         needs stats with a ``bound`` at every step, as ``nmf.run_sgd`` observes them). A
         deployment safeguard for policies that may set rates above the bound; the environment
-        does not apply it, so after a trip the rates differ from the environment's.
+        does not apply it, so after a trip the rates differ from the environment's, while the
+        policy's observations still carry the decision's rate.
     initial_lr : float, optional
         Starting rate. Default: the fixed starting rate of the training task when it has one
         (the deep-network tasks; metadata ``initial_lr``), else ``initial_lr_fraction`` times the
@@ -138,7 +139,8 @@ class LearnedSchedule:
     Attributes
     ----------
     lrs, proposed_lrs, bounds : list of float
-        Per decision: the applied and the proposed rate, and the bound it was shielded with.
+        Per decision: the rate applied after the shield (steps the guard capped ran lower, as
+        ``nmf.run_sgd``'s ``lrs`` record), the proposed rate, and the bound it was shielded with.
     guard_trips : int
         Decisions of the current run on which the guard tripped (0 without ``guard``).
     """

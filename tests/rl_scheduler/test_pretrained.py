@@ -86,6 +86,32 @@ def test_the_nmf_agent_never_diverges_far_from_its_training_problems(case, n_ste
     assert np.isfinite(traj.final_loss) and traj.final_loss < traj.losses[0]
 
 
+TIGHT_BOUND = {  # synthetic data of higher rank than the training cells: the bound is tight there
+    "99x43, rank 33": (99, 43, 20, 33),
+    "118x228, rank 21": (118, 228, 10, 21),
+    "66x62, rank 30": (66, 62, 20, 30),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TIGHT_BOUND))
+def test_the_nmf_agent_follows_the_bound_where_its_hot_rates_raise_the_loss(case):
+    # Without its descent guard the shipped agent kept rates above the bound on these problems
+    # and ended 150-180 times above FollowBound(0.9)'s loss on the first two (1.2 on the third).
+    m, n, data_rank, rank = TIGHT_BOUND[case]
+    problem = nmf.StochasticNMF(nmf.datasets.synthetic(m, n, data_rank, seed=3), rank, seed=0)
+    schedule = pretrained.load("nmf")
+    assert schedule.guard is not None  # from the manifest's "schedule"
+    traj = nmf.run_sgd(problem, schedule, 300, clip=0.1, seed=0)
+    follow = nmf.run_sgd(problem, nmf.schedules.FollowBound(0.9), 300, clip=0.1, seed=0)
+    assert traj.final_loss < follow.final_loss and schedule.guard_trips > 0
+
+
+def test_load_applies_the_manifest_settings_unless_overridden():
+    assert pretrained.info("nmf")["schedule"] == {"guard": True}
+    assert pretrained.load("nmf", guard=False).guard is None
+    assert "schedule" not in pretrained.info("vision")  # the DNN agents run as trained
+
+
 def _readme_blocks_using_pretrained_agents() -> list[str]:
     from tests.test_user_guide import ROOT, sections
 
