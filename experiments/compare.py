@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STUDIES = ("nmf", "nmf-screen", "greedylr", "dnn")
+STUDIES = ("nmf", "nmf-screen", "nmf-robustness", "greedylr", "dnn")
 SKIP_KEYS = frozenset({"provenance", "jobs", "figures", "runs"})
 """Keys not compared: how the run was made (shown separately), not what it found. ``runs`` is
 the greedylr per-run loss table, which the scoring tables already cover."""

@@ -20,8 +20,8 @@ loaded (with the guard of its manifest), the same agent without the guard, and
 Runs of 300 steps (the documented use) and of 1000 (``max_actions=100``). Per family and length:
 runs that diverged or ended above their start, the probability that the agent ends below
 ``FollowBound(0.9)`` on the same problem (95% bootstrap interval over problems), the geometric
-mean and the worst of its final loss over ``FollowBound(0.9)``'s. Writes ``robustness.json`` and
-``robustness.md`` into ``--out`` (default ``results/nmf-robustness``), resumable; about 3 minutes
+mean and the worst of its final loss over ``FollowBound(0.9)``'s; one ``headline`` record per
+group (the guarded agent's probability). Writes ``summary.json`` and ``table.md`` into ``--out`` (default ``results/nmf-robustness``), resumable; about 3 minutes
 with ``--jobs 2`` (``make reproduce-nmf-robustness``); ``--quick`` draws 3 problems per family
 and runs 300 steps only.
 """
@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from experiments.common.records import by_id, require_ok
-from experiments.common.stats import poi_with_ci
+from experiments.common.stats import headline_record, poi_with_ci
 from experiments.runner import run_sweep, spec_id
 from experiments.runner.results import write_json_atomic, write_text_atomic
 
@@ -184,7 +184,21 @@ def summarise(records: list[dict], all_specs: list[RobustnessRunSpec]) -> dict[s
             trips = [r["guard_trips"] for r in results["agent"]]
             block["agent"]["guard_trips_per_run"] = float(np.mean(trips))
             groups[f"{family}/{n_steps}"] = block
-    return {"clip": CLIP, "groups": groups}
+    headline = [
+        headline_record(
+            f"pretrained_nmf_vs_follow_bound_{name.replace('/', '_')}_steps",
+            "probability_of_improvement",
+            g["agent"]["poi_vs_follow_bound"]["value"],
+            g["agent"]["poi_vs_follow_bound"]["ci95"],
+            g["n_problems"],
+            split="random out-of-distribution problems",
+            n_steps=int(name.split("/")[1]),
+            ppo_seeds=1,
+            diverged_runs=g["agent"]["diverged"],
+        )
+        for name, g in groups.items()
+    ]
+    return {"headline": headline, "clip": CLIP, "groups": groups}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -232,9 +246,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     records = run_sweep(run_robustness, all_specs, args.out / "runs.jsonl", jobs=args.jobs)
     require_ok(records, "robustness runs")
     summary = summarise(records, all_specs)
-    write_json_atomic(args.out / "robustness.json", summary)
+    write_json_atomic(args.out / "summary.json", summary)
     text = markdown(summary)
-    write_text_atomic(args.out / "robustness.md", text)
+    write_text_atomic(args.out / "table.md", text)
     print(text, end="")
     return summary
 

@@ -47,8 +47,15 @@ def test_quick_run_writes_its_tables_and_resumes(tmp_path):
         assert block["worst_ratio"] == pytest.approx(ratio.max())
     digest = robustness.shipped_agent_digest()
     assert {r["spec"]["agent"] for r in records} == {digest}
-    assert json.loads((tmp_path / "robustness.json").read_text()) == summary
-    assert (tmp_path / "robustness.md").read_text() == robustness.markdown(summary)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert (tmp_path / "table.md").read_text() == robustness.markdown(summary)
+    claims = {h["claim"]: h for h in summary["headline"]}
+    assert set(claims) == {
+        f"pretrained_nmf_vs_follow_bound_{f}_300_steps" for f in robustness.FAMILIES
+    }
+    for family in robustness.FAMILIES:
+        poi = summary["groups"][f"{family}/300"]["agent"]["poi_vs_follow_bound"]
+        assert claims[f"pretrained_nmf_vs_follow_bound_{family}_300_steps"]["value"] == poi["value"]
     lines = (tmp_path / "runs.jsonl").read_text()
     assert robustness.main(["--quick", "--out", str(tmp_path)]) == summary  # resumed, no new run
     assert (tmp_path / "runs.jsonl").read_text() == lines

@@ -73,8 +73,8 @@ STRESS = {  # far outside the training cells (60x40 rank 5, digits 300 rows rank
 @pytest.mark.parametrize(
     "n_steps, clip, shield",
     # trained with the update clip, which bounds its steps above the bound; without a clip, the
-    # shield (rates capped at 0.9 x the bound) takes that role
-    [(300, 0.1, False), (1000, 0.1, False), (1000, None, True)],
+    # shield (rates capped at 0.9 x the bound) or the descent guard alone takes that role
+    [(300, 0.1, False), (1000, 0.1, False), (1000, None, True), (1000, None, False)],
 )
 @pytest.mark.parametrize("case", sorted(STRESS))
 def test_the_nmf_agent_never_diverges_far_from_its_training_problems(case, n_steps, clip, shield):
@@ -84,6 +84,19 @@ def test_the_nmf_agent_never_diverges_far_from_its_training_problems(case, n_ste
     traj = nmf.run_sgd(problem, schedule, n_steps, clip=clip, seed=0)
     assert not traj.diverged
     assert np.isfinite(traj.final_loss) and traj.final_loss < traj.losses[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["data x 1e4", "wide, rank 40"])
+def test_without_clip_or_shield_the_guard_is_what_keeps_the_agent_below_its_start(case):
+    make, rank, noise, batch = STRESS[case]
+    problem = nmf.StochasticNMF(make(), rank=rank, noise_std=noise, batch_size=batch, seed=0)
+    ratios = {}
+    for guard in (True, False):
+        schedule = pretrained.load("nmf", max_actions=100, guard=guard)
+        traj = nmf.run_sgd(problem, schedule, 1000, seed=0)
+        ratios[guard] = traj.final_loss / traj.losses[0]
+    assert ratios[True] < 1 < ratios[False]
 
 
 TIGHT_BOUND = {  # synthetic data of higher rank than the training cells: the bound is tight there
