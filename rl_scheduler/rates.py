@@ -176,11 +176,12 @@ class DescentGuard:
     makes the loss jump, and a policy that never saw such jumps keeps choosing it. The guard
     watches the exact loss: when a step whose rate was above its iterate's bound raised it, every
     later step of the same decision runs at ``min(rate, fraction * bound)`` with the bound of its
-    own iterate; the next decision starts unguarded. With exact gradients every step at or below
-    the bound descends, so within a decision the loss rises on at most one step above the bound
-    (the one that trips the guard). With gradient noise a step can raise the loss at any rate;
+    own iterate; the next decision starts unguarded. With exact gradients no step at or below
+    the bound raises the loss (Theorem 1), so within a decision it rises on at most one step
+    above the bound (the one that trips the guard). With gradient noise a step can raise the loss at any rate;
     the guard then trips more often, which only lowers rates. Steps whose statistics carry no
-    finite bound are never capped.
+    finite bound > 0 (``nmf.run_sgd`` with ``compute_bound=False``, or a bound that overflowed
+    to 0) are never capped and never trip it.
 
     Call :meth:`reset` for a new run and :meth:`rate` once per step, in order.
     """
