@@ -63,7 +63,7 @@ reproduce-nmf-screen: $(STAMP)  ## screen NMF agent designs (few seeds, no inter
 
 NMF_ROBUSTNESS_OUT := results/nmf-robustness$(if $(filter 1,$(QUICK)),-quick)
 reproduce-nmf-robustness: $(STAMP)  ## the shipped NMF agent on random problems far from its training ones -> results/nmf-robustness/
-	$(PY) -m experiments.nmf.robustness $(if $(filter 1,$(QUICK)),--quick) --jobs $(JOBS) --out $(NMF_ROBUSTNESS_OUT)
+	$(PY) -m experiments.nmf.robustness $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(STRICT)),--strict) --jobs $(JOBS) --out $(NMF_ROBUSTNESS_OUT)
 
 GREEDYLR_OUT := results/greedylr$(if $(filter 1,$(QUICK)),-quick)
 reproduce-greedylr: $(STAMP)  ## paper 3: GreedyLR vs schedulers and optimizers -> results/greedylr/

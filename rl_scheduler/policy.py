@@ -121,7 +121,7 @@ class LearnedSchedule:
         bound). Default: as in training.
     guard : bool, default False
         Once a step above its iterate's bound raised the loss, run the rest of that decision's
-        steps at ``shield_fraction`` times the bound (:class:`rl_scheduler.rates.DescentGuard`;
+        steps at most at ``shield_fraction`` times the bound (:class:`rl_scheduler.rates.DescentGuard`;
         needs stats with a ``bound`` at every step, as ``nmf.run_sgd`` observes them). A
         deployment safeguard for policies that may set rates above the bound; the environment
         does not apply it, so after a trip the rates differ from the environment's, while the

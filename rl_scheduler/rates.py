@@ -178,8 +178,9 @@ class DescentGuard:
     later step of the same decision runs at ``min(rate, fraction * bound)`` with the bound of its
     own iterate; the next decision starts unguarded. With exact gradients no step at or below
     the bound raises the loss (Theorem 1), so within a decision it rises on at most one step
-    above the bound (the one that trips the guard). With gradient noise a step can raise the loss at any rate;
-    the guard then trips more often, which only lowers rates. Steps whose statistics carry no
+    above the bound (the one that trips the guard). With gradient noise a step can raise the
+    loss at any rate; the guard then trips more often, which only lowers rates. Steps whose
+    statistics carry no
     finite bound > 0 (``nmf.run_sgd`` with ``compute_bound=False``, or a bound that overflowed
     to 0) are never capped and never trip it.
 

@@ -21,25 +21,28 @@ Runs of 300 steps (the documented use) and of 1000 (``max_actions=100``). Per fa
 runs that diverged or ended above their start, the probability that the agent ends below
 ``FollowBound(0.9)`` on the same problem (95% bootstrap interval over problems), the geometric
 mean and the worst of its final loss over ``FollowBound(0.9)``'s; one ``headline`` record per
-group (the guarded agent's probability). Writes ``summary.json`` and ``table.md`` into ``--out`` (default ``results/nmf-robustness``), resumable; about 3 minutes
-with ``--jobs 2`` (``make reproduce-nmf-robustness``); ``--quick`` draws 3 problems per family
-and runs 300 steps only.
+group (the guarded agent's probability). The command line is every study's
+(:func:`experiments.common.cli.parse_pipeline_args`: ``--jobs``, ``--backend``, ``--strict``,
+...): it writes ``summary.json`` (with provenance) and ``table.md`` into ``--out`` (default
+``results/nmf-robustness``, ``-quick`` with ``--quick``), resumable; about 3 minutes with
+``--jobs 2`` (``make reproduce-nmf-robustness``); ``--quick`` draws 3 problems per family and
+runs 300 steps only.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from experiments.common.cli import finish, parse_pipeline_args, running, sweep_options
+from experiments.common.provenance import input_digests
 from experiments.common.records import by_id, require_ok
 from experiments.common.stats import headline_record, poi_with_ci
 from experiments.runner import run_sweep, spec_id
-from experiments.runner.results import write_json_atomic, write_text_atomic
 
 FAMILIES = ("tight", "mixed")
 LENGTHS = (300, 1000)
@@ -108,7 +111,6 @@ def draw_problem(family: str, index: int):
 def run_robustness(spec: RobustnessRunSpec) -> dict[str, Any]:
     """Final loss over the initial one, and whether the run diverged."""
     import torch
-    from threadpoolctl import threadpool_limits
 
     import nmf
     from rl_scheduler import pretrained
@@ -120,8 +122,7 @@ def run_robustness(spec: RobustnessRunSpec) -> dict[str, Any]:
     else:
         guard = spec.method == "agent"
         schedule = pretrained.load("nmf", max_actions=spec.n_steps // 10, guard=guard)
-    with threadpool_limits(limits=1, user_api="blas"):  # one core per worker
-        traj = nmf.run_sgd(problem, schedule, spec.n_steps, clip=CLIP, seed=spec.index)
+    traj = nmf.run_sgd(problem, schedule, spec.n_steps, clip=CLIP, seed=spec.index)
     return {
         "problem": label,
         "final_over_initial": traj.final_loss / traj.losses[0],
@@ -232,25 +233,21 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.nmf.robustness",
-        description="The shipped NMF agent on random problems far from its training problems.",
+    args, out = parse_pipeline_args(
+        "nmf.robustness",
+        "The shipped NMF agent on random problems far from its training problems "
+        "(--quick: 3 problems per family, 300 steps).",
+        argv,
+        folder="nmf-robustness",
     )
-    parser.add_argument("--out", type=Path, default=Path("results/nmf-robustness"))
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--quick", action="store_true", help="3 problems per family, 300 steps")
-    args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    start = time.perf_counter()
     all_specs = specs(args.quick)
-    records = run_sweep(run_robustness, all_specs, args.out / "runs.jsonl", jobs=args.jobs)
-    require_ok(records, "robustness runs")
-    summary = summarise(records, all_specs)
-    write_json_atomic(args.out / "summary.json", summary)
-    text = markdown(summary)
-    write_text_atomic(args.out / "table.md", text)
-    print(text, end="")
-    return summary
+    with running(args):
+        records = run_sweep(run_robustness, all_specs, out / "runs.jsonl", **sweep_options(args))
+        require_ok(records, "robustness runs")
+        summary = summarise(records, all_specs)
+        inputs = input_digests(["digits", "faces"], specs=records)
+        return finish(args, out, summary, markdown(summary), start, inputs=inputs)
 
 
 if __name__ == "__main__":
